@@ -1,0 +1,164 @@
+"""The ports the application talks through. Implementations live in storage/, bot/wechat/ and nlu/.
+
+All datetimes are naive, in the district's local time (Asia/Shanghai): duty rosters are written that way.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from bot.domain import Citizen, Deputy, DutyShift, OutboxMessage, Station, Ticket
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(LOCAL_TZ).replace(tzinfo=None)
+
+
+# --- fast shared state: Redis, or in-process memory for a single process ------------------------
+class KeyValueStore(Protocol):
+    """Dialogue state, de-duplication keys, locks, the access_token. One contract suite covers
+    the memory and Redis implementations (storage/kv.py)."""
+
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None: ...
+
+    async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
+        """True when the key was new (and is now set); False when it existed."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    def lock(self, key: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
+        """Mutual exclusion across all workers sharing the store; waits at most `timeout` s."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# --- relational storage: repositories behind one unit of work -----------------------------------
+class StationRepository(Protocol):
+    async def get(self, code: str) -> Station | None: ...
+    async def list(self) -> Sequence[Station]: ...
+    async def upsert(self, station: Station) -> bool:
+        """Insert or update by code; True when something changed."""
+        ...
+
+
+class DeputyRepository(Protocol):
+    async def get(self, code: str) -> Deputy | None: ...
+    async def by_openid(self, openid: str) -> Deputy | None: ...
+    async def list(self, station_code: str | None = None) -> Sequence[Deputy]: ...
+    async def upsert(self, deputy: Deputy) -> bool:
+        """Insert or update by code (the bound openid is kept); True when something changed."""
+        ...
+    async def bind(self, code: str, openid: str) -> None: ...
+
+
+class DutyRepository(Protocol):
+    async def list(self, station_code: str | None = None) -> Sequence[DutyShift]: ...
+    async def upsert(self, shift: DutyShift) -> bool:
+        """Keyed by (station_code, deputy_code, day, start); True when something changed."""
+        ...
+
+
+class TicketRepository(Protocol):
+    async def add(self, ticket: Ticket) -> Ticket:
+        """Store a new ticket; its `number` is assigned here (unique, increasing) and returned."""
+        ...
+    async def get(self, number: int) -> Ticket | None: ...
+    async def save(self, ticket: Ticket) -> None:
+        """Persist status, deputy, station, rating and any new events/attachments."""
+        ...
+    async def list_for_citizen(self, openid: str) -> Sequence[Ticket]: ...
+    async def list_open_for_deputy(self, deputy_code: str) -> Sequence[Ticket]: ...
+    async def open_counts(self, deputy_codes: Sequence[str]) -> dict[str, int]: ...
+    async def waiting(self, station_code: str | None = None) -> Sequence[Ticket]:
+        """Open tickets with no deputy assigned (status filed), oldest first."""
+        ...
+    async def awaiting_rating(self, openid: str) -> Ticket | None:
+        """The citizen's newest resolved ticket that has no rating yet."""
+        ...
+
+
+class CitizenRepository(Protocol):
+    async def get(self, openid: str) -> Citizen | None: ...
+    async def save(self, citizen: Citizen) -> None: ...
+
+
+class OutboxRepository(Protocol):
+    async def add(self, message: OutboxMessage) -> OutboxMessage: ...
+    async def due(self, now: datetime, limit: int = 50) -> Sequence[OutboxMessage]:
+        """Pending messages whose next_attempt_at is due (or unset), oldest first."""
+        ...
+    async def held_for(self, openid: str) -> Sequence[OutboxMessage]: ...
+    async def save(self, message: OutboxMessage) -> None: ...
+    async def list(self, statuses: Sequence[str] = ("pending", "held", "failed")) -> Sequence[OutboxMessage]: ...
+
+
+class BindCodeRepository(Protocol):
+    async def create(self, deputy_code: str, code: str, expires_at: datetime) -> None: ...
+    async def consume(self, code: str, now: datetime) -> str | None:
+        """The deputy code for a valid unused code (and mark it used); None otherwise."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """`async with uow:` opens one transaction; `await uow.commit()` ends it; leaving without
+    commit rolls back."""
+
+    stations: StationRepository
+    deputies: DeputyRepository
+    duty: DutyRepository
+    tickets: TicketRepository
+    citizens: CitizenRepository
+    outbox: OutboxRepository
+    bind_codes: BindCodeRepository
+
+    async def __aenter__(self) -> UnitOfWork: ...
+    async def __aexit__(self, *exc: object) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+# --- WeChat outbound -----------------------------------------------------------------------------
+class WeChatAPIError(Exception):
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"WeChat API error {errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+class WeChatGateway(Protocol):
+    """Every call to the WeChat API goes through here (base URL configurable, token included)."""
+
+    async def send_text(self, openid: str, text: str) -> None:
+        """Customer-service text message. Raises WeChatAPIError."""
+        ...
+
+    async def send_template(self, openid: str, template_id: str, data: dict[str, str], url: str = "") -> None: ...
+
+    async def create_qrcode(self, scene: str) -> bytes:
+        """A permanent QR code with this scene string, as PNG bytes."""
+        ...
+
+
+# --- NLU -----------------------------------------------------------------------------------------
+class NLU(Protocol):
+    async def parse(self, text: str) -> dict[str, Any]:
+        """Rasa's /model/parse shape plus `category` and `category_ranking`."""
+        ...

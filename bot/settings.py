@@ -1,0 +1,47 @@
+"""Configuration: ZTC_* environment variables, also readable from config/zhitongche.env."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "config"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ZTC_",
+        env_file=(CONFIG_DIR / "zhitongche.env", ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'zhitongche.db'}"
+    redis_url: str = ""  # empty: in-process stores, single process only
+    redis_prefix: str = "ztc:"
+
+    wechat_appid: str = "wx0000000000demo"
+    wechat_secret: str = "demo-secret"
+    wechat_token: str = "zhitongche"
+    wechat_aes_key: str = ""  # EncodingAESKey: when set, safe mode
+    wechat_api_base: str = "https://api.weixin.qq.com"
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    reply_deadline: float = 4.0  # seconds before the passive reply falls back to `success`
+    max_body_bytes: int = 256 * 1024
+    form_ttl: int = 30 * 60  # an abandoned report form expires
+    dedupe_ttl: int = 600
+
+    nlu_backend: str = "embedded"  # embedded | rasa
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_timeout: float = 2.0
+
+    # template messages used outside the 48 h customer-service window ("" = not configured)
+    template_id_assignment: str = ""  # to a deputy: a ticket was assigned to you
+    template_id_status: str = ""  # to a citizen: your ticket changed status
+
+    def template_id(self, key: str) -> str:
+        return str(getattr(self, f"template_id_{key}", "") or "")

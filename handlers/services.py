@@ -1,0 +1,42 @@
+"""What every use case gets: the ports, the clock, settings and texts (built in bot/app.py)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.domain import Attachment
+from bot.ports import NLU, Clock, KeyValueStore, UnitOfWorkFactory
+from bot.settings import Settings
+from bot.texts import Texts
+
+
+def _no_kick() -> None:
+    return None
+
+
+@dataclass
+class Services:
+    uow: UnitOfWorkFactory
+    kv: KeyValueStore
+    nlu: NLU
+    clock: Clock
+    settings: Settings
+    texts: Texts
+    # called after a commit that added outbox messages, so delivery starts at once
+    kick_delivery: Callable[[], None] = field(default=_no_kick)
+
+
+@dataclass
+class ReportDraft:
+    """A completed report form, ready to become a ticket."""
+
+    citizen_openid: str
+    category: str
+    summary: str  # what happened, one line
+    place: str  # as the citizen named it (town / village / community), or a location label
+    details: str = ""
+    town: str = ""  # when known (entity, location, QR station)
+    qr_station_code: str | None = None  # station bound by the scanned QR code
+    attachments: list[Attachment] = field(default_factory=list)
+    phone: str | None = None
+    share_contact: bool = False  # the citizen agreed the deputy may see the phone number
