@@ -1,0 +1,235 @@
+"""The WeChat webhook at /wechat: GET URL verification, POST messages (plaintext and safe mode).
+
+Order on POST: bounded body read (413) → signature (403, nothing stored) → decrypt → safe parse
+(400) → de-duplicate on Inbound.dedupe_key → handler as a task, waited for up to
+settings.reply_deadline → passive reply, or `success` and push_late when the handler finishes.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+from wechatpy.replies import TextReply
+
+from bot.domain import mask_openid
+from bot.messages import Inbound
+from bot.ports import KeyValueStore
+from bot.settings import Settings
+from bot.texts import Texts, default_texts
+from bot.wechat.crypto import DecryptError, InvalidSignature, MessageCrypto, verify_signature
+from bot.wechat.inbound import MalformedMessage, ParsedMessage, parse
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[Inbound], Awaitable[str | None]]
+PushLate = Callable[[Inbound, str], Awaitable[None]]
+
+DEDUPE_PREFIX = "wechat:dedupe:"
+SUCCESS = "success"  # WeChat's "received, no passive reply"
+# Values under the dedupe key: what a retry of the same message gets.
+_PENDING = "p"  # handler running (or went past the deadline: its reply is pushed)
+_NO_REPLY = "n"  # handled, nothing to say passively
+_REPLY = "r"  # prefix: handled, this is the passive reply text
+_CHUNK = 64 * 1024
+_SHUTDOWN_GRACE = 10.0
+
+
+class WeChatWebhook:
+    """Routes, auth and parsing of the WeChat channel; `handle` is the application."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        kv: KeyValueStore,
+        handle: Handle,
+        push_late: PushLate,
+        texts: Texts | None = None,
+    ) -> None:
+        self._settings = settings
+        self._kv = kv
+        self._handle = handle
+        self._push_late = push_late
+        self._texts = texts or default_texts()
+        self._crypto = (
+            MessageCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+            if settings.wechat_aes_key
+            else None
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()  # strong refs: handlers and late pushes
+
+    # --- GET: URL verification ----------------------------------------------------------------
+    async def verify(self, request: web.Request) -> web.Response:
+        q = request.query
+        echostr = q.get("echostr", "")
+        try:
+            if q.get("msg_signature") and self._crypto is not None:
+                # Safe mode with msg_signature (WeCom style): the echostr itself is encrypted.
+                echostr = self._crypto.verify_url(q["msg_signature"], q.get("timestamp", ""), q.get("nonce", ""), echostr)
+            else:
+                verify_signature(self._settings.wechat_token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
+        except InvalidSignature:
+            log.warning("wechat GET: bad signature from %s", request.remote)
+            return web.Response(status=403, text="forbidden")
+        except DecryptError:
+            return web.Response(status=400, text="bad echostr")
+        return web.Response(text=echostr)
+
+    # --- POST: messages -----------------------------------------------------------------------
+    async def receive(self, request: web.Request) -> web.Response:
+        body = await _read_bounded(request, self._settings.max_body_bytes)
+        if body is None:
+            return web.Response(status=413, text="request body too large")
+
+        q = request.query
+        timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
+        encrypted = q.get("encrypt_type", "raw").lower() == "aes"
+        try:
+            verify_signature(self._settings.wechat_token, q.get("signature", ""), timestamp, nonce)
+            if encrypted:
+                if self._crypto is None:
+                    return web.Response(status=400, text="safe mode is not configured")
+                xml_text: str | bytes = self._crypto.decrypt_message(body, q.get("msg_signature", ""), timestamp, nonce)
+            else:
+                xml_text = body
+            parsed = parse(xml_text)
+        except InvalidSignature:
+            log.warning("wechat POST: bad signature from %s", request.remote)
+            return web.Response(status=403, text="forbidden")
+        except (MalformedMessage, DecryptError) as exc:
+            log.warning("wechat POST: refused body: %s", exc)
+            return web.Response(status=400, text="bad request")
+
+        reply = await self._reply_for(parsed.inbound)
+        if reply is None:
+            return web.Response(text=SUCCESS)
+        xml = render_text_reply(parsed, reply)
+        if encrypted:
+            assert self._crypto is not None
+            xml = self._crypto.encrypt_message(xml, nonce or "0")
+        return web.Response(text=xml, content_type="application/xml")
+
+    async def _reply_for(self, inbound: Inbound) -> str | None:
+        """The passive reply text, or None for `success`. Runs the handler at most once."""
+        key = DEDUPE_PREFIX + inbound.dedupe_key
+        ttl = self._settings.dedupe_ttl
+        if not await self._kv.set_if_absent(key, _PENDING, ttl):
+            known = await self._kv.get(key)
+            log.info("wechat retry of %s from %s: %s", _label(inbound), mask_openid(inbound.openid),
+                     "same reply" if known and known.startswith(_REPLY) else "success")
+            return known[len(_REPLY):] if known and known.startswith(_REPLY) else None
+
+        task = self._spawn(self._run_handler(inbound))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._settings.reply_deadline)
+        except asyncio.CancelledError:  # the request went away: the result can only be pushed
+            self._deliver_late(task, inbound)
+            raise
+        if not done:
+            self._deliver_late(task, inbound)
+            log.info("wechat %s from %s: past the %.1fs deadline, reply will be pushed",
+                     _label(inbound), mask_openid(inbound.openid), self._settings.reply_deadline)
+            return None
+        reply = task.result()
+        try:  # remember the reply so a retry of the same message gets it again
+            await self._kv.set(key, _REPLY + reply if reply else _NO_REPLY, ttl)
+        except Exception:
+            log.exception("wechat: could not cache the reply for %s", _label(inbound))
+        return reply
+
+    async def _run_handler(self, inbound: Inbound) -> str | None:
+        try:
+            reply = await self._handle(inbound)
+        except Exception:
+            log.exception("wechat handler failed on %s from %s", _label(inbound), mask_openid(inbound.openid))
+            reply = self._texts.get("wechat_handler_error")
+        return reply or None
+
+    def _deliver_late(self, task: asyncio.Task[str | None], inbound: Inbound) -> None:
+        def on_done(t: asyncio.Task[str | None]) -> None:
+            if t.cancelled():
+                return
+            reply = t.result()  # _run_handler never raises
+            if reply:
+                self._spawn(self._push(inbound, reply))
+
+        task.add_done_callback(on_done)
+
+    async def _push(self, inbound: Inbound, reply: str) -> None:
+        try:
+            await self._push_late(inbound, reply)
+        except Exception:
+            log.exception("wechat push_late failed for %s to %s", _label(inbound), mask_openid(inbound.openid))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until no handler or late push is running (pushes spawned meanwhile included)."""
+        async with asyncio.timeout(timeout):
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self, app: web.Application | None = None) -> None:
+        """On shutdown: give running handlers a grace period, then cancel what is left."""
+        try:
+            await self.drain(_SHUTDOWN_GRACE)
+        except TimeoutError:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+WEBHOOK_KEY = web.AppKey("zhitongche.wechat_webhook", WeChatWebhook)
+
+
+def add_webhook_routes(
+    app: web.Application,
+    *,
+    settings: Settings,
+    kv: KeyValueStore,
+    handle: Handle,
+    push_late: PushLate,
+    texts: Texts | None = None,
+) -> None:
+    """Register GET/POST /wechat; the webhook object is app[WEBHOOK_KEY] (drain() in tests)."""
+    webhook = WeChatWebhook(settings=settings, kv=kv, handle=handle, push_late=push_late, texts=texts)
+    app[WEBHOOK_KEY] = webhook
+    app.router.add_get("/wechat", webhook.verify)
+    app.router.add_post("/wechat", webhook.receive)
+    app.on_cleanup.append(webhook.close)
+
+
+def render_text_reply(parsed: ParsedMessage, text: str) -> str:
+    """wechatpy's passive text reply, from our account to the sender."""
+    return TextReply(source=_cdata(parsed.account), target=_cdata(parsed.inbound.openid), content=_cdata(text)).render()
+
+
+def _cdata(value: str) -> str:
+    # wechatpy wraps strings in CDATA verbatim; a "]]>" inside would end it and inject markup.
+    return value.replace("]]>", "]]]]><![CDATA[>")
+
+
+def _label(inbound: Inbound) -> str:
+    """Loggable description of a message (no openid)."""
+    if inbound.kind == "event":
+        return f"event {inbound.event}"
+    return f"{inbound.kind} {inbound.msg_id}"
+
+
+async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it exceeds `limit` (Content-Length is only a first hint)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    buf = bytearray()
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        buf += chunk
+        if len(buf) > limit:
+            return None
+    return bytes(buf)

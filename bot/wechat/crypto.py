@@ -1,0 +1,80 @@
+"""Safe mode (安全模式): a thin wrapper over wechatpy's WeChatCrypto.
+
+The outer envelope is read with defusedxml before anything else touches it; wechatpy does the AES
+and the msg_signature check. Every failure becomes one of two exceptions the webhook maps to HTTP.
+"""
+from __future__ import annotations
+
+import time
+
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidSignatureException
+from wechatpy.utils import check_signature
+
+from bot.wechat.inbound import MalformedMessage, check_xml
+
+__all__ = [
+    "DecryptError",
+    "InvalidSignature",
+    "MessageCrypto",
+    "verify_signature",
+]
+
+
+class InvalidSignature(Exception):
+    """signature / msg_signature does not match our token: not from WeChat."""
+
+
+class DecryptError(ValueError):
+    """Signed correctly but the ciphertext does not decrypt to a message for our appid."""
+
+
+def verify_signature(token: str, signature: str, timestamp: str, nonce: str) -> None:
+    """The plain `signature` query parameter (sent in every mode). Raises InvalidSignature."""
+    if not (signature and timestamp and nonce):
+        raise InvalidSignature("missing signature parameters")
+    try:
+        check_signature(token, signature, timestamp, nonce)
+    except InvalidSignatureException as exc:
+        raise InvalidSignature("signature mismatch") from exc
+
+
+class MessageCrypto:
+    """AES for one account. `app_id` is the receive_id: the appid (公众号) or corpid (企业微信)."""
+
+    def __init__(self, token: str, encoding_aes_key: str, app_id: str) -> None:
+        try:
+            self._crypto = WeChatCrypto(token, encoding_aes_key, app_id)
+        except (AssertionError, ValueError) as exc:  # wechatpy asserts a 32-byte key
+            raise ValueError("EncodingAESKey must be 43 characters of base64") from exc
+
+    def verify_url(self, msg_signature: str, timestamp: str, nonce: str, echostr: str) -> str:
+        """GET verification in safe mode: check msg_signature, return the decrypted echostr."""
+        return self._decrypt(echostr, msg_signature, timestamp, nonce)
+
+    def decrypt_message(self, body: str | bytes, msg_signature: str, timestamp: str, nonce: str) -> str:
+        """The inner message XML of an encrypted POST body (not yet parsed)."""
+        encrypt = _envelope_encrypt(body)
+        return self._decrypt(encrypt, msg_signature, timestamp, nonce)
+
+    def encrypt_message(self, reply_xml: str, nonce: str, timestamp: str | int | None = None) -> str:
+        """The passive-reply envelope (Encrypt, MsgSignature, TimeStamp, Nonce)."""
+        return self._crypto.encrypt_message(reply_xml, nonce, str(timestamp or int(time.time())))
+
+    def _decrypt(self, encrypt: str, msg_signature: str, timestamp: str, nonce: str) -> str:
+        if not (msg_signature and timestamp and nonce and encrypt):
+            raise InvalidSignature("missing msg_signature parameters")
+        try:
+            # A dict skips wechatpy's own (unguarded) xmltodict parse of the envelope.
+            return self._crypto.decrypt_message({"Encrypt": encrypt}, msg_signature, timestamp, nonce)
+        except InvalidSignatureException as exc:
+            raise InvalidSignature("msg_signature mismatch") from exc
+        except Exception as exc:  # bad base64, padding, length, appid, UTF-8: all "not ours"
+            raise DecryptError(f"cannot decrypt: {type(exc).__name__}") from exc
+
+
+def _envelope_encrypt(body: str | bytes) -> str:
+    node = check_xml(body).find("Encrypt")  # MalformedMessage on hostile or broken XML
+    if node is None or not (node.text or "").strip():
+        raise MalformedMessage("no Encrypt element in an encrypted request")
+    return node.text.strip()

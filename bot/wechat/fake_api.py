@@ -1,0 +1,236 @@
+"""A local fake of the WeChat API endpoints we use, recording every call.
+
+For tests and the demo sandbox: point settings.wechat_api_base at it. It issues tokens (a new
+token invalidates the previous one, as on WeChat), checks them, and can be told to fail.
+GET /_fake/calls?openid=…&since=N lists delivered messages for the chat simulator.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import secrets
+import struct
+import time
+import zlib
+from collections import defaultdict
+from typing import Any
+
+from aiohttp import web
+
+MESSAGE_PATHS = ("/cgi-bin/message/custom/send", "/cgi-bin/message/template/send")
+
+
+class FakeWeChatAPI:
+    def __init__(self, appid: str | None = None, secret: str | None = None, token_ttl: int = 7200) -> None:
+        self.appid = appid  # None: any appid/secret is accepted
+        self.secret = secret
+        self.token_ttl = token_ttl
+        self.calls: list[dict[str, Any]] = []
+        self.token_fetches = 0
+        self._token: str | None = None
+        self._expired: set[str] = set()
+        self._tickets: dict[str, str] = {}  # ticket → scene
+        self._failures: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self._seq = itertools.count()
+
+    # --- knobs --------------------------------------------------------------------------------
+    def fail_next(self, path: str, errcode: int, errmsg: str, times: int = 1) -> None:
+        """The next `times` calls to `path` answer {errcode, errmsg} (e.g. 45015, 45047, 40001)."""
+        self._failures[path].extend([(errcode, errmsg)] * times)
+
+    def expire_token(self) -> None:
+        """The current token stops working (calls answer 42001) until a new one is fetched."""
+        if self._token:
+            self._expired.add(self._token)
+        self._token = None
+
+    @property
+    def current_token(self) -> str | None:
+        return self._token
+
+    def messages(self, openid: str | None = None, since: int = 0, include_failed: bool = False) -> list[dict[str, Any]]:
+        """Recorded outbound messages (customer-service and template), delivered ones by default."""
+        return [
+            c for c in self.calls
+            if c["path"] in MESSAGE_PATHS
+            and c["seq"] >= since
+            and (openid is None or c["openid"] == openid)
+            and (include_failed or c["errcode"] == 0)
+        ]
+
+    def sent_texts(self, openid: str | None = None) -> list[str]:
+        """Texts of delivered customer-service messages, oldest first."""
+        return [c["text"] for c in self.messages(openid) if c["msgtype"] == "text"]
+
+    # --- the app ------------------------------------------------------------------------------
+    def create_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/cgi-bin/token", self._token_endpoint)
+        app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
+        app.router.add_post("/cgi-bin/message/template/send", self._template_send)
+        app.router.add_post("/cgi-bin/qrcode/create", self._qrcode_create)
+        app.router.add_get("/cgi-bin/showqrcode", self._showqrcode)
+        app.router.add_get("/_fake/calls", self._list_calls)
+        return app
+
+    async def _record(self, request: web.Request) -> dict[str, Any]:
+        raw = await request.read()
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                body = raw.decode("utf-8", "replace")
+        query = {k: v for k, v in request.query.items() if k not in ("secret",)}  # no secrets kept
+        call: dict[str, Any] = {
+            "seq": next(self._seq),
+            "path": request.path,
+            "query": query,
+            "json": body,
+            "raw": raw.decode("utf-8", "replace"),  # as sent: shows whether Chinese was escaped
+            "time": time.time(),
+            "errcode": 0,
+        }
+        if isinstance(body, dict):
+            call["openid"] = body.get("touser")
+            call["msgtype"] = body.get("msgtype", "template" if "template_id" in body else "")
+            text = body.get("text")
+            call["text"] = text.get("content", "") if isinstance(text, dict) else ""
+            call["template_id"] = body.get("template_id", "")
+            data = body.get("data")
+            call["data"] = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in data.items()} if isinstance(data, dict) else {}
+        self.calls.append(call)
+        return call
+
+    def _answer(self, call: dict[str, Any], result: dict[str, Any]) -> web.Response:
+        call["errcode"] = int(result.get("errcode", 0))
+        return web.json_response(result, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+    def _error(self, call: dict[str, Any]) -> dict[str, Any] | None:
+        """A queued failure, else a token problem, else None."""
+        queued = self._failures.get(call["path"])
+        if queued:
+            errcode, errmsg = queued.pop(0)
+            return {"errcode": errcode, "errmsg": errmsg}
+        if call["path"] in ("/cgi-bin/token", "/cgi-bin/showqrcode"):
+            return None
+        token = call["query"].get("access_token")
+        if not token:
+            return {"errcode": 41001, "errmsg": "access_token missing"}
+        if token == self._token:
+            return None
+        if token in self._expired:
+            return {"errcode": 42001, "errmsg": "access_token expired"}
+        return {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}
+
+    async def _token_endpoint(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        self.token_fetches += 1
+        q = request.query
+        error = self._error(call)
+        if error:
+            return self._answer(call, error)
+        if q.get("grant_type") != "client_credential":
+            return self._answer(call, {"errcode": 40002, "errmsg": "invalid grant_type"})
+        if self.appid is not None and q.get("appid") != self.appid:
+            return self._answer(call, {"errcode": 40013, "errmsg": "invalid appid"})
+        if self.secret is not None and q.get("secret") != self.secret:
+            return self._answer(call, {"errcode": 40125, "errmsg": "invalid appsecret"})
+        self._token = "FAKE" + secrets.token_hex(16)  # the previous token is now invalid
+        return self._answer(call, {"access_token": self._token, "expires_in": self.token_ttl})
+
+    async def _custom_send(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        error = self._error(call)
+        if error:
+            return self._answer(call, error)
+        body = call["json"]
+        if not isinstance(body, dict) or not body.get("touser"):
+            return self._answer(call, {"errcode": 40003, "errmsg": "invalid openid"})
+        if body.get("msgtype") == "text" and not call["text"]:
+            return self._answer(call, {"errcode": 44003, "errmsg": "empty news data"})
+        return self._answer(call, {"errcode": 0, "errmsg": "ok"})
+
+    async def _template_send(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        error = self._error(call)
+        if error:
+            return self._answer(call, error)
+        body = call["json"]
+        if not isinstance(body, dict) or not body.get("touser"):
+            return self._answer(call, {"errcode": 40003, "errmsg": "invalid openid"})
+        if not body.get("template_id"):
+            return self._answer(call, {"errcode": 40037, "errmsg": "invalid template_id"})
+        return self._answer(call, {"errcode": 0, "errmsg": "ok", "msgid": 200228332 + call["seq"]})
+
+    async def _qrcode_create(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        error = self._error(call)
+        if error:
+            return self._answer(call, error)
+        body = call["json"] if isinstance(call["json"], dict) else {}
+        scene = ((body.get("action_info") or {}).get("scene") or {}).get("scene_str", "")
+        if body.get("action_name") != "QR_LIMIT_STR_SCENE" or not 1 <= len(scene) <= 64:
+            return self._answer(call, {"errcode": 40053, "errmsg": "invalid action info"})
+        ticket = "gQ" + hashlib.sha1(scene.encode()).hexdigest()
+        self._tickets[ticket] = scene
+        return self._answer(call, {"ticket": ticket, "url": f"http://weixin.qq.com/q/{ticket[:22]}"})
+
+    async def _showqrcode(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        error = self._error(call)
+        if error:
+            return self._answer(call, error)
+        scene = self._tickets.get(request.query.get("ticket", ""))
+        if scene is None:
+            return self._answer(call, {"errcode": 40007, "errmsg": "invalid ticket"})
+        return web.Response(body=placeholder_png(scene), content_type="image/png")
+
+    async def _list_calls(self, request: web.Request) -> web.Response:
+        # Not recorded itself: the simulator polls this.
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            return web.json_response({"error": "since must be an integer"}, status=400)
+        openid = request.query.get("openid") or None
+        include_failed = request.query.get("all") in ("1", "true")
+        messages = [
+            {k: c.get(k) for k in ("seq", "path", "openid", "msgtype", "text", "template_id", "data", "time", "errcode")}
+            for c in self.messages(openid, since, include_failed)
+        ]
+        return web.json_response(
+            {"messages": messages, "next": len(self.calls)},
+            dumps=lambda o: json.dumps(o, ensure_ascii=False),
+        )
+
+
+def placeholder_png(seed: str, modules: int = 21, scale: int = 8) -> bytes:
+    """A real, small black-and-white PNG: a QR-looking grid derived from `seed` (not scannable)."""
+    digest = hashlib.sha256(seed.encode("utf-8")).digest()
+    bits = "".join(f"{b:08b}" for b in digest * ((modules * modules) // 256 + 1))
+
+    def dark(x: int, y: int) -> bool:
+        for fx, fy in ((0, 0), (modules - 7, 0), (0, modules - 7)):  # the three finder squares
+            if fx <= x < fx + 7 and fy <= y < fy + 7:
+                dx, dy = x - fx, y - fy
+                return dx in (0, 6) or dy in (0, 6) or (2 <= dx <= 4 and 2 <= dy <= 4)
+        return bits[y * modules + x] == "1"
+
+    quiet = 4
+    size = (modules + 2 * quiet) * scale
+    rows = []
+    for py in range(size):
+        y = py // scale - quiet
+        row = bytearray([0])  # filter type: none
+        for px in range(size):
+            x = px // scale - quiet
+            inside = 0 <= x < modules and 0 <= y < modules
+            row.append(0 if inside and dark(x, y) else 255)
+        rows.append(bytes(row))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows), 9)) + chunk(b"IEND", b"")
