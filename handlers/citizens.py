@@ -1,0 +1,233 @@
+"""Small citizen use cases that touch storage: QR binding, my tickets, a ticket's timeline, rating.
+
+Each opens its own unit of work; the conversation calls them under the citizen's lock."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from bot.domain import Citizen, DomainError, OutboxMessage, Station, Ticket, TicketEvent, mask_openid
+from bot.ports import UnitOfWork
+from handlers.services import Services
+
+log = logging.getLogger(__name__)
+
+LIST_LIMIT = 10  # a chat bubble, not a report: the newest ten
+LIST_SUMMARY_MAX = 20
+# WeChat cuts a passive reply at 2048 bytes (~680 Chinese characters): keep timelines short
+TIMELINE_EVENTS_MAX = 8
+EVENT_TEXT_MAX = 80
+
+
+def _scene_target(scene: str) -> tuple[str, str] | None:
+    """('station', 'S01') for 'station:S01' (a 'qrscene_' prefix is tolerated)."""
+    scene = scene.strip().removeprefix("qrscene_")
+    kind, _, code = scene.partition(":")
+    if kind in ("station", "deputy") and code.strip():
+        return kind, code.strip()
+    return None
+
+
+async def _citizen(uow: UnitOfWork, openid: str) -> Citizen:
+    return await uow.citizens.get(openid) or Citizen(openid=openid)
+
+
+async def bind_station_by_scene(services: Services, openid: str, scene: str, *, subscribed: bool = True) -> Station | None:
+    """Bind the citizen to the station of a scanned QR code (station:<code> or deputy:<code>).
+
+    Also records the follow. Returns the bound station, or None when the scene names none we know
+    (the citizen is still saved, with any earlier binding kept)."""
+    target = _scene_target(scene) if scene else None
+    async with services.uow() as uow:
+        citizen = await _citizen(uow, openid)
+        citizen.subscribed = subscribed or citizen.subscribed
+        station: Station | None = None
+        if target:
+            kind, code = target
+            station_code = code
+            if kind == "deputy":
+                deputy = await uow.deputies.get(code)
+                station_code = deputy.station_code if deputy else ""
+            station = await uow.stations.get(station_code) if station_code else None
+            if station:
+                citizen.station_code = station.code
+            else:
+                log.info("unknown QR scene %r from %s", scene, mask_openid(openid))
+        await uow.citizens.save(citizen)
+        await uow.commit()
+    return station
+
+
+async def mark_subscribed(services: Services, openid: str) -> None:
+    async with services.uow() as uow:
+        citizen = await _citizen(uow, openid)
+        citizen.subscribed = True
+        await uow.citizens.save(citizen)
+        await uow.commit()
+
+
+async def mark_unsubscribed(services: Services, openid: str) -> None:
+    async with services.uow() as uow:
+        citizen = await uow.citizens.get(openid)
+        if citizen is None:
+            return
+        citizen.subscribed = False
+        await uow.citizens.save(citizen)
+        await uow.commit()
+
+
+async def bound_station(services: Services, openid: str) -> Station | None:
+    async with services.uow() as uow:
+        citizen = await uow.citizens.get(openid)
+        if citizen is None or not citizen.station_code:
+            return None
+        return await uow.stations.get(citizen.station_code)
+
+
+# --- my tickets ---------------------------------------------------------------------------------
+def _status(services: Services, ticket: Ticket) -> str:
+    return str(services.texts.raw("citizen_status").get(str(ticket.status), str(ticket.status)))
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+async def my_tickets_text(services: Services, openid: str) -> str:
+    texts = services.texts
+    async with services.uow() as uow:
+        tickets = sorted(await uow.tickets.list_for_citizen(openid), key=lambda t: t.number, reverse=True)
+    if not tickets:
+        return texts.get("citizen_no_tickets")
+    lines = [texts.get("citizen_tickets_header", count=len(tickets))]
+    for ticket in tickets[:LIST_LIMIT]:
+        lines.append(
+            texts.get(
+                "citizen_ticket_line",
+                number=ticket.number,
+                summary=_short(ticket.summary, LIST_SUMMARY_MAX),
+                status=_status(services, ticket),
+            )
+        )
+    lines.append(texts.get("citizen_tickets_footer", number=tickets[0].number))
+    return "\n".join(lines)
+
+
+def _when(at: datetime) -> str:
+    return f"{at.month}月{at.day}日 {at:%H:%M}"
+
+
+async def ticket_timeline_text(services: Services, openid: str, number: int) -> str:
+    """One ticket's history, only for the citizen who filed it (others get 'not found')."""
+    texts = services.texts
+    async with services.uow() as uow:
+        ticket = await uow.tickets.get(number)
+        if ticket is None or ticket.citizen_openid != openid:
+            return texts.get("citizen_ticket_not_found", number=number)
+        codes = {e.actor for e in ticket.events} | {e.text for e in ticket.events if e.kind == "transferred"}
+        names: dict[str, str] = {}
+        for code in codes:
+            if code and code not in ("citizen", "system"):
+                deputy = await uow.deputies.get(code)
+                if deputy:
+                    names[code] = deputy.name
+    lines = [
+        texts.get(
+            "citizen_timeline_header",
+            number=ticket.number,
+            summary=_short(ticket.summary, 60),
+            category=ticket.category,
+            place=ticket.place,
+            status=_status(services, ticket),
+        )
+    ]
+    templates = texts.raw("citizen_event")
+
+    def label(code: str) -> str:
+        name = names.get(code)
+        return texts.get("citizen_deputy_label", name=name) if name else texts.get("citizen_deputy_fallback")
+
+    shown = [e for e in ticket.events if e.kind in templates]
+    for event in shown[-TIMELINE_EVENTS_MAX:]:
+        deputy = label(event.text if event.kind == "transferred" else event.actor)
+        what = str(templates[event.kind]).format(deputy=deputy, text=_short(event.text, EVENT_TEXT_MAX))
+        lines.append(texts.get("citizen_timeline_line", when=_when(event.at), what=what))
+    if ticket.status.value == "resolved" and ticket.rating is None:
+        lines.append(texts.get("citizen_timeline_rate_hint"))
+    return "\n".join(lines)
+
+
+async def add_citizen_note(services: Services, openid: str, number: int, text: str) -> str:
+    """`#1024 <text>` from the citizen: kept on their own open ticket and passed to its deputy."""
+    texts = services.texts
+    text = text.strip()[:1000]
+    now = services.clock.now()
+    notified = False
+    async with services.uow() as uow:
+        ticket = await uow.tickets.get(number)
+        if ticket is None or ticket.citizen_openid != openid:
+            return texts.get("citizen_ticket_not_found", number=number)
+        if not ticket.status.is_open:
+            return texts.get("citizen_note_closed", number=number)
+        ticket.events.append(TicketEvent(now, "citizen_note", "citizen", text))
+        await uow.tickets.save(ticket)
+        deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
+        if deputy and deputy.openid:
+            await uow.outbox.add(
+                OutboxMessage(
+                    recipient_openid=deputy.openid,
+                    text=texts.get("citizen_note_to_deputy", number=number, text=text),
+                    created_at=now,
+                )
+            )
+            notified = True
+        await uow.commit()
+    if notified:
+        services.kick_delivery()
+        return texts.get("citizen_note_sent", number=number)
+    return texts.get("citizen_note_kept", number=number)
+
+
+# --- rating -------------------------------------------------------------------------------------
+async def awaiting_rating(services: Services, openid: str) -> Ticket | None:
+    async with services.uow() as uow:
+        return await uow.tickets.awaiting_rating(openid)
+
+
+async def rate_ticket(services: Services, openid: str, score: int, comment: str = "") -> str:
+    """Rate the citizen's newest resolved unrated ticket; the deputy is told through the outbox."""
+    texts = services.texts
+    comment = comment.strip()[:500]
+    async with services.uow() as uow:
+        ticket = await uow.tickets.awaiting_rating(openid)
+        if ticket is None:
+            return texts.get("citizen_rate_nothing")
+        try:
+            ticket.rate(score, comment, services.clock.now())
+        except DomainError:
+            return texts.get("citizen_rate_ask_again")
+        await uow.tickets.save(ticket)
+        notified = False
+        deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
+        if deputy and deputy.openid:
+            await uow.outbox.add(
+                OutboxMessage(
+                    recipient_openid=deputy.openid,
+                    text=texts.get(
+                        "citizen_rate_to_deputy",
+                        number=ticket.number,
+                        summary=_short(ticket.summary, LIST_SUMMARY_MAX),
+                        score=score,
+                        comment=comment,
+                    ).strip(),
+                    created_at=services.clock.now(),
+                )
+            )
+            notified = True
+        await uow.commit()
+    if notified:
+        services.kick_delivery()
+    log.info("ticket #%s rated %s by %s", ticket.number, score, mask_openid(openid))
+    key = "citizen_rate_thanks_comment" if comment else "citizen_rate_thanks"
+    return texts.get(key, score=score)

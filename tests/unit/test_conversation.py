@@ -1,0 +1,530 @@
+"""The whole citizen chat through Conversation.handle, on in-memory stores, a fixed clock and a
+scripted NLU: reports, QR binding, attachments, cancel/expiry, digressions, scope, my tickets,
+rating."""
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, time
+from typing import Any
+
+import pytest
+
+import storage.kv
+from bot.domain import Attachment, Deputy, DutyShift, Station, StationKind, Ticket, TicketStatus
+from bot.messages import Inbound
+from bot.settings import Settings
+from bot.texts import Texts
+from handlers import deputies, tickets
+from handlers.conversation import Conversation, form_key
+from handlers.services import Services
+from storage.kv import MemoryKeyValueStore
+from storage.memory import MemoryUnitOfWorkFactory
+
+NOW = datetime(2026, 3, 2, 10, 0)  # a Monday morning
+CITIZEN = "oCitizenAAAA0001"
+OTHER = "oCitizenBBBB0002"
+DEPUTY_OPENID = "oDeputyWang00001"
+
+
+class FixedClock:
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+
+class FakeTime:
+    """Stands in for the `time` module inside storage.kv only, so TTLs run on the test's clock."""
+
+    def __init__(self) -> None:
+        self.value = 1000.0
+
+    def monotonic(self) -> float:
+        return self.value
+
+
+class FakeNLU:
+    """Scripted parse results in the Rasa /model/parse shape (+ category); unknown texts fall back."""
+
+    def __init__(self) -> None:
+        self.script: dict[str, dict[str, Any]] = {}
+        self.calls: list[str] = []
+
+    def on(
+        self,
+        text: str,
+        intent: str,
+        *,
+        confidence: float = 0.95,
+        category: str | None = None,
+        places: tuple[str, ...] = (),
+        ranking: tuple[str, ...] = (),
+        ticket: str = "",
+    ) -> None:
+        entities = []
+        for place in places:
+            start = text.find(place)
+            entities.append({"entity": "place", "value": place, "start": start, "end": start + len(place), "confidence": 0.99})
+        if ticket:
+            start = text.find(ticket)
+            entities.append({"entity": "ticket", "value": ticket, "start": start, "end": start + len(ticket), "confidence": 0.99})
+        names = (intent, *ranking)
+        self.script[text] = {
+            "text": text,
+            "intent": {"name": intent, "confidence": confidence},
+            "entities": entities,
+            "intent_ranking": [{"name": n, "confidence": round(confidence / (i + 1), 3)} for i, n in enumerate(names)],
+            "category": {"name": category or "其他", "confidence": 0.9 if category else 0.3},
+            "category_ranking": [],
+        }
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        self.calls.append(text)
+        if text in self.script:
+            return self.script[text]
+        return {
+            "text": text,
+            "intent": {"name": "nlu_fallback", "confidence": 0.3},
+            "entities": [],
+            "intent_ranking": [{"name": "out_of_scope", "confidence": 0.3}],
+            "category": {"name": "其他", "confidence": 0.2},
+            "category_ranking": [],
+        }
+
+
+class World:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.fake_time = FakeTime()
+        monkeypatch.setattr(storage.kv, "time", self.fake_time)
+        self.uow = MemoryUnitOfWorkFactory()
+        self.kv = MemoryKeyValueStore()
+        self.nlu = FakeNLU()
+        self.clock = FixedClock(NOW)
+        self.kicks = 0
+        self.texts = Texts.load()
+        self.services = Services(
+            uow=self.uow, kv=self.kv, nlu=self.nlu, clock=self.clock, settings=Settings(),
+            texts=self.texts, kick_delivery=self._kick,
+        )
+        self.conversation = Conversation(self.services)
+        self._ids = itertools.count(1)
+
+    def _kick(self) -> None:
+        self.kicks += 1
+
+    async def seed(self) -> None:
+        async with self.uow() as uow:
+            for station in (
+                Station("S01", "松陵街道代表之家", StationKind.HOME, "松陵街道", places=("永康社区",)),
+                Station("S02", "平望镇代表之家", StationKind.HOME, "平望镇", places=("庙头村",)),
+                Station("S03", "盛泽镇法律调解代表联络站", StationKind.STATION, "盛泽镇", specialties=("政法",)),
+            ):
+                await uow.stations.upsert(station)
+            for deputy in (
+                Deputy("D001", "王明", "区", "S01", openid=DEPUTY_OPENID),
+                Deputy("D002", "李华", "镇", "S02", openid="oDeputyLi0000002"),
+                Deputy("D003", "赵兰", "区", "S03"),
+            ):
+                await uow.deputies.upsert(deputy)
+                if deputy.openid:
+                    await uow.deputies.bind(deputy.code, deputy.openid)
+                for day in range(1, 8):
+                    await uow.duty.upsert(DutyShift(deputy.station_code, deputy.code, day, time(0, 0), time(23, 59)))
+            await uow.commit()
+
+    async def send(self, openid: str = CITIZEN, kind: str = "text", **fields: Any) -> str | None:
+        n = next(self._ids)
+        msg_id = "" if kind == "event" else str(10_000 + n)
+        return await self.conversation.handle(Inbound(openid=openid, kind=kind, created_at=1_700_000_000 + n, msg_id=msg_id, **fields))
+
+    async def say(self, text: str, openid: str = CITIZEN) -> str:
+        reply = await self.send(openid, text=text)
+        assert reply is not None
+        return reply
+
+    async def form(self, openid: str = CITIZEN) -> str | None:
+        return await self.kv.get(form_key(openid))
+
+    async def tickets(self, openid: str = CITIZEN) -> list[Ticket]:
+        async with self.uow() as uow:
+            return sorted(await uow.tickets.list_for_citizen(openid), key=lambda t: t.number)
+
+    async def all_tickets(self) -> list[Ticket]:
+        async with self.uow() as uow:
+            return [t for t in [await uow.tickets.get(n) for n in range(1001, 1020)] if t]
+
+    async def outbox_to(self, openid: str) -> list[str]:
+        async with self.uow() as uow:
+            return [m.text for m in await uow.outbox.list(("pending", "held", "failed", "sent")) if m.recipient_openid == openid]
+
+    def t(self, key: str, **params: Any) -> str:
+        return self.texts.get(key, **params)
+
+
+@pytest.fixture
+async def world(monkeypatch: pytest.MonkeyPatch) -> World:
+    w = World(monkeypatch)
+    await w.seed()
+    w.nlu.on("我们村口的路灯坏了一个星期了", "report_issue", category="城乡建设")
+    w.nlu.on("松陵街道永康社区门口的路灯坏了", "report_issue", category="城乡建设", places=("松陵街道", "永康社区"))
+    return w
+
+
+async def file_report(w: World, openid: str = CITIZEN, where: str = "平望镇 庙头村") -> Ticket:
+    await w.say("我们村口的路灯坏了一个星期了", openid)
+    await w.say(where, openid)
+    await w.say("没有", openid)
+    await w.say("跳过", openid)
+    reply = await w.say("是", openid)
+    filed = (await w.tickets(openid))[-1]
+    assert f"#{filed.number}" in reply
+    return filed
+
+
+# --- the report ------------------------------------------------------------------------------
+async def test_a_full_report_in_one_message_and_a_few_questions(world: World) -> None:
+    w = world
+    reply = await w.say("我们村口的路灯坏了一个星期了")
+    assert w.t("form_ask_where") in reply
+    assert w.t("form_ask_details") in await w.say("平望镇 庙头村")
+    assert w.t("form_ask_phone") in await w.say("晚上路上很黑，老人走路不方便")
+    assert w.t("form_ask_consent") in await w.say("13912345678")
+    summary = await w.say("是")
+    for piece in ("我们村口的路灯坏了一个星期了", "平望镇 庙头村", "晚上路上很黑", "13912345678", "同意告诉代表", "城乡建设"):
+        assert piece in summary
+    assert await w.tickets() == []  # nothing is filed before the citizen confirms
+
+    done = await w.say("确认")
+    [ticket] = await w.tickets()
+    assert done == w.t("form_submitted", number=ticket.number)
+    assert (ticket.category, ticket.place, ticket.phone, ticket.share_contact) == ("城乡建设", "平望镇 庙头村", "13912345678", True)
+    assert ticket.details == "晚上路上很黑，老人走路不方便"
+    assert (ticket.station_code, ticket.deputy_code, ticket.status) == ("S02", "D002", TicketStatus.ASSIGNED)
+    assert await w.form() is None
+    assert any("13912345678" in text for text in await w.outbox_to("oDeputyLi0000002"))
+
+
+async def test_a_place_named_in_the_first_message_is_not_asked_again(world: World) -> None:
+    reply = await world.say("松陵街道永康社区门口的路灯坏了")
+    assert world.t("form_ask_details") in reply and world.t("form_ask_where") not in reply
+    await world.say("没有")
+    await world.say("不留")
+    await world.say("对")
+    [ticket] = await world.tickets()
+    assert (ticket.place, ticket.station_code) == ("松陵街道 永康社区", "S01")
+
+
+async def test_the_station_of_a_scanned_qr_code_fills_the_place_and_routes(world: World) -> None:
+    w = world
+    welcome = await w.send(kind="event", event="subscribe", scene="station:S03")
+    assert w.t("citizen_welcome") in welcome and "盛泽镇法律调解代表联络站" in welcome
+    reply = await w.say("我们村口的路灯坏了一个星期了")
+    assert w.t("form_ask_details") in reply
+    await w.say("没有")
+    summary = await w.say("跳过")
+    assert w.t("form_sum_where_station", place="盛泽镇法律调解代表联络站") in summary
+    await w.say("是")
+    [ticket] = await w.tickets()
+    assert (ticket.station_code, ticket.deputy_code) == ("S03", "D003")
+
+
+async def test_scanning_a_deputy_code_binds_their_station(world: World) -> None:
+    w = world
+    assert await w.send(kind="event", event="scan", scene="deputy:D002") == w.t("citizen_scan_bound", station="平望镇代表之家")
+    async with w.uow() as uow:
+        citizen = await uow.citizens.get(CITIZEN)
+    assert citizen is not None and citizen.station_code == "S02"
+    assert await w.send(kind="event", event="scan", scene="station:NOPE") == w.t("citizen_scan_unknown")
+    async with w.uow() as uow:
+        assert (await uow.citizens.get(CITIZEN)).station_code == "S02"  # an unknown code changes nothing
+
+
+async def test_photos_voice_and_location_are_attached(world: World) -> None:
+    w = world
+    reply = await w.send(kind="image", media_id="IMG1", pic_url="http://mmbiz/1.jpg")
+    assert w.t("form_got_image", count=1) in reply and w.t("form_ask_what") in reply
+    w.nlu.on("小区门口下水道堵了，臭得很", "report_issue", category="城乡建设")
+    assert w.t("form_ask_where") in await w.say("小区门口下水道堵了，臭得很")
+    reply = await w.send(kind="location", latitude=31.16, longitude=120.64, label="江苏省苏州市吴江区松陵街道永康路88号")
+    assert w.t("form_ask_details") in reply
+    await w.send(kind="image", media_id="IMG2", pic_url="http://mmbiz/2.jpg")
+    reply = await w.send(kind="voice", media_id="VOICE1", text="已经堵了三天了，一下雨就往外冒")
+    assert w.t("form_ask_phone") in reply
+    summary = await w.say("跳过")
+    assert w.t("form_sum_attachments", items="照片2张、位置1个、语音1条") in summary
+    await w.say("是")
+
+    [ticket] = await w.tickets()
+    assert ticket.place == "江苏省苏州市吴江区松陵街道永康路88号" and ticket.station_code == "S01"
+    assert ticket.details == "已经堵了三天了，一下雨就往外冒"
+    assert [(a.kind, a.media_id) for a in ticket.attachments] == [
+        ("image", "IMG1"), ("location", ""), ("image", "IMG2"), ("voice", "VOICE1")]
+    assert ticket.attachments[0] == Attachment("image", "IMG1", "http://mmbiz/1.jpg")
+
+
+async def test_a_voice_message_starts_a_report_with_its_recognised_text(world: World) -> None:
+    w = world
+    w.nlu.on("我们小区的电梯坏了没人修", "nlu_fallback", confidence=0.4, ranking=("report_issue",))
+    reply = await w.send(kind="voice", media_id="V1", text="我们小区的电梯坏了没人修")
+    assert w.t("form_ask_where") in reply
+    w.nlu.on("你好", "greet")
+    await w.say("取消")
+    assert w.t("citizen_help") == await w.send(kind="voice", media_id="V2", text="你好")
+    assert await w.form() is None
+
+
+async def test_phone_kept_from_the_deputy_without_consent(world: World) -> None:
+    w = world
+    await w.say("我们村口的路灯坏了一个星期了")
+    await w.say("平望镇 庙头村")
+    await w.say("没有")
+    assert w.t("form_phone_invalid") == await w.say("12345")
+    await w.say("139-1234-5678")
+    assert w.t("form_consent_again") == await w.say("看情况吧")
+    summary = await w.say("不同意")
+    assert w.t("form_sum_phone_private", phone="13912345678") in summary
+    await w.say("是")
+    [ticket] = await w.tickets()
+    assert (ticket.phone, ticket.share_contact) == ("13912345678", False)
+    assert not any("13912345678" in text for text in await w.outbox_to("oDeputyLi0000002"))
+
+
+async def test_changing_an_answer_at_the_summary(world: World) -> None:
+    w = world
+    await w.say("我们村口的路灯坏了一个星期了")
+    await w.say("平望镇 庙头村")
+    await w.say("没有")
+    await w.say("跳过")
+    assert w.t("form_ask_edit") == await w.say("修改")
+    assert w.t("form_ask_where") in await w.say("地点")
+    summary = await w.say("松陵街道 永康社区")
+    assert "松陵街道 永康社区" in summary and w.t("form_ask_confirm", summary="")[:5] in summary
+    await w.say("是")
+    [ticket] = await w.tickets()
+    assert ticket.station_code == "S01"
+
+
+@pytest.mark.parametrize("answers", [[], ["平望镇 庙头村"], ["平望镇 庙头村", "没有"],
+                                     ["平望镇 庙头村", "没有", "13912345678"],
+                                     ["平望镇 庙头村", "没有", "13912345678", "是"],
+                                     ["平望镇 庙头村", "没有", "跳过", "修改"]])
+async def test_cancel_at_any_step_files_nothing(world: World, answers: list[str]) -> None:
+    await world.say("我们村口的路灯坏了一个星期了")
+    for answer in answers:
+        await world.say(answer)
+    assert await world.say("取消") == world.t("form_cancelled")
+    assert await world.form() is None
+    assert await world.say("是") != world.t("form_submitted", number=1001)
+    assert await world.all_tickets() == []
+
+
+async def test_an_abandoned_form_expires_and_files_nothing(world: World) -> None:
+    w = world
+    ttl = w.services.settings.form_ttl
+    await w.say("我们村口的路灯坏了一个星期了")
+    w.fake_time.value += ttl - 1
+    assert w.t("form_ask_details") in await w.say("平望镇 庙头村")  # still open: each answer renews it
+    w.fake_time.value += ttl - 1
+    await w.say("没有")
+    await w.say("跳过")
+    w.fake_time.value += ttl + 1
+    assert await w.say("是") == w.t("form_expired", minutes=ttl // 60)
+    assert await w.form() is None and await w.all_tickets() == []
+    assert await w.say("是") == w.t("citizen_help")  # said once, then back to normal
+
+
+async def test_a_failed_submit_keeps_the_form_for_another_try(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world
+    real = tickets.submit_report
+
+    async def broken(services: Services, draft: Any) -> Ticket:
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(tickets, "submit_report", broken)
+    await w.say("我们村口的路灯坏了一个星期了")
+    await w.say("平望镇 庙头村")
+    await w.say("没有")
+    await w.say("跳过")
+    assert await w.say("是") == w.t("form_submit_failed")
+    assert await w.form() is not None
+    monkeypatch.setattr(tickets, "submit_report", real)
+    assert "#1001" in await w.say("是")
+
+
+# --- digressions mid-form ----------------------------------------------------------------------
+async def test_questions_mid_form_are_answered_and_the_form_stays_open(world: World) -> None:
+    w = world
+    other = await file_report(w, OTHER)
+    mine = await file_report(w)
+    await w.say("我们村口的路灯坏了一个星期了")
+    await w.say("平望镇 庙头村")
+    reminder = w.t("form_reminder", question=w.t("form_ask_details"))
+
+    reply = await w.say("我的诉求")
+    assert f"#{mine.number}" in reply and f"#{other.number}" not in reply and reminder in reply
+    reply = await w.say(f"#{other.number}")
+    assert w.t("citizen_ticket_not_found", number=other.number) in reply and reminder in reply
+
+    w.nlu.on("不好了家里着火了", "emergency", confidence=0.9)
+    reply = await w.say("不好了家里着火了")
+    assert "119" in reply and reminder in reply
+
+    # a free-text answer is never lost to the classifier
+    w.nlu.on("这事我以前也找过信访办", "petition", confidence=0.9)
+    assert w.t("form_ask_phone") in await w.say("这事我以前也找过信访办")
+
+    # where the text does not answer the question, a clear other intent is answered instead
+    w.nlu.on("你们这是干什么的", "ask_scope", confidence=0.9)
+    reply = await w.say("你们这是干什么的")
+    assert w.t("citizen_help") in reply and w.t("form_reminder", question=w.t("form_ask_phone")) in reply
+    await w.say("跳过")
+    assert "#" in await w.say("是")
+    assert len(await w.tickets()) == 2
+
+
+async def test_unsupported_messages_mid_form(world: World) -> None:
+    await world.say("我们村口的路灯坏了一个星期了")
+    reply = await world.send(kind="video", media_id="VID")
+    assert world.t("form_unsupported_kind") in reply and world.t("form_ask_where") in reply
+
+
+# --- outside the form ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "intent", "key"),
+    [("我要上访，法院判得不公", "petition", "citizen_petition"),
+     ("有人在打架，快来人", "emergency", "citizen_emergency"),
+     ("明天天气怎么样", "out_of_scope", "citizen_out_of_scope"),
+     ("你好", "greet", "citizen_help"),
+     ("这个平台能干嘛", "ask_scope", "citizen_help"),
+     ("代表什么时候接待", "ask_schedule", "citizen_schedule"),
+     ("谢谢", "thanks", "citizen_thanks_reply")],
+)
+async def test_intents_that_need_no_form(world: World, text: str, intent: str, key: str) -> None:
+    world.nlu.on(text, intent)
+    assert await world.say(text) == world.t(key)
+    assert await world.form() is None
+
+
+async def test_unclear_text_gets_help(world: World) -> None:
+    assert await world.say("嗯嗯") == world.t("citizen_help")
+    assert await world.form() is None
+
+
+async def test_a_legislative_opinion_is_recorded_as_a_report(world: World) -> None:
+    w = world
+    text = "关于物业管理条例草案，我建议增加业主委员会的监督条款"
+    w.nlu.on(text, "legislative_opinion")
+    reply = await w.say(text)
+    assert w.t("form_legislative_intro") in reply and w.t("form_ask_where") in reply
+    await w.say("盛泽镇")
+    await w.say("没有")
+    await w.say("跳过")
+    await w.say("是")
+    [ticket] = await w.tickets()
+    assert (ticket.category, ticket.station_code) == ("政法", "S03")
+
+
+async def test_my_tickets_and_a_timeline_of_my_own_ticket_only(world: World) -> None:
+    w = world
+    assert await w.say("我的诉求") == w.t("citizen_no_tickets")
+    mine = await file_report(w)
+    other = await file_report(w, OTHER)
+    listing = await w.say("我的诉求")
+    assert f"#{mine.number}" in listing and "已转给代表" in listing and f"#{other.number}" not in listing
+    timeline = await w.say(f"编号{mine.number}")
+    assert "平望镇 庙头村" in timeline and "转给李华代表" in timeline and "提交了诉求" in timeline
+    assert await w.say(f"#{other.number}") == w.t("citizen_ticket_not_found", number=other.number)
+    assert await w.say("#9999") == w.t("citizen_ticket_not_found", number=9999)
+    w.nlu.on("我反映的事情怎么样了", "check_status")
+    assert f"#{mine.number}" in await w.say("我反映的事情怎么样了")
+
+
+async def test_rating_a_resolved_ticket(world: World) -> None:
+    w = world
+    ticket = await file_report(w, where="松陵街道 永康社区")
+    assert ticket.deputy_code == "D001"
+    # before it is resolved, "5" is no rating
+    assert await w.say("5") == w.t("citizen_help")
+    await w.say(f"办结 #{ticket.number} 路灯已经换好了", DEPUTY_OPENID)
+    timeline = await w.say(f"#{ticket.number}")
+    assert "路灯已经换好了" in timeline and w.t("citizen_timeline_rate_hint") in timeline
+
+    assert await w.say("5 处理很及时") == w.t("citizen_rate_thanks_comment", score=5)
+    [rated] = await w.tickets()
+    assert (rated.rating, rated.rating_comment) == (5, "处理很及时")
+    assert any("5分" in text and "处理很及时" in text for text in await w.outbox_to(DEPUTY_OPENID))
+    assert await w.say("5") == w.t("citizen_help")  # rated once; the next "5" is no rating
+
+
+async def test_a_citizen_answers_the_deputy_on_their_own_ticket(world: World) -> None:
+    w = world
+    ticket = await file_report(w, where="松陵街道 永康社区")
+    other = await file_report(w, OTHER)
+    await w.say(f"#{ticket.number} 请问是哪根路灯？", DEPUTY_OPENID)
+    assert await w.say(f"#{ticket.number} 村委会门口第三根") == w.t("citizen_note_sent", number=ticket.number)
+    assert any("村委会门口第三根" in text for text in await w.outbox_to(DEPUTY_OPENID))
+    assert "您补充：村委会门口第三根" in await w.say(f"#{ticket.number}")
+    assert await w.say(f"#{other.number} 我也想说两句") == w.t("citizen_ticket_not_found", number=other.number)
+    async with w.uow() as uow:
+        assert [e.kind for e in (await uow.tickets.get(other.number)).events if e.kind == "citizen_note"] == []
+    await w.say(f"办结 #{ticket.number} 已修好", DEPUTY_OPENID)
+    assert await w.say(f"#{ticket.number} 谢谢") == w.t("citizen_note_closed", number=ticket.number)
+
+
+async def test_rating_words(world: World) -> None:
+    w = world
+    ticket = await file_report(w, where="松陵街道 永康社区")
+    await w.say(f"办结 #{ticket.number} 已处理", DEPUTY_OPENID)
+    assert await w.say("满意") == w.t("citizen_rate_thanks", score=4)
+    assert (await w.tickets())[0].rating == 4
+
+
+# --- deputies, events, other kinds ---------------------------------------------------------------
+async def test_a_deputy_binds_and_their_other_messages_are_a_citizens(world: World) -> None:
+    w = world
+    code = await deputies.create_bind_code(w.services, "D003")
+    reply = await w.say(f"绑定 {code}", "oDeputyZhao00003")
+    assert "赵兰" in reply
+    async with w.uow() as uow:
+        assert (await uow.deputies.by_openid("oDeputyZhao00003")).code == "D003"
+    assert await w.say("我的工单", "oDeputyZhao00003") == w.t("deputy_my_tickets_empty")
+    w.nlu.on("你好", "greet")
+    assert await w.say("你好", "oDeputyZhao00003") == w.t("citizen_help")
+    # a citizen asking to "bind" a phone number is not a deputy binding
+    assert w.t("bind_code_invalid") != await w.say("绑定手机号")
+
+
+async def test_events(world: World) -> None:
+    w = world
+    assert await w.send(kind="event", event="subscribe") == w.t("citizen_welcome")
+    assert await w.send(kind="event", event="view", event_key="https://example.org") is None
+    assert await w.send(kind="event", event="location") is None
+    assert await w.send(kind="event", event="click", event_key="help") == w.t("citizen_help")
+    assert await w.send(kind="event", event="click", event_key="my_tickets") == w.t("citizen_no_tickets")
+    assert w.t("form_ask_what") in await w.send(kind="event", event="click", event_key="report")
+    assert await w.send(kind="event", event="click", event_key="report") == w.t("form_reminder", question=w.t("form_ask_what"))
+    assert await w.send(kind="event", event="unsubscribe") is None
+    async with w.uow() as uow:
+        assert (await uow.citizens.get(CITIZEN)).subscribed is False
+    assert await w.form() is None
+
+
+async def test_unknown_message_kinds_get_a_polite_reply(world: World) -> None:
+    for kind in ("video", "shortvideo", "link", "unknown"):
+        assert await world.send(kind=kind) == world.t("citizen_unsupported_kind")
+
+
+async def test_held_messages_are_released_when_the_citizen_writes(world: World) -> None:
+    w = world
+    async with w.uow() as uow:
+        from bot.domain import OutboxMessage
+
+        held = await uow.outbox.add(OutboxMessage(recipient_openid=CITIZEN, text="旧消息", status="held"))
+        await uow.commit()
+    await w.say("我的诉求")
+    async with w.uow() as uow:
+        [message] = [m for m in await uow.outbox.list(("pending", "held")) if m.id == held.id]
+        citizen = await uow.citizens.get(CITIZEN)
+    assert message.status == "pending" and citizen.last_inbound_at == NOW
+    assert w.kicks >= 1
