@@ -1,0 +1,348 @@
+"""Delivering the outbox within WeChat's messaging rules, with retries; never dropping a message.
+
+What is implemented, per recipient (citizen or deputy: both are followers of the account):
+- A message from the user (text, image, voice, location...) opens the customer-service window:
+  48 h from Citizen.last_inbound_at, at most CS_QUOTA (5) messages counted in
+  Citizen.cs_sent_since_inbound, which the next message of the user resets.
+- A follow, QR scan or menu click opens a short window: BURST_QUOTA (3) messages within
+  BURST_WINDOW (1 min), counted in the key-value store under `cswin:<openid>` (the Citizen row
+  has no field for it). It is used only when the 48 h window is not open.
+- Inside a window: customer-service text. Otherwise, when the message has a template key and
+  settings.template_id(key) is configured: a template message. Otherwise the message is `held`
+  until the user writes again (record_inbound/release_held move it back to `pending`).
+- Errors: 45015 (window expired) / 45047 (quota used up) mean WeChat counts the window closed:
+  we mark it closed for that user and fall back to template/held at once, no blind retry.
+  43004 (the user no longer follows us) holds the message. Anything else is retried with
+  exponential back-off (RETRY_BASE doubling up to RETRY_MAX); after MAX_ATTEMPTS it is `failed`
+  with last_error, visible in `zhitongche outbox`.
+- Exactly-once-ish: each message is marked sent in its own transaction right after WeChat accepted
+  it. One delivery pass runs at a time across workers (a key-value lock), so a message is not
+  picked up twice. Within a pass, once a recipient's message is deferred, that recipient's later
+  messages wait for the next pass so they do not overtake it.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.domain import Citizen, OutboxMessage, mask_openid
+from bot.ports import UnitOfWork, WeChatAPIError, WeChatGateway
+from handlers.services import Services
+
+log = logging.getLogger(__name__)
+
+CS_WINDOW = timedelta(hours=48)
+CS_QUOTA = 5
+BURST_WINDOW = timedelta(minutes=1)
+BURST_QUOTA = 3
+BURST_EVENTS = frozenset({"subscribe", "scan", "click"})
+
+MAX_ATTEMPTS = 5
+RETRY_BASE = timedelta(seconds=30)
+RETRY_MAX = timedelta(hours=1)
+
+WINDOW_CLOSED_ERRORS = frozenset({45015, 45047})  # response out of time limit / count limit
+NOT_FOLLOWING_ERRORS = frozenset({43004})  # require subscribe
+
+DELIVERY_LOCK = "lock:delivery"
+CUSTOMER_SERVICE = "customer_service"
+TEMPLATE = "template"
+
+
+def burst_key(openid: str) -> str:
+    return f"cswin:{openid}"
+
+
+# --- the window ----------------------------------------------------------------------------------
+async def record_inbound(services: Services, openid: str, *, event: str = "") -> None:
+    """Note that the user reached us: event "" for a message (opens the 48 h window), or the
+    lower-case event name (subscribe/scan/click open the 1-minute window; others change nothing).
+    Held messages for the user go back to pending."""
+    now = services.clock.now()
+    event = event.lower()
+    if event and event not in BURST_EVENTS:
+        return
+    async with services.uow() as uow:
+        citizen = await uow.citizens.get(openid) or Citizen(openid=openid)
+        if not event:
+            citizen.last_inbound_at = now
+            citizen.cs_sent_since_inbound = 0
+        citizen.subscribed = True
+        await uow.citizens.save(citizen)
+        released = await _release(uow, openid)
+        await uow.commit()
+    if event:
+        await services.kv.set(burst_key(openid), _burst_value(now + BURST_WINDOW, 0),
+                              ttl=BURST_WINDOW.total_seconds() * 2)
+    else:
+        await services.kv.delete(burst_key(openid))  # the 48 h window supersedes it
+    if released:
+        services.kick_delivery()
+
+
+async def release_held(services: Services, openid: str) -> int:
+    """Held messages for this user become pending again; returns how many."""
+    async with services.uow() as uow:
+        released = await _release(uow, openid)
+        await uow.commit()
+    if released:
+        log.info("released %d held messages for %s", released, mask_openid(openid))
+        services.kick_delivery()
+    return released
+
+
+async def _release(uow: UnitOfWork, openid: str) -> int:
+    held = await uow.outbox.held_for(openid)
+    for message in held:
+        message.status = "pending"
+        message.next_attempt_at = None
+        await uow.outbox.save(message)
+    return len(held)
+
+
+def _burst_value(until: datetime, sent: int) -> str:
+    return f"{until.isoformat()}|{sent}"
+
+
+def _parse_burst(raw: str | None) -> tuple[datetime, int] | None:
+    if not raw:
+        return None
+    try:
+        until, sent = raw.split("|")
+        return datetime.fromisoformat(until), int(sent)
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Window:
+    kind: str  # "message" (48 h) | "burst" (1 min after follow/scan/click)
+    burst_until: datetime | None = None
+    burst_sent: int = 0
+
+
+async def _open_window(services: Services, citizen: Citizen | None, now: datetime) -> _Window | None:
+    if citizen is not None and not citizen.subscribed:
+        return None
+    if (
+        citizen is not None
+        and citizen.last_inbound_at is not None
+        and now - citizen.last_inbound_at < CS_WINDOW
+        and citizen.cs_sent_since_inbound < CS_QUOTA
+    ):
+        return _Window("message")
+    openid = citizen.openid if citizen is not None else None
+    burst = _parse_burst(await services.kv.get(burst_key(openid))) if openid else None
+    if burst is not None and now < burst[0] and burst[1] < BURST_QUOTA:
+        return _Window("burst", burst[0], burst[1])
+    return None
+
+
+# --- delivery --------------------------------------------------------------------------------------
+async def deliver_due(services: Services, gateway: WeChatGateway, limit: int = 50) -> int:
+    """Deliver (or hold, or schedule a retry for) up to `limit` due messages; returns how many
+    were sent."""
+    return (await _deliver_pass(services, gateway, limit)).sent
+
+
+@dataclass
+class _PassResult:
+    due: int = 0
+    sent: int = 0
+    changed: int = 0  # sent, held, retried or failed: anything but "skipped to keep order"
+
+
+async def _deliver_pass(services: Services, gateway: WeChatGateway, limit: int) -> _PassResult:
+    result = _PassResult()
+    async with services.kv.lock(DELIVERY_LOCK, timeout=30.0):
+        async with services.uow() as uow:
+            due = list(await uow.outbox.due(services.clock.now(), limit))
+        result.due = len(due)
+        deferred: set[str] = set()
+        for message in due:
+            if message.recipient_openid in deferred:
+                continue
+            sent = await _deliver_one(services, gateway, message)
+            result.changed += 1
+            if sent:
+                result.sent += 1
+            else:
+                deferred.add(message.recipient_openid)
+    return result
+
+
+async def _deliver_one(services: Services, gateway: WeChatGateway, message: OutboxMessage) -> bool:
+    """One message: True when WeChat accepted it; otherwise it is held, retried later or failed."""
+    openid = message.recipient_openid
+    now = services.clock.now()
+    async with services.uow() as uow:
+        citizen = await uow.citizens.get(openid)
+    if citizen is not None and not citizen.subscribed:
+        await _hold(services, message, "not following the account")
+        return False
+
+    window = await _open_window(services, citizen, now)
+    if window is not None:
+        try:
+            await gateway.send_text(openid, message.text)
+        except WeChatAPIError as error:
+            if error.errcode in NOT_FOLLOWING_ERRORS:
+                await _hold(services, message, str(error))
+                return False
+            if error.errcode not in WINDOW_CLOSED_ERRORS:
+                await _retry(services, message, str(error))
+                return False
+            # WeChat says the window is shut: believe it, then try the template below
+            log.info("window closed for %s (%s)", mask_openid(openid), error.errcode)
+            await _close_window(services, openid)
+        except Exception as error:  # network, timeout...: a temporary failure
+            await _retry(services, message, f"{type(error).__name__}: {error}")
+            return False
+        else:
+            await _mark_sent(services, message, CUSTOMER_SERVICE, window)
+            return True
+
+    template_id = services.settings.template_id(message.template_key) if message.template_key else ""
+    if not template_id:
+        await _hold(services, message, "outside the messaging window, no template configured")
+        return False
+    try:
+        await gateway.send_template(openid, template_id, dict(message.template_data))
+    except WeChatAPIError as error:
+        if error.errcode in NOT_FOLLOWING_ERRORS:
+            await _hold(services, message, str(error))
+        else:
+            await _retry(services, message, str(error))
+        return False
+    except Exception as error:
+        await _retry(services, message, f"{type(error).__name__}: {error}")
+        return False
+    await _mark_sent(services, message, TEMPLATE, None)
+    return True
+
+
+async def _mark_sent(services: Services, message: OutboxMessage, channel: str, window: _Window | None) -> None:
+    now = services.clock.now()
+    message.status = "sent"
+    message.channel = channel
+    message.sent_at = now
+    message.attempts += 1
+    message.last_error = ""
+    message.next_attempt_at = None
+    async with services.uow() as uow:
+        await uow.outbox.save(message)
+        if window is not None and window.kind == "message":
+            citizen = await uow.citizens.get(message.recipient_openid)
+            if citizen is not None:
+                citizen.cs_sent_since_inbound += 1
+                await uow.citizens.save(citizen)
+        await uow.commit()
+    if window is not None and window.kind == "burst" and window.burst_until is not None:
+        ttl = max((window.burst_until - now).total_seconds(), 1.0) * 2
+        await services.kv.set(burst_key(message.recipient_openid),
+                              _burst_value(window.burst_until, window.burst_sent + 1), ttl=ttl)
+    log.info("outbox %s sent to %s by %s", message.id, mask_openid(message.recipient_openid), channel)
+
+
+async def _close_window(services: Services, openid: str) -> None:
+    async with services.uow() as uow:
+        citizen = await uow.citizens.get(openid) or Citizen(openid=openid)
+        citizen.cs_sent_since_inbound = max(citizen.cs_sent_since_inbound, CS_QUOTA)
+        await uow.citizens.save(citizen)
+        await uow.commit()
+    await services.kv.delete(burst_key(openid))
+
+
+async def _hold(services: Services, message: OutboxMessage, reason: str) -> None:
+    message.status = "held"
+    message.last_error = reason
+    message.next_attempt_at = None
+    async with services.uow() as uow:
+        await uow.outbox.save(message)
+        await uow.commit()
+    log.info("outbox %s held for %s: %s", message.id, mask_openid(message.recipient_openid), reason)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Back-off after the n-th failed attempt: 30 s, 1 min, 2 min, 4 min... at most an hour."""
+    return min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_MAX)
+
+
+async def _retry(services: Services, message: OutboxMessage, error: str) -> None:
+    now = services.clock.now()
+    message.attempts += 1
+    message.last_error = error[:500]
+    if message.attempts >= MAX_ATTEMPTS:
+        message.status = "failed"
+        message.next_attempt_at = None
+        log.error("outbox %s to %s failed after %d attempts: %s",
+                  message.id, mask_openid(message.recipient_openid), message.attempts, error)
+    else:
+        message.next_attempt_at = now + retry_delay(message.attempts)
+        log.warning("outbox %s to %s attempt %d failed, retry at %s: %s", message.id,
+                    mask_openid(message.recipient_openid), message.attempts, message.next_attempt_at, error)
+    async with services.uow() as uow:
+        await uow.outbox.save(message)
+        await uow.commit()
+
+
+# --- the worker ----------------------------------------------------------------------------------
+class DeliveryWorker:
+    """Runs delivery passes when kicked (services.kick_delivery after a commit) and every
+    `interval` seconds anyway, so retries and anything missed still go out."""
+
+    def __init__(self, services: Services, gateway: WeChatGateway, *, interval: float = 15.0,
+                 batch: int = 50) -> None:
+        self.services = services
+        self.gateway = gateway
+        self.interval = interval
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-delivery")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Let the current pass finish (a message sent must also be marked sent), then end."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run_once(self) -> int:
+        """Passes until nothing more is due now; returns how many messages were sent."""
+        sent = 0
+        while True:
+            result = await _deliver_pass(self.services, self.gateway, self.batch)
+            sent += result.sent
+            if result.due < self.batch or result.changed == 0 or self._stopping:
+                return sent
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()  # a kick during the pass below triggers another pass at once
+            try:
+                await self.run_once()
+            except Exception:  # noqa: BLE001 - the worker must outlive a bad pass
+                log.exception("outbox delivery pass failed")
+            if self._stopping:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)

@@ -1,0 +1,379 @@
+"""Outbox delivery under WeChat's rules: the 48 h window and its quota, the short window after a
+follow/scan/click, template fallback, holding, releasing, retries with back-off, failure."""
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from bot.domain import Citizen, OutboxMessage
+from fakes import (
+    CITIZEN,
+    CITIZEN_2,
+    WANG_OPENID,
+    FixedClock,
+    RecordingGateway,
+    api_error,
+    draft,
+    make_services,
+    outbox,
+    seed,
+)
+from handlers.delivery import (
+    CS_QUOTA,
+    MAX_ATTEMPTS,
+    DeliveryWorker,
+    deliver_due,
+    record_inbound,
+    release_held,
+    retry_delay,
+)
+from handlers.services import Services
+from handlers.tickets import submit_report
+
+
+async def add(services: Services, text: str = "你好", *, to: str = CITIZEN, template_key: str = "status") -> None:
+    async with services.uow() as uow:
+        await uow.outbox.add(OutboxMessage(recipient_openid=to, text=text, template_key=template_key,
+                                           template_data={"first": text}, created_at=services.clock.now()))
+        await uow.commit()
+
+
+async def statuses(services: Services) -> list[str]:
+    return [m.status for m in await outbox(services)]
+
+
+async def citizen(services: Services, openid: str = CITIZEN) -> Citizen:
+    async with services.uow() as uow:
+        found = await uow.citizens.get(openid)
+    assert found is not None
+    return found
+
+
+# --- window, template, held -------------------------------------------------------------------------
+async def test_inside_the_window_a_customer_service_message_goes() -> None:
+    services, gateway = make_services(templates=True), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    await add(services, "您的诉求已受理")
+
+    assert await deliver_due(services, gateway) == 1
+
+    assert [(s.channel, s.openid, s.text) for s in gateway.sent] == [("customer_service", CITIZEN, "您的诉求已受理")]
+    (message,) = await outbox(services)
+    assert (message.status, message.channel, message.attempts) == ("sent", "customer_service", 1)
+    assert message.sent_at == services.clock.now()
+    assert (await citizen(services)).cs_sent_since_inbound == 1
+    assert await deliver_due(services, gateway) == 0  # sent once only
+
+
+async def test_quota_of_five_then_template() -> None:
+    services, gateway = make_services(templates=True), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    for i in range(CS_QUOTA + 2):
+        await add(services, f"第{i}条")
+
+    assert await deliver_due(services, gateway) == CS_QUOTA + 2
+    assert [s.channel for s in gateway.sent] == ["customer_service"] * CS_QUOTA + ["template"] * 2
+    assert gateway.sent[-1].template_id == "TPL-STATUS" and gateway.sent[-1].data == {"first": "第6条"}
+
+    # the citizen writes again: the quota starts over
+    await record_inbound(services, CITIZEN)
+    assert (await citizen(services)).cs_sent_since_inbound == 0
+    await add(services, "新消息")
+    await deliver_due(services, gateway)
+    assert gateway.sent[-1].channel == "customer_service"
+
+
+async def test_quota_used_up_and_no_template_holds() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    for i in range(CS_QUOTA + 1):
+        await add(services, f"第{i}条")
+    assert await deliver_due(services, gateway) == CS_QUOTA
+    assert await statuses(services) == ["sent"] * CS_QUOTA + ["held"]
+
+
+async def test_after_48_hours_the_template_is_used() -> None:
+    clock = FixedClock()
+    services, gateway = make_services(clock, templates=True), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    clock.advance(hours=47, minutes=59)
+    await add(services, "还在窗口内")
+    await deliver_due(services, gateway)
+    clock.advance(minutes=1)  # exactly 48 h after the citizen's message
+    await add(services, "窗口外")
+    await deliver_due(services, gateway)
+    assert [s.channel for s in gateway.sent] == ["customer_service", "template"]
+
+
+async def test_deputy_assignment_uses_its_own_template() -> None:
+    services, gateway = make_services(templates=True), RecordingGateway()
+    await seed(services)
+    await submit_report(services, draft())  # nobody has written: no window for anyone
+    await deliver_due(services, gateway)
+    by_openid = {s.openid: s for s in gateway.sent}
+    assert by_openid[WANG_OPENID].template_id == "TPL-ASSIGN"
+    assert by_openid[WANG_OPENID].data["keyword2"] == "城乡建设"
+    assert by_openid[CITIZEN].template_id == "TPL-STATUS"
+
+
+async def test_no_window_no_template_holds_until_the_user_writes() -> None:
+    clock = FixedClock()
+    services, gateway = make_services(clock), RecordingGateway()
+    await add(services, "第一条")
+    await add(services, "第二条")
+
+    assert await deliver_due(services, gateway) == 0
+    held = await outbox(services)
+    assert [m.status for m in held] == ["held", "pending"]  # the second waits behind the first
+    assert "no template" in held[0].last_error
+    assert gateway.calls == []
+    assert await deliver_due(services, gateway) == 0
+    assert await statuses(services) == ["held", "held"]
+
+    clock.advance(days=3)
+    await record_inbound(services, CITIZEN)  # the citizen writes again
+    assert await statuses(services) == ["pending", "pending"]
+    assert services.kick_delivery.count >= 1  # type: ignore[attr-defined]
+    assert await deliver_due(services, gateway) == 2
+    assert [s.text for s in gateway.sent] == ["第一条", "第二条"]  # in order
+
+
+async def test_release_held_on_its_own() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await add(services, "一")
+    await add(services, "二", to=CITIZEN_2)
+    await deliver_due(services, gateway)
+    assert await release_held(services, CITIZEN) == 1
+    assert await release_held(services, CITIZEN) == 0
+    assert await statuses(services) == ["pending", "held"]
+
+
+async def test_message_without_template_key_is_held_outside_the_window() -> None:
+    services, gateway = make_services(templates=True), RecordingGateway()
+    await add(services, "迟到的回复", template_key="")
+    await deliver_due(services, gateway)
+    assert await statuses(services) == ["held"]
+
+
+async def test_unsubscribed_user_is_held_not_sent() -> None:
+    services, gateway = make_services(templates=True), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    async with services.uow() as uow:
+        c = await uow.citizens.get(CITIZEN)
+        assert c is not None
+        c.subscribed = False
+        await uow.citizens.save(c)
+        await uow.commit()
+    await add(services)
+    await deliver_due(services, gateway)
+    assert await statuses(services) == ["held"] and gateway.calls == []
+
+
+# --- the short window after a follow, scan or click ---------------------------------------------
+async def test_follow_opens_three_messages_within_a_minute() -> None:
+    clock = FixedClock()
+    services, gateway = make_services(clock), RecordingGateway()
+    await record_inbound(services, CITIZEN, event="subscribe")
+    for i in range(4):
+        await add(services, f"第{i}条")
+    assert await deliver_due(services, gateway) == 3
+    assert await statuses(services) == ["sent", "sent", "sent", "held"]
+
+
+async def test_the_short_window_closes_after_a_minute() -> None:
+    clock = FixedClock()
+    services, gateway = make_services(clock, templates=True), RecordingGateway()
+    await record_inbound(services, CITIZEN, event="SCAN")
+    await add(services, "一")
+    await deliver_due(services, gateway)
+    clock.advance(seconds=60)
+    await add(services, "二")
+    await deliver_due(services, gateway)
+    assert [s.channel for s in gateway.sent] == ["customer_service", "template"]
+
+
+async def test_other_events_open_no_window() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await record_inbound(services, CITIZEN, event="view")
+    await record_inbound(services, CITIZEN, event="location")
+    await add(services)
+    await deliver_due(services, gateway)
+    assert await statuses(services) == ["held"]
+
+
+async def test_a_message_supersedes_the_short_window() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await record_inbound(services, CITIZEN, event="click")
+    await record_inbound(services, CITIZEN)
+    for i in range(5):
+        await add(services, f"第{i}条")
+    assert await deliver_due(services, gateway) == 5
+
+
+# --- errors -----------------------------------------------------------------------------------------
+async def test_temporary_errors_are_retried_with_back_off() -> None:
+    clock = FixedClock()
+    services, gateway = make_services(clock), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    await add(services)
+    gateway.fail("text", api_error(-1), OSError("connection reset"))
+
+    assert await deliver_due(services, gateway) == 0
+    (message,) = await outbox(services)
+    assert (message.status, message.attempts) == ("pending", 1)
+    assert message.next_attempt_at == clock.now() + retry_delay(1)
+    assert "-1" in message.last_error
+
+    clock.advance(seconds=retry_delay(1).total_seconds() - 1)
+    assert await deliver_due(services, gateway) == 0
+    assert gateway.calls == ["text"]  # not due yet: not tried
+
+    clock.advance(seconds=1)
+    assert await deliver_due(services, gateway) == 0  # the network error
+    (message,) = await outbox(services)
+    assert message.attempts == 2 and "OSError" in message.last_error
+    assert message.next_attempt_at == clock.now() + retry_delay(2)
+
+    clock.advance(seconds=retry_delay(2).total_seconds())
+    assert await deliver_due(services, gateway) == 1
+    (message,) = await outbox(services)
+    assert (message.status, message.attempts, message.last_error) == ("sent", 3, "")
+
+
+def test_back_off_doubles_and_is_capped() -> None:
+    delays = [retry_delay(n) for n in range(1, 10)]
+    assert delays[:4] == [timedelta(seconds=30), timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4)]
+    assert max(delays) == timedelta(hours=1)
+
+
+async def test_failed_after_max_attempts_and_visible() -> None:
+    clock = FixedClock()
+    services, gateway = make_services(clock), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    await add(services)
+    gateway.fail("text", *[api_error(40001) for _ in range(MAX_ATTEMPTS)])
+    for _ in range(MAX_ATTEMPTS):
+        await deliver_due(services, gateway)
+        clock.advance(hours=1)
+    (message,) = await outbox(services)
+    assert (message.status, message.attempts) == ("failed", MAX_ATTEMPTS)
+    assert "40001" in message.last_error
+    assert await deliver_due(services, gateway) == 0
+    async with services.uow() as uow:
+        assert [m.id for m in await uow.outbox.list()] == [message.id]  # what `zhitongche outbox` shows
+
+
+async def test_window_closed_error_falls_back_to_template_at_once() -> None:
+    services, gateway = make_services(templates=True), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    await add(services, "一")
+    await add(services, "二")
+    gateway.fail("text", api_error(45015))
+
+    assert await deliver_due(services, gateway) == 2
+    # WeChat said the window is shut: the second message does not try customer service again
+    assert gateway.calls == ["text", "template", "template"]
+    assert [m.channel for m in await outbox(services)] == ["template", "template"]
+    assert (await citizen(services)).cs_sent_since_inbound >= CS_QUOTA
+
+
+async def test_quota_error_without_template_holds() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    await add(services)
+    gateway.fail("text", api_error(45047))
+    assert await deliver_due(services, gateway) == 0
+    (message,) = await outbox(services)
+    assert (message.status, message.attempts) == ("held", 0)
+
+
+async def test_user_who_left_is_held() -> None:
+    services, gateway = make_services(templates=True), RecordingGateway()
+    await add(services)
+    gateway.fail("template", api_error(43004))
+    await deliver_due(services, gateway)
+    assert await statuses(services) == ["held"]
+
+
+async def test_template_errors_are_retried() -> None:
+    services, gateway = make_services(templates=True), RecordingGateway()
+    await add(services)
+    gateway.fail("template", api_error(-1))
+    await deliver_due(services, gateway)
+    (message,) = await outbox(services)
+    assert (message.status, message.attempts) == ("pending", 1)
+
+
+async def test_a_failing_recipient_does_not_block_others() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    await record_inbound(services, CITIZEN_2)
+    await add(services, "给一号", to=CITIZEN)
+    await add(services, "一号的第二条", to=CITIZEN)
+    await add(services, "给二号", to=CITIZEN_2)
+    gateway.fail("text", api_error(-1))
+    assert await deliver_due(services, gateway) == 1
+    assert [(s.openid, s.text) for s in gateway.sent] == [(CITIZEN_2, "给二号")]
+    # the first citizen's second message was not tried before the first one
+    assert [m.attempts for m in await outbox(services)] == [1, 0, 1]
+
+
+async def test_limit_bounds_one_pass() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    for i in range(3):
+        await add(services, f"第{i}条")
+    assert await deliver_due(services, gateway, limit=2) == 2
+    assert await deliver_due(services, gateway, limit=2) == 1
+
+
+# --- the worker ---------------------------------------------------------------------------------------
+async def wait_until(condition, tries: int = 500) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(tries):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+async def test_worker_delivers_when_kicked_and_stops_cleanly() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await seed(services)
+    await record_inbound(services, CITIZEN)
+    worker = DeliveryWorker(services, gateway, interval=3600)  # only kicks wake it
+    services.kick_delivery = worker.kick
+    worker.start()
+    try:
+        await submit_report(services, draft())  # kicks delivery after its commit
+        await wait_until(lambda: any(s.openid == CITIZEN for s in gateway.sent))
+    finally:
+        await worker.stop()
+    assert "已受理" in gateway.to(CITIZEN)[0].text
+    await worker.stop()  # stopping twice is harmless
+
+
+async def test_worker_survives_a_broken_pass() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    worker = DeliveryWorker(services, gateway, interval=3600)
+
+    broken = {"left": 1}
+    real_uow = services.uow
+
+    def flaky_uow():  # type: ignore[no-untyped-def]
+        if broken["left"]:
+            broken["left"] -= 1
+            raise RuntimeError("database down")
+        return real_uow()
+
+    services.uow = flaky_uow  # type: ignore[assignment]
+    worker.start()
+    try:
+        await wait_until(lambda: broken["left"] == 0)
+        services.uow = real_uow
+        await add(services, "恢复后")
+        worker.kick()
+        await wait_until(lambda: bool(gateway.sent))
+    finally:
+        await worker.stop()
+    assert gateway.sent[0].text == "恢复后"

@@ -1,0 +1,216 @@
+"""Filing a report: routing, assignment, round robin, queueing, the pushes it records; and the
+whole loop through a deputy's replies to the messages the citizen receives."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot.domain import DISTRICT_QUEUE, Attachment, Citizen, TicketStatus
+from fakes import (
+    CITIZEN,
+    CITIZEN_2,
+    DEPUTIES,
+    LI_OPENID,
+    MONDAY_10,
+    WANG_OPENID,
+    ZHOU_OPENID,
+    FixedClock,
+    RecordingGateway,
+    draft,
+    get_ticket,
+    make_services,
+    outbox,
+    seed,
+)
+from handlers.deputies import handle_deputy_message
+from handlers.delivery import deliver_due, record_inbound
+from handlers.tickets import citizen_tickets, submit_report, ticket_timeline
+
+
+async def test_report_goes_to_the_on_duty_deputy_of_the_named_place() -> None:
+    services = make_services()
+    await seed(services)
+
+    ticket = await submit_report(services, draft())
+
+    assert ticket.number == 1001
+    assert ticket.station_code == "LL-DC"
+    assert ticket.status is TicketStatus.ASSIGNED
+    assert ticket.deputy_code == "D001"  # D001 and D002 both free: first in order
+    stored = await get_ticket(services, ticket.number)
+    assert stored.status is TicketStatus.ASSIGNED
+    assert [e.kind for e in stored.events] == ["filed", "assigned"]
+    assert stored.details == "晚上路过很黑"
+    assert services.kick_delivery.count == 1  # type: ignore[attr-defined]
+
+    messages = await outbox(services)
+    to_citizen = [m for m in messages if m.recipient_openid == CITIZEN]
+    to_deputy = [m for m in messages if m.recipient_openid == WANG_OPENID]
+    assert len(messages) == 2
+    assert "#1001" in to_citizen[0].text and "王晓梅" in to_citizen[0].text and "受理" in to_citizen[0].text
+    assert to_citizen[0].template_key == "status"
+    assert to_citizen[0].template_data["keyword1"] == "#1001"
+    notice = to_deputy[0]
+    assert notice.template_key == "assignment"
+    for part in ("#1001", "城乡建设", "黎里镇东村", "村口的路灯坏了一个星期", "晚上路过很黑", "受理 #1001"):
+        assert part in notice.text
+    assert "139" not in notice.text  # no phone: the citizen gave none
+    assert all(m.status == "pending" for m in messages)
+
+
+async def test_ticket_numbers_are_unique_and_increasing() -> None:
+    services = make_services()
+    await seed(services)
+    numbers = [(await submit_report(services, draft(summary=f"第{i}件"))).number for i in range(4)]
+    assert numbers == sorted(set(numbers)) and len(numbers) == 4
+
+
+async def test_phone_reaches_the_deputy_only_with_consent() -> None:
+    services = make_services()
+    await seed(services)
+    shared = await submit_report(services, draft(phone="13812345678", share_contact=True))
+    private = await submit_report(services, draft(phone="13887654321", share_contact=False))
+
+    by_ticket = {m.text.split("#")[1].split("】")[0]: m for m in await outbox(services)
+                 if m.recipient_openid in (WANG_OPENID, LI_OPENID)}
+    shared_notice = by_ticket[str(shared.number)]
+    private_notice = by_ticket[str(private.number)]
+    assert "13812345678" in shared_notice.text
+    assert "13812345678" in shared_notice.template_data["remark"]
+    assert "13887654321" not in private_notice.text
+    assert "13887654321" not in str(private_notice.template_data)
+    stored = await get_ticket(services, private.number)
+    assert stored.phone == "13887654321" and stored.share_contact is False  # kept, not shown
+
+
+async def test_round_robin_between_equally_busy_deputies_uses_the_kv_state() -> None:
+    services = make_services()
+    await seed(services)
+    picks = [(await submit_report(services, draft())).deputy_code for _ in range(4)]
+    assert picks == ["D001", "D002", "D001", "D002"]
+    assert await services.kv.get("rr:LL-DC") == "D002"
+
+
+async def test_the_least_busy_deputy_goes_first() -> None:
+    services = make_services()
+    await seed(services)
+    first = await submit_report(services, draft())
+    second = await submit_report(services, draft())
+    assert (first.deputy_code, second.deputy_code) == ("D001", "D002")
+    # D001 closes theirs: now has fewer open tickets than D002 although round robin says D001's turn
+    wang = DEPUTIES[0]
+    assert "办结" in (await handle_deputy_message(services, wang, f"办结 #{first.number} 修好了") or "")
+    third = await submit_report(services, draft())
+    assert third.deputy_code == "D001"
+
+
+async def test_qr_station_wins_and_a_bound_station_counts_as_qr() -> None:
+    services = make_services()
+    await seed(services)
+    ticket = await submit_report(services, draft(qr_station_code="LL-HOME", place="盛泽镇"))
+    assert ticket.station_code == "LL-HOME"
+
+    async with services.uow() as uow:
+        await uow.citizens.save(Citizen(CITIZEN_2, station_code="LL-DC"))
+        await uow.commit()
+    ticket = await submit_report(services, draft(citizen_openid=CITIZEN_2, place="不知道", town=""))
+    assert ticket.station_code == "LL-DC"
+
+
+async def test_nobody_on_duty_queues_the_ticket_and_tells_the_station_staff() -> None:
+    services = make_services()  # Monday 10:00: nobody on duty at LL-HOME (D003 works 14–17)
+    await seed(services)
+
+    ticket = await submit_report(services, draft(place="黎里社区", category="其他"))
+
+    assert ticket.station_code == "LL-HOME"
+    assert ticket.status is TicketStatus.FILED and ticket.deputy_code is None
+    messages = await outbox(services)
+    citizen_msg = next(m for m in messages if m.recipient_openid == CITIZEN)
+    assert "#1001" in citizen_msg.text and "没有代表值班" in citizen_msg.text
+    staff = [m for m in messages if m.recipient_openid == ZHOU_OPENID]  # D003 belongs to LL-HOME
+    assert len(staff) == 1 and "待分配工单 #1001" in staff[0].text
+    assert len(messages) == 2
+    async with services.uow() as uow:
+        assert [t.number for t in await uow.tickets.waiting("LL-HOME")] == [1001]
+
+
+async def test_queue_without_bound_staff_only_tells_the_citizen() -> None:
+    services = make_services()
+    await seed(services)
+    ticket = await submit_report(services, draft(place="盛泽镇舜湖路", category="其他"))  # D004 unbound
+    assert ticket.station_code == "SZ-HOME" and ticket.status is TicketStatus.FILED
+    assert [m.recipient_openid for m in await outbox(services)] == [CITIZEN]
+
+
+async def test_district_queue() -> None:
+    services = make_services()
+    await seed(services)
+    ticket = await submit_report(services, draft(place="火星", town=""))
+    assert ticket.station_code == DISTRICT_QUEUE and ticket.status is TicketStatus.FILED
+    (message,) = await outbox(services)
+    assert "区人大代表联络总站" in message.text
+
+
+async def test_assignment_to_an_unbound_deputy_records_no_deputy_push() -> None:
+    clock = FixedClock(MONDAY_10.replace(day=8))  # Tuesday 10:00: D004 on duty at 盛泽, not bound
+    services = make_services(clock)
+    await seed(services)
+    ticket = await submit_report(services, draft(place="盛泽镇舜湖路", category="其他"))
+    assert ticket.deputy_code == "D004"
+    assert [m.recipient_openid for m in await outbox(services)] == [CITIZEN]
+    assert "陈卫东" in (await outbox(services))[0].text
+
+
+async def test_roster_naming_an_unknown_deputy_is_skipped() -> None:
+    from fakes import SHIFTS, weekday_shift
+
+    services = make_services()
+    await seed(services, shifts=(*SHIFTS, weekday_shift("LL-DC", "D999", 1, "09:00", "12:00")))
+    codes = {(await submit_report(services, draft())).deputy_code for _ in range(3)}
+    assert codes == {"D001", "D002"}
+
+
+async def test_attachments_and_timeline_helpers() -> None:
+    services = make_services()
+    await seed(services)
+    photo = Attachment("image", media_id="m1", url="http://x/1.jpg")
+    ticket = await submit_report(services, draft(attachments=[photo]))
+    shown = await ticket_timeline(services, ticket.number)
+    assert shown is not None and shown.attachments == [photo]
+    assert await ticket_timeline(services, 9999) is None
+    assert [t.number for t in await citizen_tickets(services, CITIZEN)] == [ticket.number]
+
+
+async def test_the_whole_loop_reaches_the_citizen() -> None:
+    """submit → assigned → accepted → replied → resolved, every step pushed to the citizen."""
+    clock = FixedClock()
+    services = make_services(clock)
+    gateway = RecordingGateway()
+    await seed(services)
+    await record_inbound(services, CITIZEN)  # the citizen is chatting: window open
+    await record_inbound(services, WANG_OPENID)  # so is the deputy
+
+    ticket = await submit_report(services, draft(phone="13812345678", share_contact=True))
+    assert await deliver_due(services, gateway) == 2
+    assert "王晓梅" in gateway.to(CITIZEN)[-1].text
+    assert "13812345678" in gateway.to(WANG_OPENID)[-1].text
+
+    wang = replace(DEPUTIES[0])
+    n = ticket.number
+    assert "已受理" in (await handle_deputy_message(services, wang, f"受理 #{n}") or "")
+    assert "转给" in (await handle_deputy_message(services, wang, f"#{n} 明天上午去现场看看") or "")
+    reply = await handle_deputy_message(services, wang, f"办结 #{n} 路灯已经换好了")
+    assert reply is not None and "已办结" in reply
+    assert await deliver_due(services, gateway) == 3
+
+    texts = [s.text for s in gateway.to(CITIZEN)]
+    assert len(texts) == 4
+    assert "已经接手" in texts[1]
+    assert "明天上午去现场看看" in texts[2]
+    assert "路灯已经换好了" in texts[3] and "1 到 5" in texts[3]
+    stored = await get_ticket(services, n)
+    assert stored.status is TicketStatus.RESOLVED
+    assert [e.kind for e in stored.events] == ["filed", "assigned", "accepted", "replied", "resolved"]
+    async with services.uow() as uow:
+        awaiting = await uow.tickets.awaiting_rating(CITIZEN)
+    assert awaiting is not None and awaiting.number == n  # the dialogue asks for 满意度 next
