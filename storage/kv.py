@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.ports import KeyValueStore
+    from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class LockTimeout(Exception):
@@ -57,3 +65,66 @@ class MemoryKeyValueStore:
 
     async def close(self) -> None:
         self._data.clear()
+
+
+class RedisKeyValueStore:
+    """Shared by every worker. All keys live under `prefix`; locks under `<prefix>lock:`.
+
+    Locks auto-expire after `lock_ttl` seconds so a crashed worker cannot hold one forever; keep
+    critical sections well below that."""
+
+    def __init__(self, url: str, prefix: str, *, lock_ttl: float = 30.0) -> None:
+        import redis.asyncio as redis
+
+        self._client = redis.from_url(url, decode_responses=True)
+        self._prefix = prefix
+        self._lock_ttl = lock_ttl
+
+    def _key(self, key: str) -> str:
+        return self._prefix + key
+
+    async def get(self, key: str) -> str | None:
+        value = await self._client.get(self._key(key))
+        return None if value is None else str(value)
+
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        # milliseconds keep fractional TTLs; a falsy ttl means no expiry, as in the memory store
+        await self._client.set(self._key(key), value, px=_millis(ttl) if ttl else None)
+
+    async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
+        return bool(await self._client.set(self._key(key), value, px=_millis(ttl) if ttl else None, nx=True))
+
+    async def delete(self, key: str) -> None:
+        await self._client.delete(self._key(key))
+
+    @asynccontextmanager
+    async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
+        from redis.exceptions import LockError
+
+        lock = self._client.lock(
+            self._key("lock:" + key), timeout=self._lock_ttl, sleep=0.02, blocking_timeout=timeout
+        )
+        if not await lock.acquire():
+            raise LockTimeout(key)
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except LockError:
+                # the lease ran out while we held it; another worker may own it now, leave it be
+                logger.warning("lock %s expired before release", key)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _millis(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def build_kv(settings: Settings) -> KeyValueStore:
+    """Redis when configured (shared by all workers), otherwise one process's memory."""
+    if settings.redis_url:
+        return RedisKeyValueStore(settings.redis_url, settings.redis_prefix)
+    return MemoryKeyValueStore()

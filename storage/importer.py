@@ -1,0 +1,354 @@
+"""Import stations, deputies and the duty roster from CSV (UTF-8, BOM tolerated) or XLSX files.
+
+Every row is checked on its own: good rows are imported even when others are bad, and each bad
+value is reported with its line number, column and value. Rows are upserted by their key, so
+importing the same file twice changes nothing (the report's updated/unchanged counts show it)."""
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from bot.domain import CATEGORIES, DEPUTY_LEVELS, Deputy, DutyShift, Station, StationKind
+from bot.ports import UnitOfWorkFactory
+from bot.texts import Texts, default_texts
+
+KINDS = ("stations", "deputies", "duty")
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "stations": ("code", "name", "kind", "town", "address", "specialties", "places"),
+    "deputies": ("code", "name", "level", "station_code", "phone"),
+    "duty": ("station_code", "deputy_code", "day", "start", "end"),
+}
+
+KEY_COLUMNS = {"stations": ("code",), "deputies": ("code",), "duty": ("station_code", "deputy_code", "day", "start")}
+
+END_OF_DAY = time.max  # "24:00": DutyShift.covers compares start <= t < end
+_CODE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
+_TIME = re.compile(r"^(\d{1,2})[:：](\d{2})$")
+_LIST_SEPARATORS = re.compile(r"[;；]")
+_KIND_ALIASES = {"代表之家": "家", "代表联络站": "站", "联络站": "站", "代表联系点": "点", "联系点": "点"}
+_WEEKDAYS = {name: i for i, names in enumerate(
+    (("周一", "星期一"), ("周二", "星期二"), ("周三", "星期三"), ("周四", "星期四"),
+     ("周五", "星期五"), ("周六", "星期六"), ("周日", "周天", "星期日", "星期天")), start=1) for name in names}
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    rows_read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class _RowError(Exception):
+    pass
+
+
+# --- reading files ---------------------------------------------------------------------------------
+def _cell_text(value: Any) -> str:
+    """Spreadsheet cells arrive typed; turn them back into what the user typed."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time() else value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _read_csv(path: Path) -> list[tuple[int, list[str]]]:
+    text = path.read_text(encoding="utf-8-sig")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    line = 1
+    for record in reader:
+        rows.append((line, [cell.strip() for cell in record]))
+        line = reader.line_num + 1  # a quoted cell may span lines: the next row starts after it
+    return rows
+
+
+def _read_xlsx(path: Path) -> list[tuple[int, list[str]]]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = workbook.worksheets[0]
+        return [(i, [_cell_text(v) for v in values]) for i, values in enumerate(sheet.iter_rows(values_only=True), 1)]
+    finally:
+        workbook.close()
+
+
+def read_table(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, cells) for every row of a CSV or XLSX file, header included. Blocking."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path)
+    if suffix in (".xlsx", ".xlsm"):
+        return _read_xlsx(path)
+    raise ValueError(suffix)
+
+
+# --- checking values -------------------------------------------------------------------------------
+class _Row:
+    """One data row by column name; each accessor raises _RowError with the Chinese message."""
+
+    def __init__(self, cells: dict[str, str], texts: Texts, errors: list[str]) -> None:
+        self.cells = cells
+        self.texts = texts
+        self.errors = errors
+
+    def bad(self, column: str, reason_key: str, **params: object) -> None:
+        reason = self.texts.get(reason_key, **params)
+        self.errors.append(self.texts.get("import_bad_value", column=column, value=self.cells[column], reason=reason))
+
+    def required(self, column: str, max_len: int = 200) -> str:
+        value = self.cells[column]
+        if not value:
+            self.errors.append(self.texts.get("import_required", column=column))
+        elif len(value) > max_len:
+            self.bad(column, "import_reason_too_long", max=max_len)
+        return value
+
+    def code(self, column: str) -> str:
+        value = self.cells[column]
+        if not value:
+            self.errors.append(self.texts.get("import_required", column=column))
+        elif not _CODE.match(value):
+            self.bad(column, "import_reason_code")
+        return value
+
+    def optional(self, column: str, max_len: int = 500) -> str:
+        value = self.cells[column]
+        if len(value) > max_len:
+            self.bad(column, "import_reason_too_long", max=max_len)
+        return value
+
+    def items(self, column: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in _LIST_SEPARATORS.split(self.cells[column]) if item.strip())
+
+
+def _parse_time(value: str, *, allow_end_of_day: bool) -> time | None:
+    match = _TIME.match(value)
+    if not match:
+        return None
+    hour, minute = int(match[1]), int(match[2])
+    if allow_end_of_day and (hour, minute) == (24, 0):
+        return END_OF_DAY
+    if hour > 23 or minute > 59:
+        return None
+    return time(hour, minute)
+
+
+def _parse_day(value: str) -> date | int | None:
+    if value in _WEEKDAYS:
+        return _WEEKDAYS[value]
+    if value.isdigit() and len(value) == 1:
+        return int(value) if 1 <= int(value) <= 7 else None
+    try:
+        return date.fromisoformat(value.replace("/", "-"))
+    except ValueError:
+        return None
+
+
+def _normalise_phone(value: str) -> str | None:
+    compact = re.sub(r"[\s()（）]", "", value)
+    mobile = re.sub(r"^(\+?86)", "", compact).replace("-", "")
+    if _MOBILE.match(mobile):
+        return mobile
+    if _LANDLINE.match(compact):
+        return compact
+    return None
+
+
+def _station(row: _Row, known: dict[str, set[str]]) -> Station:
+    kind_text = _KIND_ALIASES.get(row.cells["kind"], row.cells["kind"])
+    kind = None
+    if not row.cells["kind"]:
+        row.errors.append(row.texts.get("import_required", column="kind"))
+    elif kind_text not in {k.value for k in StationKind}:
+        row.bad("kind", "import_reason_kind")
+    else:
+        kind = StationKind(kind_text)
+    specialties = row.items("specialties")
+    unknown = [s for s in specialties if s not in CATEGORIES]
+    if unknown:
+        row.bad("specialties", "import_reason_category", categories="、".join(CATEGORIES))
+    station = Station(
+        code=row.code("code"),
+        name=row.required("name"),
+        kind=kind or StationKind.STATION,
+        town=row.required("town", 100),
+        address=row.optional("address"),
+        specialties=specialties,
+        places=row.items("places"),
+    )
+    return station
+
+
+def _deputy(row: _Row, known: dict[str, set[str]]) -> Deputy:
+    code = row.code("code")
+    name = row.required("name", 100)
+    level = row.cells["level"]
+    if not level:
+        row.errors.append(row.texts.get("import_required", column="level"))
+    elif level not in DEPUTY_LEVELS:
+        row.bad("level", "import_reason_level")
+    station_code = row.code("station_code")
+    if station_code and station_code not in known["stations"]:
+        row.bad("station_code", "import_reason_station_missing")
+    phone = ""
+    if row.cells["phone"]:
+        normalised = _normalise_phone(row.cells["phone"])
+        if normalised is None:
+            row.bad("phone", "import_reason_phone")
+        else:
+            phone = normalised
+    return Deputy(code=code, name=name, level=level, station_code=station_code, phone=phone)
+
+
+def _shift(row: _Row, known: dict[str, set[str]]) -> DutyShift:
+    station_code = row.code("station_code")
+    if station_code and station_code not in known["stations"]:
+        row.bad("station_code", "import_reason_station_missing")
+    deputy_code = row.code("deputy_code")
+    if deputy_code and deputy_code not in known["deputies"]:
+        row.bad("deputy_code", "import_reason_deputy_missing")
+    day = None
+    if not row.cells["day"]:
+        row.errors.append(row.texts.get("import_required", column="day"))
+    elif (day := _parse_day(row.cells["day"])) is None:
+        row.bad("day", "import_reason_day")
+    times: dict[str, time | None] = {}
+    for column in ("start", "end"):
+        parsed = None
+        if not row.cells[column]:
+            row.errors.append(row.texts.get("import_required", column=column))
+        elif (parsed := _parse_time(row.cells[column], allow_end_of_day=column == "end")) is None:
+            row.bad(column, "import_reason_time")
+        times[column] = parsed
+    start, end = times["start"], times["end"]
+    if start is not None and end is not None and not start < end:
+        row.bad("end", "import_reason_time_order", start=row.cells["start"])
+    return DutyShift(station_code, deputy_code, day if day is not None else 1, start or time(), end or END_OF_DAY)
+
+
+_PARSERS: dict[str, Callable[[_Row, dict[str, set[str]]], Any]] = {
+    "stations": _station,
+    "deputies": _deputy,
+    "duty": _shift,
+}
+
+
+def _key(kind: str, item: Any) -> Any:
+    if kind == "duty":
+        day = item.day.isoformat() if isinstance(item.day, date) else f"w{item.day}"
+        return (item.station_code, item.deputy_code, day, item.start)
+    return item.code
+
+
+# --- the import ------------------------------------------------------------------------------------
+def _check_header(header: Sequence[str], expected: tuple[str, ...], texts: Texts) -> list[str]:
+    names = [h.strip().lower() for h in header]
+    while names and not names[-1]:  # trailing empty cells of a spreadsheet
+        names.pop()
+    problems = []
+    listed = ",".join(expected)
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        problems.append(texts.get("import_header_duplicate", columns="、".join(duplicated)))
+    missing = [c for c in expected if c not in names]
+    if missing:
+        problems.append(texts.get("import_header_missing", columns="、".join(missing), expected=listed))
+    unknown = [n or "（空）" for n in names if n not in expected]
+    if unknown:
+        problems.append(texts.get("import_header_unknown", columns="、".join(unknown), expected=listed))
+    return problems
+
+
+async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, texts: Texts | None = None) -> ImportReport:
+    """Import `path` (CSV or XLSX) as `kind` (stations | deputies | duty) in one transaction."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    texts = texts or default_texts()
+    report = ImportReport(kind)
+    expected = COLUMNS[kind]
+    path = Path(path)
+
+    try:
+        table = await asyncio.to_thread(read_table, path)
+    except ValueError as exc:
+        if path.suffix.lower() not in (".csv", ".xlsx", ".xlsm"):
+            report.errors.append((0, texts.get("import_unsupported_format", suffix=path.suffix or path.name)))
+        else:
+            report.errors.append((0, texts.get("import_unreadable", reason=str(exc))))
+        return report
+    except Exception as exc:  # OSError, UnicodeDecodeError, csv.Error, and openpyxl's zip/xml errors
+        report.errors.append((0, texts.get("import_unreadable", reason=f"{type(exc).__name__}: {exc}")))
+        return report
+
+    table = [(line, cells) for line, cells in table if any(cells)]  # blank lines are no rows
+    if not table:
+        report.errors.append((1, texts.get("import_empty_file", expected=",".join(expected))))
+        return report
+    header_line, header = table[0]
+    problems = _check_header(header, expected, texts)
+    if problems:
+        report.errors.extend((header_line, p) for p in problems)
+        return report
+    positions = {name.strip().lower(): i for i, name in enumerate(header)}
+
+    async with uow_factory() as uow:
+        known = {
+            "stations": {s.code for s in await uow.stations.list()},
+            "deputies": {d.code for d in await uow.deputies.list()},
+        }
+        existing_shifts = {_key("duty", s) for s in await uow.duty.list()} if kind == "duty" else set()
+        seen: dict[Any, int] = {}
+        for line, cells in table[1:]:
+            report.rows_read += 1
+            values = {c: (cells[positions[c]] if positions[c] < len(cells) else "") for c in expected}
+            errors: list[str] = []
+            item = _PARSERS[kind](_Row(values, texts, errors), known)
+            key = _key(kind, item)
+            if not errors and key in seen:
+                errors.append(texts.get("import_duplicate_row", line=seen[key], columns=",".join(KEY_COLUMNS[kind])))
+            if errors:
+                report.errors.extend((line, e) for e in errors)
+                continue
+            seen[key] = line
+            if kind == "stations":
+                existed = item.code in known["stations"]
+                changed = await uow.stations.upsert(item)
+                known["stations"].add(item.code)
+            elif kind == "deputies":
+                existed = item.code in known["deputies"]
+                changed = await uow.deputies.upsert(item)
+            else:
+                existed = key in existing_shifts
+                changed = await uow.duty.upsert(item)
+            if not existed:
+                report.created += 1
+            elif changed:
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        await uow.commit()
+    return report

@@ -1,0 +1,327 @@
+"""In-memory unit of work: every repository of bot.ports, for unit tests and single-process runs.
+
+Semantics match the SQL implementation (one contract suite covers both):
+- changes made inside a unit of work are staged and become visible to others only on commit;
+  leaving `async with` without commit (or calling rollback) discards them;
+- repositories hand out and store copies, so mutating a returned object changes nothing until save;
+- ticket numbers and outbox ids come from counters that, like database sequences, are never reused
+  (a rolled-back ticket still consumes its number).
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any, Generic, TypeVar
+
+from bot.domain import Citizen, Deputy, DutyShift, OutboxMessage, Station, Ticket, TicketStatus
+from bot.ports import SystemClock
+
+FIRST_TICKET_NUMBER = 1001
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+_DELETED: Any = object()
+
+
+def duty_key(shift: DutyShift) -> tuple[str, str, str, Any]:
+    """The identity of a shift: (station, deputy, day, start); dates and weekdays never collide."""
+    day = shift.day.isoformat() if isinstance(shift.day, date) else f"w{int(shift.day)}"
+    return (shift.station_code, shift.deputy_code, day, shift.start)
+
+
+class _Table(Generic[K, V]):
+    """Committed rows of one table."""
+
+    def __init__(self) -> None:
+        self.rows: dict[K, V] = {}
+
+
+class _Staged(Generic[K, V]):
+    """One unit of work's view of a table: its own staged writes over the committed rows."""
+
+    def __init__(self, table: _Table[K, V]) -> None:
+        self._table = table
+        self._writes: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        value = self._writes.get(key, self._table.rows.get(key))
+        return None if value is None or value is _DELETED else copy.deepcopy(value)
+
+    def put(self, key: K, value: V) -> None:
+        self._writes[key] = copy.deepcopy(value)
+
+    def values(self) -> Iterator[V]:
+        merged = {**self._table.rows, **self._writes}
+        for value in merged.values():
+            if value is not _DELETED:
+                yield copy.deepcopy(value)
+
+    def commit(self) -> None:
+        for key, value in self._writes.items():
+            if value is _DELETED:
+                self._table.rows.pop(key, None)
+            else:
+                self._table.rows[key] = value
+        self._writes.clear()
+
+    def rollback(self) -> None:
+        self._writes.clear()
+
+
+@dataclass
+class _BindCode:
+    deputy_code: str
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class MemoryDatabase:
+    """The committed state shared by every unit of work of one factory."""
+
+    def __init__(self) -> None:
+        self.stations: _Table[str, Station] = _Table()
+        self.deputies: _Table[str, Deputy] = _Table()
+        self.duty: _Table[tuple[str, str, str, Any], DutyShift] = _Table()
+        self.tickets: _Table[int, Ticket] = _Table()
+        self.citizens: _Table[str, Citizen] = _Table()
+        self.outbox: _Table[int, OutboxMessage] = _Table()
+        self.bind_codes: _Table[str, _BindCode] = _Table()
+        self.ticket_numbers = itertools.count(FIRST_TICKET_NUMBER)
+        self.outbox_ids = itertools.count(1)
+
+
+# --- repositories ----------------------------------------------------------------------------
+class MemoryStationRepository:
+    def __init__(self, rows: _Staged[str, Station]) -> None:
+        self._rows = rows
+
+    async def get(self, code: str) -> Station | None:
+        return self._rows.get(code)
+
+    async def list(self) -> Sequence[Station]:
+        return sorted(self._rows.values(), key=lambda s: s.code)
+
+    async def upsert(self, station: Station) -> bool:
+        if self._rows.get(station.code) == station:
+            return False
+        self._rows.put(station.code, station)
+        return True
+
+
+class MemoryDeputyRepository:
+    def __init__(self, rows: _Staged[str, Deputy]) -> None:
+        self._rows = rows
+
+    async def get(self, code: str) -> Deputy | None:
+        return self._rows.get(code)
+
+    async def by_openid(self, openid: str) -> Deputy | None:
+        return next((d for d in self._rows.values() if d.openid == openid), None)
+
+    async def list(self, station_code: str | None = None) -> Sequence[Deputy]:
+        found = (d for d in self._rows.values() if station_code is None or d.station_code == station_code)
+        return sorted(found, key=lambda d: d.code)
+
+    async def upsert(self, deputy: Deputy) -> bool:
+        current = self._rows.get(deputy.code)
+        if current is not None:
+            deputy = replace(deputy, openid=current.openid)  # binding is not the importer's business
+            if current == deputy:
+                return False
+        self._rows.put(deputy.code, deputy)
+        return True
+
+    async def bind(self, code: str, openid: str) -> None:
+        deputy = self._rows.get(code)
+        if deputy is None:
+            raise LookupError(f"no deputy {code!r}")
+        # one WeChat account speaks for one deputy: a re-bind moves the account
+        for other in self._rows.values():
+            if other.openid == openid and other.code != code:
+                self._rows.put(other.code, replace(other, openid=None))
+        self._rows.put(code, replace(deputy, openid=openid))
+
+
+def _duty_sort_key(shift: DutyShift) -> tuple[Any, ...]:
+    return duty_key(shift)
+
+
+class MemoryDutyRepository:
+    def __init__(self, rows: _Staged[tuple[str, str, str, Any], DutyShift]) -> None:
+        self._rows = rows
+
+    async def list(self, station_code: str | None = None) -> Sequence[DutyShift]:
+        found = (s for s in self._rows.values() if station_code is None or s.station_code == station_code)
+        return sorted(found, key=_duty_sort_key)
+
+    async def upsert(self, shift: DutyShift) -> bool:
+        key = duty_key(shift)
+        if self._rows.get(key) == shift:
+            return False
+        self._rows.put(key, shift)
+        return True
+
+
+class MemoryTicketRepository:
+    def __init__(self, rows: _Staged[int, Ticket], numbers: Callable[[], int]) -> None:
+        self._rows = rows
+        self._numbers = numbers
+
+    async def add(self, ticket: Ticket) -> Ticket:
+        ticket.number = self._numbers()
+        self._rows.put(ticket.number, ticket)
+        return ticket.copy()
+
+    async def get(self, number: int) -> Ticket | None:
+        return self._rows.get(number)
+
+    async def save(self, ticket: Ticket) -> None:
+        if self._rows.get(ticket.number) is None:
+            raise LookupError(f"no ticket #{ticket.number}")
+        self._rows.put(ticket.number, ticket)
+
+    async def list_for_citizen(self, openid: str) -> Sequence[Ticket]:
+        found = [t for t in self._rows.values() if t.citizen_openid == openid]
+        return sorted(found, key=lambda t: t.number, reverse=True)  # newest first
+
+    async def list_open_for_deputy(self, deputy_code: str) -> Sequence[Ticket]:
+        found = [t for t in self._rows.values() if t.deputy_code == deputy_code and t.status.is_open]
+        return sorted(found, key=lambda t: t.number)  # oldest first
+
+    async def open_counts(self, deputy_codes: Sequence[str]) -> dict[str, int]:
+        counts = {code: 0 for code in deputy_codes}
+        for t in self._rows.values():
+            if t.deputy_code in counts and t.status.is_open:
+                counts[t.deputy_code] += 1
+        return counts
+
+    async def waiting(self, station_code: str | None = None) -> Sequence[Ticket]:
+        found = [
+            t
+            for t in self._rows.values()
+            if t.status is TicketStatus.FILED
+            and t.deputy_code is None
+            and (station_code is None or t.station_code == station_code)
+        ]
+        return sorted(found, key=lambda t: (t.created_at, t.number))
+
+    async def awaiting_rating(self, openid: str) -> Ticket | None:
+        found = [
+            t
+            for t in self._rows.values()
+            if t.citizen_openid == openid and t.status is TicketStatus.RESOLVED and t.rating is None
+        ]
+        return max(found, key=lambda t: t.number, default=None)
+
+
+class MemoryCitizenRepository:
+    def __init__(self, rows: _Staged[str, Citizen]) -> None:
+        self._rows = rows
+
+    async def get(self, openid: str) -> Citizen | None:
+        return self._rows.get(openid)
+
+    async def save(self, citizen: Citizen) -> None:
+        self._rows.put(citizen.openid, citizen)
+
+
+class MemoryOutboxRepository:
+    def __init__(self, rows: _Staged[int, OutboxMessage], ids: Callable[[], int]) -> None:
+        self._rows = rows
+        self._ids = ids
+
+    async def add(self, message: OutboxMessage) -> OutboxMessage:
+        message.id = self._ids()
+        if message.created_at is None:
+            message.created_at = SystemClock().now()
+        self._rows.put(message.id, message)
+        return copy.deepcopy(message)
+
+    async def due(self, now: datetime, limit: int = 50) -> Sequence[OutboxMessage]:
+        found = [
+            m
+            for m in self._rows.values()
+            if m.status == "pending" and (m.next_attempt_at is None or m.next_attempt_at <= now)
+        ]
+        return sorted(found, key=lambda m: m.id or 0)[:limit]
+
+    async def held_for(self, openid: str) -> Sequence[OutboxMessage]:
+        found = [m for m in self._rows.values() if m.status == "held" and m.recipient_openid == openid]
+        return sorted(found, key=lambda m: m.id or 0)
+
+    async def save(self, message: OutboxMessage) -> None:
+        if message.id is None or self._rows.get(message.id) is None:
+            raise LookupError(f"no outbox message {message.id}")
+        self._rows.put(message.id, message)
+
+    async def list(self, statuses: Sequence[str] = ("pending", "held", "failed")) -> Sequence[OutboxMessage]:
+        found = [m for m in self._rows.values() if m.status in statuses]
+        return sorted(found, key=lambda m: m.id or 0)
+
+
+class MemoryBindCodeRepository:
+    def __init__(self, rows: _Staged[str, _BindCode]) -> None:
+        self._rows = rows
+
+    async def create(self, deputy_code: str, code: str, expires_at: datetime) -> None:
+        self._rows.put(code, _BindCode(deputy_code, expires_at))
+
+    async def consume(self, code: str, now: datetime) -> str | None:
+        entry = self._rows.get(code)
+        if entry is None or entry.used_at is not None or entry.expires_at <= now:
+            return None
+        entry.used_at = now
+        self._rows.put(code, entry)
+        return entry.deputy_code
+
+
+# --- unit of work --------------------------------------------------------------------------------
+class MemoryUnitOfWork:
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+        self._staged: list[_Staged[Any, Any]] = []
+
+        def stage(table: _Table[Any, Any]) -> _Staged[Any, Any]:
+            staged: _Staged[Any, Any] = _Staged(table)
+            self._staged.append(staged)
+            return staged
+
+        self.stations = MemoryStationRepository(stage(db.stations))
+        self.deputies = MemoryDeputyRepository(stage(db.deputies))
+        self.duty = MemoryDutyRepository(stage(db.duty))
+        self.tickets = MemoryTicketRepository(stage(db.tickets), lambda: next(db.ticket_numbers))
+        self.citizens = MemoryCitizenRepository(stage(db.citizens))
+        self.outbox = MemoryOutboxRepository(stage(db.outbox), lambda: next(db.outbox_ids))
+        self.bind_codes = MemoryBindCodeRepository(stage(db.bind_codes))
+
+    async def __aenter__(self) -> MemoryUnitOfWork:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.rollback()
+
+    async def commit(self) -> None:
+        # no await in here: the whole commit is atomic with respect to other tasks
+        for staged in self._staged:
+            staged.commit()
+
+    async def rollback(self) -> None:
+        for staged in self._staged:
+            staged.rollback()
+
+
+class MemoryUnitOfWorkFactory:
+    """`factory()` returns a new unit of work over the state this factory owns."""
+
+    def __init__(self) -> None:
+        self.database = MemoryDatabase()
+
+    def __call__(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self.database)
+
+    async def dispose(self) -> None:
+        return None

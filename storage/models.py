@@ -1,0 +1,204 @@
+"""SQLAlchemy tables. Rows are mapped to and from the domain dataclasses in storage/sql.py; the
+domain never sees these classes.
+
+References between aggregates (deputy → station, ticket → deputy, …) are plain codes without
+foreign keys: the district queue is a station code with no row, and import order is checked by
+the importer. Child rows of a ticket (events, attachments) do have foreign keys."""
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+FIRST_TICKET_NUMBER = 1001
+
+# named constraints so migrations can refer to them on every backend
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class StationRow(Base):
+    __tablename__ = "stations"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(8))
+    town: Mapped[str] = mapped_column(String(100), index=True)
+    address: Mapped[str] = mapped_column(String(500), default="")
+    specialties: Mapped[list[str]] = mapped_column(JSON, default=list)
+    places: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class DeputyRow(Base):
+    __tablename__ = "deputies"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(8))
+    station_code: Mapped[str] = mapped_column(String(64), index=True)
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    openid: Mapped[str | None] = mapped_column(String(128), unique=True)
+
+
+class DutyShiftRow(Base):
+    """`day` is a date or an ISO weekday; exactly one of day_date / weekday is set, and day_key
+    ("2026-12-01" or "w3") makes the natural key comparable in one unique constraint."""
+
+    __tablename__ = "duty_shifts"
+    __table_args__ = (
+        UniqueConstraint("station_code", "deputy_code", "day_key", "start", name="uq_duty_shifts_key"),
+        CheckConstraint("(day_date IS NULL) <> (weekday IS NULL)", name="one_day_form"),
+        CheckConstraint("weekday IS NULL OR (weekday BETWEEN 1 AND 7)", name="weekday_range"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_code: Mapped[str] = mapped_column(String(64), index=True)
+    deputy_code: Mapped[str] = mapped_column(String(64), index=True)
+    day_key: Mapped[str] = mapped_column(String(16))
+    day_date: Mapped[date | None] = mapped_column(Date)
+    weekday: Mapped[int | None] = mapped_column(SmallInteger)
+    start: Mapped[time] = mapped_column(Time)
+    end: Mapped[time] = mapped_column(Time)
+
+
+class TicketRow(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_deputy_status", "deputy_code", "status"),
+        Index("ix_tickets_station_status", "station_code", "status"),
+        {"sqlite_autoincrement": True},  # numbers are never reused, and start at 1001 (see below)
+    )
+
+    # the primary key is the ticket number: the database hands out unique, increasing numbers
+    number: Mapped[int] = mapped_column(
+        Integer, Identity(start=FIRST_TICKET_NUMBER), primary_key=True, autoincrement=True
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic lock: no lost updates
+    citizen_openid: Mapped[str] = mapped_column(String(128), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(Text)
+    place: Mapped[str] = mapped_column(Text)
+    details: Mapped[str] = mapped_column(Text, default="")
+    station_code: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    deputy_code: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    share_contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    rating_comment: Mapped[str] = mapped_column(Text, default="")
+
+    events: Mapped[list[TicketEventRow]] = relationship(
+        order_by="TicketEventRow.seq", cascade="all, delete-orphan", lazy="selectin"
+    )
+    attachments: Mapped[list[TicketAttachmentRow]] = relationship(
+        order_by="TicketAttachmentRow.seq", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __mapper_args__: dict[str, Any] = {"version_id_col": version}
+
+
+class TicketEventRow(Base):
+    __tablename__ = "ticket_events"
+    __table_args__ = (UniqueConstraint("ticket_number", "seq", name="uq_ticket_events_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)  # position in the timeline
+    at: Mapped[datetime] = mapped_column(DateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+
+
+class TicketAttachmentRow(Base):
+    __tablename__ = "ticket_attachments"
+    __table_args__ = (UniqueConstraint("ticket_number", "seq", name="uq_ticket_attachments_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_number: Mapped[int] = mapped_column(ForeignKey("tickets.number", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    media_id: Mapped[str] = mapped_column(String(256), default="")
+    url: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+
+
+class CitizenRow(Base):
+    __tablename__ = "citizens"
+
+    openid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    station_code: Mapped[str | None] = mapped_column(String(64))
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cs_sent_since_inbound: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_recipient_status", "recipient_openid", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recipient_openid: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    template_key: Mapped[str] = mapped_column(String(64), default="")
+    template_data: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(32), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class BindCodeRow(Base):
+    __tablename__ = "bind_codes"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    deputy_code: Mapped[str] = mapped_column(String(64), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+SEED_SQLITE_TICKET_SEQUENCE = (
+    f"INSERT INTO sqlite_sequence (name, seq) VALUES ('tickets', {FIRST_TICKET_NUMBER - 1})"
+)
+
+
+@event.listens_for(TicketRow.__table__, "after_create")
+def _seed_sqlite_ticket_numbers(target: Any, connection: Any, **kw: Any) -> None:
+    # SQLite ignores Identity(start=...); AUTOINCREMENT continues from sqlite_sequence instead
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(SEED_SQLITE_TICKET_SEQUENCE)
