@@ -193,8 +193,11 @@ class Conversation:
             deputy = await self._deputy(openid)
             if deputy is not None:
                 reply = await deputies.handle_deputy_message(self.services, deputy, text)
-                if reply is not None:
-                    return reply
+            else:
+                # 受理/办结/转 from someone not bound as a deputy: say so, change nothing
+                reply = deputies.unbound_reply(self.services, text)
+            if reply is not None:
+                return reply
         form = await self._load_form(openid)
         if form is not None:
             return await self._continue_form(form, text, voice)

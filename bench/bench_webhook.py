@@ -1,0 +1,196 @@
+"""Webhook throughput and latency: the full passive-reply path against a bare aiohttp handler.
+
+Both servers run in their own process, one after the other, under the same load (50 concurrent
+connections). The full path: signature, decrypt, parse, de-duplicate, dialogue state, NLU, reply,
+encrypt — on embedded defaults (SQLite, in-process stores) with AES safe mode on. Prints messages/s
+and p50/p99 for both and their ratio. Not a test: the numbers depend on the machine.
+
+    .venv/bin/python bench/bench_webhook.py [--requests 3000] [--concurrency 50]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TOKEN = "benchtoken"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+APPID = "wxbench000000000"
+TEXTS = ["你好", "我的诉求", "这个平台能做什么", "我们村口的路灯坏了一个星期了", "取消", "谢谢"]
+BARE_REPLY = (
+    "<xml><ToUserName><![CDATA[u]]></ToUserName><FromUserName><![CDATA[gh]]></FromUserName>"
+    "<CreateTime>0</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+    "<Content><![CDATA[您好]]></Content></xml>"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- servers (run in a child process) ----------------------------------------------------------
+async def serve_bare(port: int) -> None:
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text=BARE_REPLY, content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_post("/wechat", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
+async def serve_full(port: int) -> None:
+    import logging
+
+    from aiohttp import web
+
+    from bot.app import BotApp
+    from bot.demo import DEMO_DIR
+    from bot.settings import Settings
+    from bot.wechat.fake_api import FakeWeChatAPI
+    from storage.importer import import_file
+
+    logging.basicConfig(level=logging.WARNING)
+    api_port = free_port()
+    api_runner = web.AppRunner(FakeWeChatAPI().create_app(), access_log=None)
+    await api_runner.setup()
+    await web.TCPSite(api_runner, "127.0.0.1", api_port).start()
+    database = Path(tempfile.mkdtemp()) / "bench.db"
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{database}", redis_url="",
+                        wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID,
+                        wechat_api_base=f"http://127.0.0.1:{api_port}")
+    bot = BotApp(settings)
+    await bot.start()
+    for kind in ("stations", "deputies", "duty"):
+        await import_file(bot.services.uow, kind, DEMO_DIR / f"{kind}.csv")
+    bot.nlu.parse_sync("预热")  # type: ignore[union-attr]  # load the model before the clock starts
+    runner = web.AppRunner(bot.web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
+# --- load generator -----------------------------------------------------------------------------
+def build_requests(count: int, encrypted: bool) -> list[tuple[str, bytes]]:
+    from wechatpy.crypto import WeChatCrypto
+
+    crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
+    out = []
+    for i in range(count):
+        openid = f"bench-user-{i % 400:04d}"
+        xml = (
+            f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[{openid}]]>"
+            f"</FromUserName><CreateTime>{1764000000 + i}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{TEXTS[i % len(TEXTS)]}]]></Content><MsgId>{9000000000 + i}</MsgId></xml>"
+        )
+        timestamp, nonce = str(int(time.time())), str(100000 + i)
+        signature = hashlib.sha1("".join(sorted([TOKEN, timestamp, nonce])).encode()).hexdigest()
+        query = f"signature={signature}&timestamp={timestamp}&nonce={nonce}&openid={openid}"
+        if encrypted:
+            body = crypto.encrypt_message(xml, nonce, timestamp)
+            import xmltodict
+
+            msg_signature = xmltodict.parse(body)["xml"]["MsgSignature"]
+            query += f"&encrypt_type=aes&msg_signature={msg_signature}"
+            out.append((query, body.encode()))
+        else:
+            out.append((query, xml.encode()))
+    return out
+
+
+async def drive(port: int, requests: list[tuple[str, bytes]], concurrency: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue = list(reversed(requests))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker() -> None:
+            while queue:
+                query, body = queue.pop()
+                started = time.perf_counter()
+                async with session.post(f"http://127.0.0.1:{port}/wechat?{query}", data=body) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"HTTP {resp.status}")
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return elapsed, latencies
+
+
+async def wait_ready(port: int, proc: subprocess.Popen) -> None:
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise RuntimeError("server process exited")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+async def measure(kind: str, total: int, concurrency: int) -> dict[str, float]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)], cwd=ROOT)
+    try:
+        await wait_ready(port, proc)
+        encrypted = kind == "full"
+        await drive(port, build_requests(200, encrypted), concurrency)  # warm-up, own MsgIds below
+        requests = build_requests(total + 200, encrypted)[200:]
+        elapsed, latencies = await drive(port, requests, concurrency)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return {"rate": len(latencies) / elapsed, "p50": percentile(latencies, 50) * 1000,
+            "p99": percentile(latencies, 99) * 1000}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--serve", choices=["bare", "full"])
+    parser.add_argument("--port", type=int)
+    args = parser.parse_args()
+    if args.serve:
+        await (serve_bare if args.serve == "bare" else serve_full)(args.port)
+        return
+    bare = await measure("bare", args.requests, args.concurrency)
+    full = await measure("full", args.requests, args.concurrency)
+    print(f"{'':28}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for name, r in (("bare aiohttp handler", bare), ("full passive-reply path", full)):
+        print(f"{name:28}{r['rate']:10.0f}{r['p50']:10.1f}{r['p99']:10.1f}")
+    ratio = full["rate"] / bare["rate"]
+    print(f"throughput ratio full/bare: {ratio:.1%} (target ≥ 10%); full p99 {full['p99']:.1f} ms "
+          f"(target < 50 ms) at {args.concurrency} connections, {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

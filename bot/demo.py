@@ -1,0 +1,97 @@
+"""`zhitongche demo`: the bot, a local fake of the WeChat API and the chat simulator, on embedded
+defaults (SQLite file, in-process stores) seeded with fictional Wujiang data."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.app import BotApp
+from bot.settings import CONFIG_DIR, PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+DEMO_DIR = CONFIG_DIR / "demo"
+DEMO_CITIZENS = [
+    ("demo-citizen-1", "市民 张阿姨"),
+    ("demo-citizen-2", "市民 李师傅"),
+    ("demo-citizen-3", "市民 小王"),
+]
+DEMO_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # demo only: lets the simulator use 安全模式
+
+
+def demo_settings(host: str, port: int, database: Path | None = None) -> Settings:
+    database = database or PROJECT_ROOT / "var" / "demo.db"
+    return Settings(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        redis_url="",
+        wechat_aes_key=DEMO_AES_KEY,
+        wechat_api_base=f"http://{host}:{port + 2}",
+        host=host,
+        port=port + 1,
+    )
+
+
+def deputy_openid(code: str) -> str:
+    return f"demo-deputy-{code}"
+
+
+async def seed(bot: BotApp) -> list[tuple[str, str]]:
+    """Import the demo CSVs (idempotent) and bind every demo deputy to a simulator openid.
+    Returns the deputies' (openid, label) for the simulator's identity picker."""
+    from storage.importer import import_file
+
+    for kind in ("stations", "deputies", "duty"):
+        report = await import_file(bot.services.uow, kind, DEMO_DIR / f"{kind}.csv")
+        if report.errors:
+            raise RuntimeError(f"demo data {kind}.csv has bad rows: {report.errors}")
+    identities = []
+    async with bot.services.uow() as uow:
+        stations = {s.code: s for s in await uow.stations.list()}
+        for deputy in await uow.deputies.list():
+            if deputy.openid != deputy_openid(deputy.code):
+                await uow.deputies.bind(deputy.code, deputy_openid(deputy.code))
+            station = stations.get(deputy.station_code)
+            identities.append((deputy_openid(deputy.code),
+                               f"代表 {deputy.name}（{station.name if station else deputy.station_code}）"))
+        await uow.commit()
+    return identities
+
+
+async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | None = None,
+                   stop: asyncio.Event | None = None) -> None:
+    """Simulator on `port`, the bot's webhook on port+1, the fake WeChat API on port+2."""
+    from bot.simulator import create_simulator_app
+    from bot.wechat.fake_api import FakeWeChatAPI
+
+    settings = demo_settings(host, port, database)
+    runners: list[web.AppRunner] = []
+
+    async def serve(app: web.Application, at_port: int) -> None:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, host, at_port).start()
+        runners.append(runner)
+
+    await serve(FakeWeChatAPI().create_app(), port + 2)
+    bot = BotApp(settings)
+    await bot.start()
+    deputies = await seed(bot)
+    await serve(bot.web_app, port + 1)
+    identities = [{"openid": openid, "label": label} for openid, label in DEMO_CITIZENS + deputies]
+    simulator = create_simulator_app(
+        webhook_url=f"http://{host}:{port + 1}/wechat",
+        fake_api_url=f"http://{host}:{port + 2}",
+        settings=settings,
+        identities=identities,
+    )
+    await serve(simulator, port)
+    print(f"直通车 演示已启动：在浏览器打开 http://{host}:{port}/ （按 Ctrl+C 退出）", flush=True)
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        await bot.stop()
