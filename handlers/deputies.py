@@ -51,6 +51,14 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
+def fold_width(text: str) -> str:
+    """Full-width ASCII forms and the ideographic space to ASCII, one character for one, so match
+    positions in the folded text point at the same words in the original."""
+    return "".join(
+        chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else " " if c == "\u3000" else c for c in text
+    )
+
+
 # --- binding -----------------------------------------------------------------------------------
 async def create_bind_code(services: Services, deputy_code: str) -> str:
     """A 6-digit code the deputy sends as 「绑定 <code>」; single use, valid 24 h."""
@@ -111,8 +119,12 @@ _Operation = Callable[[UnitOfWork, Ticket], Awaitable[_Outcome]]
 async def handle_deputy_message(services: Services, deputy: Deputy, text: str) -> str | None:
     """The reply to a bound deputy's message, or None when it is not a deputy command."""
     texts = services.texts
-    body = normalize(text)
+    original = text.strip()
+    body = fold_width(original)  # commands are matched folded; the words a deputy writes go on as written
     compact = "".join(body.split())
+
+    def said(match: re.Match[str], group: int) -> str:
+        return original[match.start(group):match.end(group)].strip()
 
     if compact in _MY_TICKETS:
         return await _my_tickets(services, deputy)
@@ -121,9 +133,9 @@ async def handle_deputy_message(services: Services, deputy: Deputy, text: str) -
 
     if match := _ACCEPT.fullmatch(body):
         # 「受理 #1024 明天去现场」: accept, and the words after it go to the citizen too
-        return await _accept(services, deputy, int(match.group(1)), match.group(2).strip())
+        return await _accept(services, deputy, int(match.group(1)), said(match, 2))
     if match := _RESOLVE.fullmatch(body):
-        number, result = int(match.group(1)), match.group(2).strip()
+        number, result = int(match.group(1)), said(match, 2)
         if not result:
             return texts.get("deputy_need_result", number=number)
         return await _resolve(services, deputy, number, result)
@@ -133,8 +145,7 @@ async def handle_deputy_message(services: Services, deputy: Deputy, text: str) -
             return texts.get("deputy_need_target", number=number)
         return await _transfer(services, deputy, number, target)
     if match := _RELAY.fullmatch(body):
-        number, said = int(match.group(1)), match.group(2).strip()
-        return await _relay_or_show(services, deputy, number, said)
+        return await _relay_or_show(services, deputy, int(match.group(1)), said(match, 2))
 
     if match := _BARE.fullmatch(compact):
         # the command word alone (or with an empty #): clearly meant for us, so explain

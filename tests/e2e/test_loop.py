@@ -102,13 +102,14 @@ async def test_report_to_deputy_to_rating(stack: Stack) -> None:
     pushed_before = len(stack.pushes(CITIZEN))
     assert await stack.send(deputy_openid, f"受理 #{number}")
     assert (await ticket(stack, number)).status is TicketStatus.ACCEPTED
-    await stack.send(deputy_openid, f"#{number} 明天上午我去现场看看")
+    await stack.send(deputy_openid, f"＃{number}　明天上午，我去现场看看（带上电工）！")
     assert (await ticket(stack, number)).status is TicketStatus.REPLIED
     await stack.send(deputy_openid, f"办结 #{number} 路灯已经换好了")
     await stack.delivered()
     citizen_pushes = stack.pushes(CITIZEN)[pushed_before:]
     assert len(citizen_pushes) >= 3, citizen_pushes
-    assert any("明天上午我去现场看看" in text for text in citizen_pushes)
+    # relayed as written: full-width punctuation is not folded away
+    assert any("明天上午，我去现场看看（带上电工）！" in text for text in citizen_pushes)
     assert any("路灯已经换好了" in text for text in citizen_pushes)
     resolved = await ticket(stack, number)
     assert resolved.status is TicketStatus.RESOLVED

@@ -341,3 +341,4 @@ def test_unbound_sender_giving_a_deputy_command_is_told(text: str, is_command: b
     assert (reply is not None) is is_command
     if reply is not None:
         assert "还没有绑定代表身份" in reply
+
