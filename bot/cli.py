@@ -43,6 +43,10 @@ def main(verbose: bool) -> None:
     """直通车 — 有诉求找代表."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        # their routine INFO lines (each migration step, each minute's queue check) drown ours
+        for noisy in ("alembic", "apscheduler"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command()
