@@ -1,0 +1,72 @@
+"""Text normalisation that keeps every character at its index (entity offsets point into the
+original text) and the character n-grams both classifiers are trained and scored on."""
+from __future__ import annotations
+
+from collections import Counter
+from functools import lru_cache
+
+MAX_CLASSIFY_CHARS = 600  # long letters: the first 600 characters decide (topic + first paragraph)
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[int, int]:
+    table: dict[int, int] = {}
+    # full-width ASCII → half-width, ideographic space → space
+    for code in range(0xFF01, 0xFF5F):
+        table[code] = code - 0xFEE0
+    table[0x3000] = 0x20
+    for code in (0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00A0):  # invisible: treat as space
+        table[code] = 0x20
+    for src, dst in zip("，。！？：；（）【】「」『』、“”‘’～", ",.!?:;()[][][],\"\"''~"):
+        table[ord(src)] = ord(dst)
+    table.update(_traditional_to_simplified())
+    return table
+
+
+_KEEP = set("著乾藉")  # also everyday simplified characters (著名, 乾隆, 狼藉)
+
+
+def _traditional_to_simplified() -> dict[int, int]:
+    """Character-level map from hanziconv's table, keeping only pairs where the simplified form is
+    the commoner character (the raw table also maps 呼→唿, 猛→勐 and other rare variants)."""
+    try:
+        import jieba
+        from hanziconv.charmap import simplified_charmap, traditional_charmap
+    except ImportError:  # degrade to no conversion rather than fail
+        return {}
+    jieba.setLogLevel(60)
+    jieba.initialize()
+    char_freq: Counter[str] = Counter()
+    for word, freq in jieba.dt.FREQ.items():
+        if freq:
+            for ch in word:
+                char_freq[ch] += freq
+    mapping: dict[int, int] = {}
+    for trad, simp in zip(traditional_charmap, simplified_charmap):
+        if trad != simp and trad not in _KEEP and char_freq[simp] > char_freq[trad]:
+            mapping[ord(trad)] = ord(simp)
+    return mapping
+
+
+def build_table() -> dict[int, int]:
+    return dict(_table())
+
+
+def normalize(text: str, table: dict[int, int] | None = None) -> str:
+    """Same length as `text`: lower case, half-width, simplified."""
+    out = text.translate(table if table is not None else _table())
+    lowered = out.lower()
+    if len(lowered) == len(out):
+        return lowered
+    # a few characters lower-case to two (İ): keep the original there so offsets stay valid
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in out)
+
+
+def char_ngrams(norm: str) -> list[str]:
+    """1-3 grams over the text with ^/$ boundaries, whitespace squeezed; for classification only."""
+    s = "^" + " ".join(norm[:MAX_CLASSIFY_CHARS].split()) + "$"
+    n = len(s)
+    grams = [s[i] for i in range(1, n - 1)]
+    grams += [s[i : i + 2] for i in range(n - 1)]
+    grams += [s[i : i + 3] for i in range(n - 2)]
+    return grams

@@ -1,0 +1,134 @@
+"""Behaviour of the embedded engine on realistic messages that are not in the training data."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.domain import CATEGORIES
+from nlu import data as nd
+from nlu.embedded import FALLBACK_INTENT, INTENTS
+
+
+def _ents(result, kind):
+    return [e["value"] for e in result["entities"] if e["entity"] == kind]
+
+
+def _check_shape(result, text):
+    assert result["text"] == text
+    assert set(result) >= {"text", "intent", "entities", "intent_ranking", "category", "category_ranking"}
+    assert result["intent"]["name"] in (*INTENTS, FALLBACK_INTENT)
+    assert 0.0 <= result["intent"]["confidence"] <= 1.0
+    assert result["category"]["name"] in CATEGORIES
+    assert all(r["name"] in CATEGORIES for r in result["category_ranking"])
+    for e in result["entities"]:
+        assert set(e) >= {"entity", "value", "start", "end", "confidence"}
+        assert 0 <= e["start"] < e["end"] <= len(text)
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("我们小区后门那盏路灯坏掉半个月了，晚上黑乎乎的", "report_issue"),
+    ("厂里老板三个月没发工资了，找谁都不管", "report_issue"),
+    ("村口小河被养殖场的粪水污染了，臭得要命", "report_issue"),
+    ("您好在吗", "greet"),
+    ("好的谢谢你们", "thanks"),
+    ("楼下仓库冒大火了快来人", "emergency"),
+    ("一审判决不公平，我要上诉", "petition"),
+    ("对养犬管理条例草案我有两点建议", "legislative_opinion"),
+    ("#2048 现在处理到哪了", "check_status"),
+    ("明天周末代表接待吗", "ask_schedule"),
+    ("我们村的人大代表是哪位", "ask_deputy"),
+    ("这个公众号能帮我做些什么", "ask_scope"),
+    ("非常满意，五星", "rate"),
+    ("今天苏州的天气热不热", "out_of_scope"),
+    ("取消，不想报了", "cancel"),
+])
+def test_intents_of_unseen_messages(nlu, text, intent):
+    result = nlu.parse_sync(text)
+    _check_shape(result, text)
+    assert result["intent"]["name"] == intent, result["intent_ranking"][:3]
+
+
+@pytest.mark.parametrize("text,category", [
+    ("小区门口的下水道堵了，污水漫到马路上", "城乡建设"),
+    ("化工厂晚上偷偷往河里排废水", "环境保护"),
+    ("公交车一小时才来一班，上班总迟到", "交通运输"),
+    ("孩子户口不在本地，学校不让报名入学", "教育文体"),
+    ("公司一直不给我们交社保，还拖欠工资", "劳动和社会保障"),
+    ("商场的预付卡老板跑路了，钱退不回来", "商贸旅游"),
+    ("社区医院挂号太难，排队要两个小时", "卫生计生"),
+    ("村里的土地流转租金两年没发了", "农村农业"),
+])
+def test_categories_of_short_reports(nlu, text, category):
+    assert nlu.parse_sync(text)["category"]["name"] == category
+
+
+def test_category_of_a_real_long_letter_from_the_test_split(nlu):
+    rows = nd.read_tipdm("test")
+    if not rows:
+        pytest.skip("shared data absent")
+    hits = sum(nlu.parse_sync(t)["category"]["name"] == c for t, c in rows[:100])
+    assert hits >= 80  # the full measurement is `zhitongche nlu eval`
+
+
+def test_entities_place_ticket_phone_date_time(nlu):
+    text = "我在松陵的南厍村，电话13912345678，想问编号1024的进度，下周三下午3点半能去联络站吗"
+    r = nlu.parse_sync(text)
+    assert _ents(r, "place") == ["松陵街道", "南厍村"]
+    assert _ents(r, "phone") == ["13912345678"]
+    assert _ents(r, "ticket") == ["1024"]
+    assert _ents(r, "date") == ["next-W3"]
+    assert _ents(r, "time") == ["15:30"]
+    for e in r["entities"]:
+        assert text[e["start"]:e["end"]]  # offsets point into the original text
+    place = next(e for e in r["entities"] if e["value"] == "松陵街道")
+    assert text[place["start"]:place["end"]] == "松陵"
+
+
+@pytest.mark.parametrize("text,ticket", [("#1024", "1024"), ("查下 ＃77", "77"), ("1024号诉求", "1024"),
+                                         ("单号：305", "305")])
+def test_ticket_forms(nlu, text, ticket):
+    assert _ents(nlu.parse_sync(text), "ticket") == [ticket]
+
+
+@pytest.mark.parametrize("text", ["幸福路1024号的路灯坏了", "3号线地铁站", "12月3号有接待吗"])
+def test_addresses_and_dates_are_not_tickets(nlu, text):
+    assert _ents(nlu.parse_sync(text), "ticket") == []
+
+
+def test_traditional_and_full_width_text_is_understood(nlu):
+    text = "我們村口的路燈壞了一個星期了！！請幫忙處理（盛澤鎮）"
+    r = nlu.parse_sync(text)
+    assert r["intent"]["name"] == "report_issue"
+    assert _ents(r, "place") == ["盛泽镇"]
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "\n", "😀😀😀", "🔥🔥", "？？？", "ＡＢＣ１２３", "hello world 123 测试 mixed",
+    "路" * 5000, "我们小区的问题。" * 700, "\x00\x01控制字符", "İstanbul 路灯", "\u200b\u200b", "ﷺ",
+])
+def test_bad_input_always_gives_a_valid_result(nlu, text):
+    _check_shape(nlu.parse_sync(text), text)
+
+
+def test_nothing_recognisable_falls_back_to_asking(nlu):
+    for text in ("", "😀😀", "\u200b"):
+        assert nlu.parse_sync(text)["intent"]["name"] == FALLBACK_INTENT
+
+
+def test_non_string_input_does_not_raise(nlu):
+    assert nlu.parse_sync(None)["intent"]["name"] == FALLBACK_INTENT  # type: ignore[arg-type]
+
+
+def test_async_parse_is_the_same_as_sync(nlu):
+    text = "代表你好，路灯坏了"
+    assert asyncio.run(nlu.parse(text)) == nlu.parse_sync(text)
+
+
+def test_build_nlu_embedded_is_the_cached_singleton(nlu):
+    from bot.settings import Settings
+    from nlu import build_nlu
+
+    assert build_nlu(Settings(nlu_backend="embedded")) is nlu
+    with pytest.raises(ValueError):
+        build_nlu(Settings(nlu_backend="nonsense"))
