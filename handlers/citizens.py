@@ -8,6 +8,7 @@ from datetime import datetime
 
 from bot.domain import Citizen, DomainError, OutboxMessage, Station, Ticket, TicketEvent, mask_openid
 from bot.ports import UnitOfWork
+from handlers import delivery
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ async def mark_unsubscribed(services: Services, openid: str) -> None:
         citizen.subscribed = False
         await uow.citizens.save(citizen)
         await uow.commit()
+    await delivery.forget_recent_inbound(services, openid)
 
 
 async def bound_station(services: Services, openid: str) -> Station | None:

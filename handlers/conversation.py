@@ -5,7 +5,7 @@ loaded, so two quick messages never race on the same form. Order of handling:
 
 events   subscribe (bind the QR station, welcome) · SCAN (bind, confirm) · unsubscribe (mark) ·
          CLICK report/my_tickets/help (same as the commands) · anything else: no reply.
-messages the messaging window opens and held pushes flow (delivery.record_inbound/release_held);
+messages the messaging window opens and held pushes flow (delivery.record_inbound);
          then `绑定 <code>` → deputy binding; a bound deputy's commands; an open report form;
          a rating of a resolved ticket; `我的诉求`, `#1024` (timeline), `#1024 <text>` (a note
          passed to that ticket's deputy), `帮助`; the NLU intent.
@@ -148,8 +148,7 @@ class Conversation:
         """The citizen wrote (or followed/scanned/clicked): WeChat's window opens, held pushes go.
         A failure here must not cost the citizen their answer; it is logged loudly."""
         try:
-            await delivery.record_inbound(self.services, openid, event=event)
-            await delivery.release_held(self.services, openid)
+            await delivery.record_inbound(self.services, openid, event=event)  # releases held ones too
         except Exception:  # noqa: BLE001 - bookkeeping must not swallow the reply
             log.exception("messaging window update failed for %s", mask_openid(openid))
 
@@ -190,7 +189,7 @@ class Conversation:
             # "绑定手机号" is not a bind command
             if code is not None and (code == "" or "".join(code.split()).isdigit()):
                 return await deputies.bind_deputy(self.services, openid, code)
-            deputy = await self._deputy(openid)
+            deputy = await deputies.bound_deputy(self.services, openid)
             if deputy is not None:
                 reply = await deputies.handle_deputy_message(self.services, deputy, text)
             else:
@@ -214,10 +213,6 @@ class Conversation:
         return any(check(text) for check in (w.is_yes, w.is_no, w.is_cancel, w.is_skip, w.is_edit, w.is_no_details)) or (
             rf.normalize_phone(text) is not None
         )
-
-    async def _deputy(self, openid: str) -> Deputy | None:
-        async with self.services.uow() as uow:
-            return await uow.deputies.by_openid(openid)
 
     async def _command(self, openid: str, text: str) -> str | None:
         """`我的诉求`, `#1024`, `#1024 <text>`, `帮助`: deterministic, never through the classifier."""

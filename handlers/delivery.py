@@ -9,7 +9,7 @@ What is implemented, per recipient (citizen or deputy: both are followers of the
   has no field for it). It is used only when the 48 h window is not open.
 - Inside a window: customer-service text. Otherwise, when the message has a template key and
   settings.template_id(key) is configured: a template message. Otherwise the message is `held`
-  until the user writes again (record_inbound/release_held move it back to `pending`).
+  until the user writes again (record_inbound moves it back to `pending`).
 - Errors: 45015 (window expired) / 45047 (quota used up) mean WeChat counts the window closed:
   we mark it closed for that user and fall back to template/held at once, no blind retry.
   43004 (the user no longer follows us) holds the message. Anything else is retried with
@@ -52,8 +52,22 @@ CUSTOMER_SERVICE = "customer_service"
 TEMPLATE = "template"
 
 
+# A message within this long of the last recorded one, with nothing sent or held for the user in
+# between, changes nothing worth a database write: the window just starts up to a minute earlier.
+RECENT_INBOUND = timedelta(seconds=60)
+
+
 def burst_key(openid: str) -> str:
     return f"cswin:{openid}"
+
+
+def recent_inbound_key(openid: str) -> str:
+    return f"inbound-recent:{openid}"
+
+
+async def forget_recent_inbound(services: Services, openid: str) -> None:
+    """The user's window or held messages changed: the next message is recorded in full."""
+    await services.kv.delete(recent_inbound_key(openid))
 
 
 # --- the window ----------------------------------------------------------------------------------
@@ -64,6 +78,8 @@ async def record_inbound(services: Services, openid: str, *, event: str = "") ->
     now = services.clock.now()
     event = event.lower()
     if event and event not in BURST_EVENTS:
+        return
+    if not event and await services.kv.get(recent_inbound_key(openid)) is not None:
         return
     async with services.uow() as uow:
         citizen = await uow.citizens.get(openid) or Citizen(openid=openid)
@@ -79,19 +95,9 @@ async def record_inbound(services: Services, openid: str, *, event: str = "") ->
                               ttl=BURST_WINDOW.total_seconds() * 2)
     else:
         await services.kv.delete(burst_key(openid))  # the 48 h window supersedes it
+        await services.kv.set(recent_inbound_key(openid), "1", ttl=RECENT_INBOUND.total_seconds())
     if released:
         services.kick_delivery()
-
-
-async def release_held(services: Services, openid: str) -> int:
-    """Held messages for this user become pending again; returns how many."""
-    async with services.uow() as uow:
-        released = await _release(uow, openid)
-        await uow.commit()
-    if released:
-        log.info("released %d held messages for %s", released, mask_openid(openid))
-        services.kick_delivery()
-    return released
 
 
 async def _release(uow: UnitOfWork, openid: str) -> int:
@@ -240,6 +246,8 @@ async def _mark_sent(services: Services, message: OutboxMessage, channel: str, w
                 citizen.cs_sent_since_inbound += 1
                 await uow.citizens.save(citizen)
         await uow.commit()
+    if window is not None and window.kind == "message":
+        await forget_recent_inbound(services, message.recipient_openid)
     if window is not None and window.kind == "burst" and window.burst_until is not None:
         ttl = max((window.burst_until - now).total_seconds(), 1.0) * 2
         await services.kv.set(burst_key(message.recipient_openid),
@@ -254,6 +262,7 @@ async def _close_window(services: Services, openid: str) -> None:
         await uow.citizens.save(citizen)
         await uow.commit()
     await services.kv.delete(burst_key(openid))
+    await forget_recent_inbound(services, openid)
 
 
 async def _hold(services: Services, message: OutboxMessage, reason: str) -> None:
@@ -263,6 +272,7 @@ async def _hold(services: Services, message: OutboxMessage, reason: str) -> None
     async with services.uow() as uow:
         await uow.outbox.save(message)
         await uow.commit()
+    await forget_recent_inbound(services, message.recipient_openid)
     log.info("outbox %s held for %s: %s", message.id, mask_openid(message.recipient_openid), reason)
 
 

@@ -31,6 +31,22 @@ from handlers.services import Services
 log = logging.getLogger(__name__)
 
 BIND_CODE_TTL = timedelta(hours=24)
+NOT_A_DEPUTY_TTL = 300  # seconds; most senders are citizens: spare each message a database look-up
+
+
+def not_a_deputy_key(openid: str) -> str:
+    return f"not-deputy:{openid}"
+
+
+async def bound_deputy(services: Services, openid: str) -> Deputy | None:
+    """The deputy bound to this WeChat account, if any (a miss is remembered; binding forgets it)."""
+    if await services.kv.get(not_a_deputy_key(openid)) is not None:
+        return None
+    async with services.uow() as uow:
+        deputy = await uow.deputies.by_openid(openid)
+    if deputy is None:
+        await services.kv.set(not_a_deputy_key(openid), "1", ttl=NOT_A_DEPUTY_TTL)
+    return deputy
 
 _REF = r"(?:#|编号)\s*#?\s*(\d+)"  # a ticket reference that must be marked as one
 _NUM = r"(?:(?:#|编号)\s*#?\s*)?(\d+)"  # after 受理/办结/转 a bare number is unambiguous
@@ -97,6 +113,7 @@ async def bind_deputy(services: Services, openid: str, code: str) -> str:
         open_count = len(await uow.tickets.list_open_for_deputy(deputy.code))
         station = await uow.stations.get(deputy.station_code)
         await uow.commit()
+    await services.kv.delete(not_a_deputy_key(openid))
     log.info("deputy %s bound to %s", deputy.code, mask_openid(openid))
     return texts.get(
         "bind_ok",

@@ -179,6 +179,11 @@ async def test_unbound_sender_gets_a_clear_answer(stack: Stack) -> None:
     async with stack.bot.services.uow() as uow:
         assert await uow.deputies.by_openid(stranger) is None
 
+    # the same account, once bound, is a deputy at once (no stale "not a deputy" memory)
+    code = await create_bind_code(stack.bot.services, "D002")
+    await stack.send(stranger, f"绑定 {code}")
+    assert TEXTS.get("deputy_not_bound") not in await stack.send(stranger, "我的工单")
+
 
 @pytest.mark.parametrize("text, expected", [
     ("我家着火了快来人", "119"),

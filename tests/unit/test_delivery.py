@@ -24,7 +24,6 @@ from handlers.delivery import (
     DeliveryWorker,
     deliver_due,
     record_inbound,
-    release_held,
     retry_delay,
 )
 from handlers.services import Services
@@ -136,16 +135,6 @@ async def test_no_window_no_template_holds_until_the_user_writes() -> None:
     assert services.kick_delivery.count >= 1  # type: ignore[attr-defined]
     assert await deliver_due(services, gateway) == 2
     assert [s.text for s in gateway.sent] == ["第一条", "第二条"]  # in order
-
-
-async def test_release_held_on_its_own() -> None:
-    services, gateway = make_services(), RecordingGateway()
-    await add(services, "一")
-    await add(services, "二", to=CITIZEN_2)
-    await deliver_due(services, gateway)
-    assert await release_held(services, CITIZEN) == 1
-    assert await release_held(services, CITIZEN) == 0
-    assert await statuses(services) == ["pending", "held"]
 
 
 async def test_message_without_template_key_is_held_outside_the_window() -> None:
@@ -285,6 +274,28 @@ async def test_quota_error_without_template_holds() -> None:
     assert await deliver_due(services, gateway) == 0
     (message,) = await outbox(services)
     assert (message.status, message.attempts) == ("held", 0)
+
+
+async def test_a_message_held_right_after_the_user_wrote_is_released_by_their_next_message() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    await add(services)
+    gateway.fail("text", api_error(45047))
+    await deliver_due(services, gateway)
+    assert await statuses(services) == ["held"]
+
+    await record_inbound(services, CITIZEN)  # seconds later: still recorded, the hold is lifted
+    assert await statuses(services) == ["pending"]
+
+
+async def test_messages_within_a_minute_with_nothing_sent_write_nothing() -> None:
+    services = make_services()
+    await record_inbound(services, CITIZEN)
+    first = (await citizen(services)).last_inbound_at
+    services.clock.advance(seconds=30)  # type: ignore[attr-defined]
+    await record_inbound(services, CITIZEN)
+    # the window start may lag by under a minute: it only ever closes early, never late
+    assert (await citizen(services)).last_inbound_at == first
 
 
 async def test_user_who_left_is_held() -> None:
