@@ -30,12 +30,16 @@ services:
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 	@for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0; sleep 1; done; echo "PostgreSQL or Redis did not start"; exit 1
 
-# A real Rasa 3.6 server (Python 3.10, its own venv) trained on nlu/, in the background.
+# A real Rasa 3.6 server (Python 3.10, its own venv, trained on nlu/) in the background.
 rasa-up:
-	bash nlu/rasa/serve.sh --background
+	bash nlu/rasa/serve.sh --train-only
+	nohup bash nlu/rasa/serve.sh >/dev/null 2>&1 &
+	@for i in $$(seq 180); do \
+	  curl -sf http://127.0.0.1:$(ZTC_RASA_PORT)/status >/dev/null && echo "Rasa server up on port $(ZTC_RASA_PORT)" && exit 0; \
+	  sleep 1; done; echo "Rasa server did not start:"; tail -30 $(ZTC_RASA_VENV)/rasa.log; exit 1
 
 rasa-down:
-	bash nlu/rasa/serve.sh --stop
+	@[ -f $(ZTC_RASA_VENV)/rasa.pid ] && kill $$(cat $(ZTC_RASA_VENV)/rasa.pid) 2>/dev/null; rm -f $(ZTC_RASA_VENV)/rasa.pid; true
 
 test: install system-deps services rasa-up
 	ZTC_RASA_URL=http://127.0.0.1:$(ZTC_RASA_PORT) $(BIN)/python -m pytest -p no:cacheprovider -q; \

@@ -2,10 +2,11 @@
 
 Both servers run in their own process, one after the other, under the same load (50 concurrent
 connections). The full path: signature, decrypt, parse, de-duplicate, dialogue state, NLU, reply,
-encrypt — on embedded defaults (SQLite, in-process stores) with AES safe mode on. Prints messages/s
-and p50/p99 for both and their ratio. Not a test: the numbers depend on the machine.
+encrypt — with AES safe mode on, on embedded defaults (SQLite, in-process stores) or, with
+`--store postgres`, on PostgreSQL + Redis (a database and key prefix of its own, removed after).
+Prints messages/s and p50/p99 for both and their ratio. Not a test: the numbers depend on the machine.
 
-    .venv/bin/python bench/bench_webhook.py [--requests 3000] [--concurrency 50]
+    .venv/bin/python bench/bench_webhook.py [--requests 3000] [--concurrency 50] [--store postgres]
 """
 from __future__ import annotations
 
@@ -37,6 +38,39 @@ BARE_REPLY = (
 )
 
 
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def bench_name() -> str:
+    """Database and key prefix of this run's own (the parent's pid, shared with its servers)."""
+    return f"ztc_bench_{os.environ.get('ZTC_BENCH_RUN', os.getpid())}"
+
+
+async def create_store(store: str) -> None:
+    if store == "postgres":
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_ADMIN)
+        await conn.execute(f'CREATE DATABASE "{bench_name()}"')
+        await conn.close()
+
+
+async def drop_store(store: str) -> None:
+    if store == "postgres":
+        import asyncpg
+        import redis.asyncio as redis
+
+        conn = await asyncpg.connect(PG_ADMIN)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{bench_name()}" WITH (FORCE)')
+        await conn.close()
+        client = redis.from_url(REDIS_URL)
+        async for key in client.scan_iter(match=f"{bench_name()}:*"):
+            await client.delete(key)
+        await client.aclose()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,7 +93,7 @@ async def serve_bare(port: int) -> None:
     await asyncio.Event().wait()
 
 
-async def serve_full(port: int) -> None:
+async def serve_full(port: int, store: str) -> None:
     import logging
 
     from aiohttp import web
@@ -75,8 +109,11 @@ async def serve_full(port: int) -> None:
     api_runner = web.AppRunner(FakeWeChatAPI().create_app(), access_log=None)
     await api_runner.setup()
     await web.TCPSite(api_runner, "127.0.0.1", api_port).start()
-    database = Path(tempfile.mkdtemp()) / "bench.db"
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{database}", redis_url="",
+    if store == "postgres":
+        database_url, redis_url = PG_URL.format(name=bench_name()), REDIS_URL
+    else:
+        database_url, redis_url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", ""
+    settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=f"{bench_name()}:",
                         wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID,
                         wechat_api_base=f"http://127.0.0.1:{api_port}")
     bot = BotApp(settings)
@@ -156,9 +193,11 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
-async def measure(kind: str, total: int, concurrency: int) -> dict[str, float]:
+async def measure(kind: str, total: int, concurrency: int, store: str) -> dict[str, float]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)], cwd=ROOT)
+    env = {**os.environ, "ZTC_BENCH_RUN": str(os.getpid())}
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port), "--store", store],
+                            cwd=ROOT, env=env)
     try:
         await wait_ready(port, proc)
         encrypted = kind == "full"
@@ -178,18 +217,26 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--serve", choices=["bare", "full"])
     parser.add_argument("--port", type=int)
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     args = parser.parse_args()
-    if args.serve:
-        await (serve_bare if args.serve == "bare" else serve_full)(args.port)
+    if args.serve == "bare":
+        await serve_bare(args.port)
         return
-    bare = await measure("bare", args.requests, args.concurrency)
-    full = await measure("full", args.requests, args.concurrency)
+    if args.serve == "full":
+        await serve_full(args.port, args.store)
+        return
+    await create_store(args.store)
+    try:
+        bare = await measure("bare", args.requests, args.concurrency, args.store)
+        full = await measure("full", args.requests, args.concurrency, args.store)
+    finally:
+        await drop_store(args.store)
     print(f"{'':28}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, r in (("bare aiohttp handler", bare), ("full passive-reply path", full)):
         print(f"{name:28}{r['rate']:10.0f}{r['p50']:10.1f}{r['p99']:10.1f}")
     ratio = full["rate"] / bare["rate"]
     print(f"throughput ratio full/bare: {ratio:.1%} (target ≥ 10%); full p99 {full['p99']:.1f} ms "
-          f"(target < 50 ms) at {args.concurrency} connections, {os.cpu_count()} cores")
+          f"(target < 50 ms) at {args.concurrency} connections, {os.cpu_count()} cores, store {args.store}")
 
 
 if __name__ == "__main__":

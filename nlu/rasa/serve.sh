@@ -18,9 +18,9 @@ if [ ! -x "$VENV/bin/rasa" ]; then
   [ -x "$PY" ] || PY="$(command -v python3.10)"
   echo "serve.sh: creating the Rasa venv at $VENV with $PY (takes a few minutes)" >&2
   "$PY" -m venv "$VENV"
-  # pinned so the resolver does not wander: Rasa 3.6 predates setuptools' removal of pkg_resources
-  "$VENV/bin/pip" install -q "pip<24.1" "setuptools<70" wheel
-  "$VENV/bin/pip" install -q "rasa[jieba]==3.6.21" "setuptools<70"
+  # pinned so the resolver does not wander: Rasa 3.6.21 needs setuptools>=70 and still imports pkg_resources
+  "$VENV/bin/pip" install -q "pip<24.1" "setuptools>=70,<75" wheel
+  "$VENV/bin/pip" install -q "rasa[jieba]==3.6.21" "setuptools>=70,<75"
 fi
 [ "${1:-}" = "--install-only" ] && exit 0
 
