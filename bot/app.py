@@ -53,7 +53,8 @@ class BotApp:
         if self.gateway is None:
             self.gateway = HttpWeChatGateway(self.settings, self.kv, self.http)
         if self.nlu is None:
-            self.nlu = build_nlu(self.settings)
+            # loads (or, after a data change, trains) the model: seconds of CPU, off the loop
+            self.nlu = await asyncio.to_thread(build_nlu, self.settings)
         self.services = Services(
             uow=self.uow_factory,
             kv=self.kv,
