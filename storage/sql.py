@@ -55,6 +55,8 @@ def ensure_sqlite_directory(url: str) -> None:
 def create_engine_for(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url`. SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE so that
     concurrent writers queue for the write lock instead of failing half-way through a transaction."""
+    # a failed statement's parameters (openids, phone numbers) must not reach the logs
+    kwargs.setdefault("hide_parameters", True)
     if not is_sqlite(url):
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(url, **kwargs)
