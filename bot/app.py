@@ -49,7 +49,8 @@ class BotApp:
             await asyncio.to_thread(upgrade, self.settings.database_url)
         self.kv = build_kv(self.settings)
         self.uow_factory = SqlUnitOfWorkFactory(self.settings.database_url)
-        self.http = aiohttp.ClientSession()
+        # every WeChat call is bounded: a hung call must not outlive the token lock or a delivery claim
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10, connect=5))
         if self.gateway is None:
             self.gateway = HttpWeChatGateway(self.settings, self.kv, self.http)
         if self.nlu is None:
@@ -68,6 +69,7 @@ class BotApp:
         self.conversation = Conversation(self.services)
         self.delivery.start()
 
+        self._draining = asyncio.Lock()  # stop() waits for a queue drain under way
         self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
         # Shifts start on whole minutes (HH:MM), so a check at second 0 of every minute drains
         # each station queue at the moment its next shift begins.
@@ -81,10 +83,11 @@ class BotApp:
         self.web_app.router.add_get("/healthz", self._healthz)
 
     async def drain_queues(self) -> int:
-        assigned = await assign_waiting(self.services)
-        if assigned:
-            log.info("assigned %d waiting tickets", assigned)
-        return assigned
+        async with self._draining:
+            assigned = await assign_waiting(self.services)
+            if assigned:
+                log.info("assigned %d waiting tickets", assigned)
+            return assigned
 
     async def push_late(self, inbound: Inbound, text: str) -> None:
         """A reply that missed the passive-reply deadline goes out as a pushed message."""
@@ -100,6 +103,8 @@ class BotApp:
 
     async def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
+        async with self._draining:
+            pass
         await self.delivery.stop()
         await self.http.close()
         await self.uow_factory.dispose()

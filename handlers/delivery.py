@@ -16,8 +16,9 @@ What is implemented, per recipient (citizen or deputy: both are followers of the
   exponential back-off (RETRY_BASE doubling up to RETRY_MAX); after MAX_ATTEMPTS it is `failed`
   with last_error, visible in `zhitongche outbox`.
 - Exactly-once-ish: each message is marked sent in its own transaction right after WeChat accepted
-  it. One delivery pass runs at a time across workers (a key-value lock), so a message is not
-  picked up twice. Within a pass, once a recipient's message is deferred, that recipient's later
+  it. A pass first claims its messages in the database (their due time moved past the pass, in
+  one transaction; PostgreSQL skips rows another worker is claiming), so workers never pick up
+  the same message; if a worker dies, its claim runs out and the messages are due again. Within a pass, once a recipient's message is deferred, that recipient's later
   messages wait for the next pass so they do not overtake it.
 """
 from __future__ import annotations
@@ -47,7 +48,10 @@ RETRY_MAX = timedelta(hours=1)
 WINDOW_CLOSED_ERRORS = frozenset({45015, 45047})  # response out of time limit / count limit
 NOT_FOLLOWING_ERRORS = frozenset({43004})  # require subscribe
 
-DELIVERY_LOCK = "lock:delivery"
+# A pass claims its messages in the database (next_attempt_at pushed past the pass) before sending,
+# so another worker does not pick them up; a worker that dies mid-pass leaves them due again later.
+CLAIM_BASE = timedelta(seconds=30)
+CLAIM_PER_MESSAGE = timedelta(seconds=15)  # above the gateway's 10 s timeout per send
 CUSTOMER_SERVICE = "customer_service"
 TEMPLATE = "template"
 
@@ -163,21 +167,43 @@ class _PassResult:
 
 async def _deliver_pass(services: Services, gateway: WeChatGateway, limit: int) -> _PassResult:
     result = _PassResult()
-    async with services.kv.lock(DELIVERY_LOCK, timeout=30.0):
+    due = await _claim_due(services, limit)
+    result.due = len(due)
+    deferred: set[str] = set()
+    skipped: list[tuple[OutboxMessage, datetime | None]] = []
+    for message, due_at in due:
+        if message.recipient_openid in deferred:
+            skipped.append((message, due_at))
+            continue
+        sent = await _deliver_one(services, gateway, message)
+        result.changed += 1
+        if sent:
+            result.sent += 1
+        else:
+            deferred.add(message.recipient_openid)
+    if skipped:
+        # not overtaking an earlier message: back to due for the next pass, claim released
         async with services.uow() as uow:
-            due = list(await uow.outbox.due(services.clock.now(), limit))
-        result.due = len(due)
-        deferred: set[str] = set()
-        for message in due:
-            if message.recipient_openid in deferred:
-                continue
-            sent = await _deliver_one(services, gateway, message)
-            result.changed += 1
-            if sent:
-                result.sent += 1
-            else:
-                deferred.add(message.recipient_openid)
+            for message, due_at in skipped:
+                message.next_attempt_at = due_at
+                await uow.outbox.save(message)
+            await uow.commit()
     return result
+
+
+async def _claim_due(services: Services, limit: int) -> list[tuple[OutboxMessage, datetime | None]]:
+    """Due messages, each with its original due time, claimed for this pass in one transaction."""
+    now = services.clock.now()
+    async with services.uow() as uow:
+        due = list(await uow.outbox.due(now, limit))
+        claimed_until = now + CLAIM_BASE + CLAIM_PER_MESSAGE * len(due)
+        claimed = []
+        for message in due:
+            claimed.append((message, message.next_attempt_at))
+            message.next_attempt_at = claimed_until
+            await uow.outbox.save(message)
+        await uow.commit()
+    return claimed
 
 
 async def _deliver_one(services: Services, gateway: WeChatGateway, message: OutboxMessage) -> bool:

@@ -19,12 +19,24 @@ class LockTimeout(Exception):
     pass
 
 
+def printable_key(key: str) -> str:
+    """A key for logs and errors: its last part (often an openid) masked."""
+    from bot.domain import mask_openid
+
+    head, _, last = key.rpartition(":")
+    return f"{head}:{mask_openid(last)}" if head else mask_openid(key)
+
+
+SWEEP_EVERY = 1000  # writes between sweeps of expired entries
+
+
 class MemoryKeyValueStore:
     """Same behaviour as the Redis store, for a single process (the demo, unit tests)."""
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[str, float | None]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock and how many hold or await it
+        self._writes = 0
 
     def _alive(self, key: str) -> tuple[str, float | None] | None:
         entry = self._data.get(key)
@@ -41,6 +53,15 @@ class MemoryKeyValueStore:
 
     async def set(self, key: str, value: str, ttl: float | None = None) -> None:
         self._data[key] = (value, time.monotonic() + ttl if ttl else None)
+        self._writes += 1
+        if self._writes % SWEEP_EVERY == 0:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Keys written once and never read again (de-duplication keys) must not pile up."""
+        now = time.monotonic()
+        for key in [k for k, (_, expires) in self._data.items() if expires is not None and expires <= now]:
+            del self._data[key]
 
     async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
         if self._alive(key) is not None:
@@ -53,15 +74,24 @@ class MemoryKeyValueStore:
 
     @asynccontextmanager
     async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
         try:
-            await asyncio.wait_for(lock.acquire(), timeout)
-        except TimeoutError as exc:
-            raise LockTimeout(key) from exc
-        try:
-            yield
+            try:
+                await asyncio.wait_for(lock.acquire(), timeout)
+            except TimeoutError as exc:
+                raise LockTimeout(printable_key(key)) from exc
+            try:
+                yield
+            finally:
+                lock.release()
         finally:
-            lock.release()
+            # a lock nobody holds or waits for is dropped: one per user would otherwise pile up
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
     async def close(self) -> None:
         self._data.clear()
@@ -105,7 +135,7 @@ class RedisKeyValueStore:
             self._key("lock:" + key), timeout=self._lock_ttl, sleep=0.02, blocking_timeout=timeout
         )
         if not await lock.acquire():
-            raise LockTimeout(key)
+            raise LockTimeout(printable_key(key))
         try:
             yield
         finally:
@@ -113,7 +143,7 @@ class RedisKeyValueStore:
                 await lock.release()
             except LockError:
                 # the lease ran out while we held it; another worker may own it now, leave it be
-                logger.warning("lock %s expired before release", key)
+                logger.warning("lock %s expired before release", printable_key(key))
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -2,6 +2,8 @@
 fake WeChat API recording every outbound call, on SQLite + in-process stores and on PostgreSQL + Redis."""
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -87,9 +89,15 @@ class Stack:
         return reply.get("Content") if reply else None
 
     async def delivered(self) -> None:
-        """Run outbox delivery to the end, as the worker does after each commit."""
-        while await self.bot.delivery.run_once():
-            pass
+        """Wait until the outbox has nothing pending: the app's worker delivers after each commit;
+        a pass run here takes what it has not claimed yet."""
+        for _ in range(500):
+            await self.bot.delivery.run_once()
+            async with self.bot.services.uow() as uow:
+                if not await uow.outbox.list(("pending",)):
+                    return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the outbox did not drain")
 
     def pushes(self, openid: str) -> list[str]:
         """Texts of customer-service messages the fake WeChat API accepted for this user."""

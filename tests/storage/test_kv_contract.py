@@ -242,3 +242,46 @@ async def test_build_kv_redis_when_configured(redis_prefix, redis_client) -> Non
         assert await redis_client.get(f"{redis_prefix}k") == b"v"
     finally:
         await store.close()
+
+
+async def test_lock_timeout_names_the_key_without_the_full_openid(stores: StoreMaker) -> None:
+    holder, waiter = stores(), stores()
+    openid = "oCitizenOpenid0123456789"
+    async with holder.lock(f"lock:user:{openid}", timeout=1):
+        with pytest.raises(LockTimeout) as caught:
+            async with waiter.lock(f"lock:user:{openid}", timeout=0.05):
+                pass
+    assert "lock:user:" in str(caught.value) and openid not in str(caught.value)
+
+
+# --- the memory store's own housekeeping (one process, no server to expire keys) ------------------
+async def test_memory_store_sweeps_keys_that_are_never_read_again(monkeypatch) -> None:
+    import storage.kv as kv
+
+    now = [1000.0]
+    monkeypatch.setattr(kv.time, "monotonic", lambda: now[0])
+    store = MemoryKeyValueStore()
+    for i in range(kv.SWEEP_EVERY - 1):
+        await store.set(f"wechat:dedupe:msg:{i}", "1", ttl=600)
+    now[0] += 601
+    await store.set("fresh", "1", ttl=600)  # the write that triggers a sweep
+    assert set(store._data) == {"fresh"}
+
+
+async def test_memory_store_drops_locks_nobody_holds_or_awaits() -> None:
+    store = MemoryKeyValueStore()
+    async with store.lock("lock:user:a"):
+        waiter = asyncio.create_task(_hold_briefly(store, "lock:user:a"))
+        await asyncio.sleep(0)
+        assert "lock:user:a" in store._locks
+    await waiter
+    with pytest.raises(LockTimeout):
+        async with store.lock("lock:user:b"):
+            async with store.lock("lock:user:b", timeout=0.01):
+                pass
+    assert store._locks == {}
+
+
+async def _hold_briefly(store: MemoryKeyValueStore, key: str) -> None:
+    async with store.lock(key):
+        await asyncio.sleep(0)

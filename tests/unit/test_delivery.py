@@ -388,3 +388,34 @@ async def test_worker_survives_a_broken_pass() -> None:
     finally:
         await worker.stop()
     assert gateway.sent[0].text == "恢复后"
+
+
+async def test_two_workers_at_once_send_each_message_once() -> None:
+    """Passes in two workers overlap (a slow WeChat API): the claim keeps them apart."""
+    services = make_services()
+    for openid in (CITIZEN, CITIZEN_2):
+        await record_inbound(services, openid)
+        for i in range(3):
+            await add(services, f"{openid}-{i}", to=openid)
+
+    class SlowGateway(RecordingGateway):
+        async def send_text(self, openid: str, text: str) -> None:
+            await asyncio.sleep(0.01)  # the other worker runs meanwhile
+            await super().send_text(openid, text)
+
+    gateway = SlowGateway()
+    first, second = await asyncio.gather(deliver_due(services, gateway), deliver_due(services, gateway))
+    assert first + second == 6
+    texts = [s.text for s in gateway.sent]
+    assert sorted(texts) == sorted(set(texts)) and len(texts) == 6
+
+
+async def test_a_deferred_recipients_later_messages_are_due_again_next_pass() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    await record_inbound(services, CITIZEN)
+    await add(services, "一")
+    await add(services, "二")
+    gateway.fail("text", api_error(-1))  # the first one fails: the second must not overtake it
+    assert await deliver_due(services, gateway) == 0
+    second = (await outbox(services))[1]
+    assert second.status == "pending" and second.next_attempt_at is None  # claim released
