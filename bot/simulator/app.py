@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
-import time
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,11 @@ import yaml
 from aiohttp import web
 
 from bot.settings import CONFIG_DIR
-from bot.simulator import wechat_xml
-from bot.simulator.wechat_xml import InboundSpec, ReplyError, SignedRequest
 from bot.texts import TEXTS_DIR, default_texts
+from bot.wechat import platform
+from bot.wechat.crypto import InvalidSignature, MessageCrypto
+from bot.wechat.inbound import QRSCENE_PREFIX
+from bot.wechat.platform import SignedRequest
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,9 @@ HERE = Path(__file__).resolve().parent
 DEMO_STATIONS = CONFIG_DIR / "demo" / "stations.csv"
 ACCOUNT_ID = "gh_ztc_demo0001"  # the official account's original id (ToUserName)
 WEBHOOK_TIMEOUT = 15.0  # longer than WeChat's 5 s: the simulator shows slow replies instead of hiding them
+MESSAGE_KINDS = ("text", "image", "voice", "location", "subscribe", "scan")
+EVENT_KINDS = ("subscribe", "scan")
+WUJIANG_CENTRE = (31.1605, 120.6422)  # 松陵: where a location message is sent from (the page sends only a label)
 
 _jinja = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -79,7 +84,8 @@ def create_simulator_app(
         "fake_api_url": fake_api_url.rstrip("/"),
         "token": settings.wechat_token,
         "aes_key": settings.wechat_aes_key or "",
-        "appid": settings.wechat_appid,
+        "crypto": MessageCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+        if settings.wechat_aes_key else None,
         "identities": [
             {"openid": str(i["openid"]), "label": str(i.get("label") or i["openid"]), "group": _group(i)}
             for i in identities
@@ -158,25 +164,39 @@ async def send(request: web.Request) -> web.Response:
     kind = str(data.get("kind") or "text")
     if not openid:
         return _bad_request("openid is required")
-    if kind not in wechat_xml.MESSAGE_KINDS:
+    if kind not in MESSAGE_KINDS:
         return _bad_request(f"unknown kind {kind!r}")
-    safe = bool(data.get("safe")) and bool(config["aes_key"])
-    events = ("subscribe", "scan")
-    spec = InboundSpec(
-        kind=kind,
-        openid=openid,
-        to_user=ACCOUNT_ID,
-        created_at=int(time.time()),
-        msg_id="" if kind in events else wechat_xml.next_msg_id(),
-        text=str(data.get("text") or ""),
-        label=str(data.get("label") or ""),
-        scene=str(data.get("scene") or ""),
-    )
-    xml = wechat_xml.build_inbound_xml(spec)
-    crypto = wechat_xml.make_crypto(config["token"], config["aes_key"], config["appid"]) if safe else None
-    signed = wechat_xml.sign_request(xml, token=config["token"], openid=openid, to_user=ACCOUNT_ID, crypto=crypto)
+    crypto = config["crypto"] if data.get("safe") else None
+    msg_id = "" if kind in EVENT_KINDS else str(platform.next_msg_id())
+    xml = _inbound_xml(kind, openid, msg_id, data)
+    signed = platform.signed_request(config["token"], xml, crypto=crypto, openid=openid)
+    safe = crypto is not None
     request.app[K_LAST][openid] = (signed, xml, safe)
-    return web.json_response(await _deliver(request.app, signed, xml, safe, msg_id=spec.msg_id))
+    return web.json_response(await _deliver(request.app, signed, xml, safe, msg_id=msg_id))
+
+
+def _inbound_xml(kind: str, openid: str, msg_id: str, data: dict[str, Any]) -> str:
+    """The plaintext XML WeChat posts for what the user did on the page."""
+    text, scene = str(data.get("text") or ""), str(data.get("scene") or "")
+    if kind == "subscribe":
+        if not scene:
+            return platform.event_xml(openid, ACCOUNT_ID, "subscribe")
+        # a follow through a parametric QR code: the scene comes prefixed with qrscene_
+        return platform.event_xml(openid, ACCOUNT_ID, "subscribe", QRSCENE_PREFIX + scene, Ticket=_ticket())
+    if kind == "scan":  # an existing follower scanning a QR code: SCAN, and the scene without prefix
+        return platform.event_xml(openid, ACCOUNT_ID, "SCAN", scene, Ticket=_ticket())
+    if kind == "image":
+        return platform.image_xml(openid, ACCOUNT_ID, msg_id=msg_id)
+    if kind == "voice":
+        return platform.voice_xml(openid, ACCOUNT_ID, text, msg_id=msg_id)
+    if kind == "location":
+        label = str(data.get("label") or "")
+        return platform.location_xml(openid, ACCOUNT_ID, *WUJIANG_CENTRE, label, msg_id=msg_id)
+    return platform.text_xml(openid, ACCOUNT_ID, text, msg_id=msg_id)
+
+
+def _ticket() -> str:
+    return "gQ" + secrets.token_hex(16)
 
 
 async def resend(request: web.Request) -> web.Response:
@@ -201,13 +221,13 @@ async def _deliver(
         "ok": False,
         "status": 0,
         "retry": retry,
-        "request": {"xml": xml, "params": signed.params, "body": signed.body, "encrypted": safe, "msg_id": msg_id},
+        "request": {"xml": xml, "params": signed.query, "body": signed.body, "encrypted": safe, "msg_id": msg_id},
         "reply": None,
     }
     try:
         async with app[K_HTTP].post(
             config["webhook_url"],
-            params=signed.params,
+            params=signed.query,
             data=signed.body.encode("utf-8"),
             headers={"Content-Type": "text/xml; charset=utf-8"},
         ) as response:
@@ -221,16 +241,17 @@ async def _deliver(
         result["error"] = config["texts"]["sim_http_error"].format(status=response.status)
         result["response_body"] = body[:2000]
         return result
-    crypto = wechat_xml.make_crypto(config["token"], config["aes_key"], config["appid"])
     try:
-        reply = wechat_xml.parse_reply(body, crypto=crypto)
-    except ReplyError as exc:
-        result["error"] = config["texts"]["sim_bad_reply"].format(error=str(exc))
+        reply = platform.read_reply(body, config["crypto"])
+    except (ValueError, InvalidSignature) as exc:  # not XML, cannot decrypt, forged MsgSignature
+        result["error"] = config["texts"]["sim_bad_reply"].format(error=f"{type(exc).__name__}: {exc}")
         result["response_body"] = body[:2000]
         return result
     result["ok"] = True
     if reply is not None:
-        result["reply"] = {"msg_type": reply.msg_type, "text": reply.text, "xml": reply.xml, "encrypted": reply.encrypted}
+        msg_type = reply.fields.get("MsgType", "")
+        text = reply.fields.get("Content", "") if msg_type == "text" else f"[{msg_type or '?'}]"
+        result["reply"] = {"msg_type": msg_type, "text": text, "xml": reply.xml, "encrypted": reply.encrypted}
     return result
 
 
@@ -256,30 +277,16 @@ async def pushes(request: web.Request) -> web.Response:
             payload = await response.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         return web.json_response({"messages": [], "next": since, "error": type(exc).__name__})
-    calls: Any = payload
-    if isinstance(payload, dict):
-        calls = payload.get("messages", payload.get("calls", []))
-    if not isinstance(calls, list):
-        calls = []
-    messages, next_cursor = [], since
-    for position, call in enumerate(calls):
-        seq = _sequence(call)
-        key = seq if seq is not None else since + position
-        next_cursor = max(next_cursor, key + 1)
-        described = wechat_xml.describe_call(call, openid)
-        if described is not None:
-            messages.append({"key": key, **described})
-    if isinstance(payload, dict) and isinstance(payload.get("next"), int):
-        # the recorder's own cursor also skips calls that are not messages
-        next_cursor = max(next_cursor, payload["next"])
-    return web.json_response({"messages": messages, "next": next_cursor})
+    # bot/wechat/fake_api.py lists delivered messages only: {"messages": [{seq, path, openid, msgtype,
+    # text, template_id, data, …}], "next": N}, `next` also skipping calls that are not messages
+    messages = [{"key": m["seq"], **_push(m)} for m in payload["messages"]]
+    return web.json_response({"messages": messages, "next": payload["next"]})
 
 
-def _sequence(call: Any) -> int | None:
-    """The recorder's own index for a call, when it gives one."""
-    if isinstance(call, dict):
-        for name in ("seq", "index", "id"):
-            value = call.get(name)
-            if isinstance(value, int):
-                return value
-    return None
+def _push(message: dict[str, Any]) -> dict[str, str]:
+    """A message the fake WeChat API recorded, as the user sees it: {"openid", "via", "text"}."""
+    if message["path"].endswith("/template/send"):
+        text = "\n".join(str(v) for v in (message["data"] or {}).values() if v)
+        return {"openid": message["openid"], "via": "template", "text": text or f"[{message['template_id']}]"}
+    text = message["text"] if message["msgtype"] == "text" else f"[{message['msgtype']}]"
+    return {"openid": message["openid"], "via": "customer_service", "text": text}

@@ -12,9 +12,14 @@ from xml.sax.saxutils import escape
 from wechatpy.utils import WeChatSigner
 
 from bot.wechat.crypto import MessageCrypto
-from bot.wechat.inbound import check_xml
+from bot.wechat.inbound import MalformedMessage, check_xml
 
 _msg_ids = itertools.count(int(time.time() * 1000) * 1000)
+
+
+def next_msg_id() -> int:
+    """A fresh MsgId: unique and increasing in this process (64-bit, as on WeChat)."""
+    return next(_msg_ids)
 
 
 def sign(*parts: str) -> str:
@@ -41,7 +46,7 @@ def message_xml(openid: str, account: str, msg_type: str, *, created_at: int | N
     for name, value in fields.items():
         nodes.append(f"<{name}>{_cdata(value) if isinstance(value, str) else escape(str(value))}</{name}>")
     if msg_type != "event":
-        nodes.append(f"<MsgId>{next(_msg_ids) if msg_id is None else msg_id}</MsgId>")
+        nodes.append(f"<MsgId>{next_msg_id() if msg_id is None else msg_id}</MsgId>")
     return "<xml>" + "".join(nodes) + "</xml>"
 
 
@@ -54,25 +59,50 @@ def event_xml(openid: str, account: str, event: str, event_key: str = "", **kw: 
     return message_xml(openid, account, "event", **fields, **kw)  # type: ignore[arg-type]
 
 
+def image_xml(openid: str, account: str, media_id: str | None = None, **kw: object) -> str:
+    media_id = media_id or secrets.token_hex(16)
+    pic_url = f"http://mmbiz.qpic.cn/mmbiz_jpg/{media_id}/0"
+    return message_xml(openid, account, "image", PicUrl=pic_url, MediaId=media_id, **kw)  # type: ignore[arg-type]
+
+
+def voice_xml(openid: str, account: str, recognition: str = "", media_id: str | None = None, **kw: object) -> str:
+    """A voice message with WeChat's speech recognition result (empty when it recognised nothing)."""
+    fields = {"MediaId": media_id or secrets.token_hex(16), "Format": "amr", "Recognition": recognition}
+    return message_xml(openid, account, "voice", **fields, **kw)  # type: ignore[arg-type]
+
+
+def location_xml(openid: str, account: str, latitude: float, longitude: float, label: str = "", **kw: object) -> str:
+    fields = {"Location_X": latitude, "Location_Y": longitude, "Scale": 15, "Label": label}
+    return message_xml(openid, account, "location", **fields, **kw)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class SignedRequest:
     query: dict[str, str]
     body: str
 
 
-def signed_request(token: str, xml: str, *, crypto: MessageCrypto | None = None,
+def signed_request(token: str, xml: str, *, crypto: MessageCrypto | None = None, openid: str = "",
                    timestamp: str | None = None, nonce: str | None = None) -> SignedRequest:
-    """Query string and body for POST /wechat; encrypted (encrypt_type=aes) when crypto is given."""
+    """Query string and body for POST /wechat; encrypted (encrypt_type=aes) when crypto is given.
+
+    In safe mode the body is WeChat's: only ToUserName (read from `xml`, empty if it is not valid
+    XML) and Encrypt. WeChat also puts the sender's `openid` in the query; pass it to do the same."""
     timestamp = timestamp or str(int(time.time()))
-    nonce = nonce or str(secrets.randbelow(10**10))
+    nonce = nonce or str(secrets.randbelow(9 * 10**9) + 10**9)  # WeChat's nonce: 10 digits
     query = {"signature": sign(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+    if openid:
+        query["openid"] = openid
     if crypto is None:
         return SignedRequest(query, xml)
-    # wechatpy's envelope (Encrypt, MsgSignature, …) carries exactly what the webhook reads.
-    envelope = crypto.encrypt_message(xml, nonce, timestamp)
-    root = check_xml(envelope)
-    query |= {"encrypt_type": "aes", "msg_signature": root.findtext("MsgSignature", "")}
-    return SignedRequest(query, envelope)
+    try:
+        account = check_xml(xml).findtext("ToUserName", "")
+    except MalformedMessage:  # tests encrypt hostile or broken XML too
+        account = ""
+    encrypt = check_xml(crypto.encrypt_message(xml, nonce, timestamp)).findtext("Encrypt", "")
+    query |= {"encrypt_type": "aes", "msg_signature": sign(token, timestamp, nonce, encrypt)}
+    body = f"<xml><ToUserName>{_cdata(account)}</ToUserName><Encrypt>{_cdata(encrypt)}</Encrypt></xml>"
+    return SignedRequest(query, body)
 
 
 def verify_query(token: str, echostr: str, *, timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
@@ -82,18 +112,33 @@ def verify_query(token: str, echostr: str, *, timestamp: str | None = None, nonc
     return {"signature": sign(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce, "echostr": echostr}
 
 
-def open_reply(body: str, crypto: MessageCrypto | None = None) -> dict[str, str] | None:
-    """The passive reply's fields (MsgType, Content, …), or None for `success`/empty.
+@dataclass(frozen=True)
+class PassiveReply:
+    xml: str  # the reply's plaintext XML (decrypted in safe mode)
+    encrypted: bool
+    fields: dict[str, str]  # MsgType, Content, …
 
-    Encrypted replies are checked (MsgSignature) and decrypted with `crypto`."""
+
+def read_reply(body: str, crypto: MessageCrypto | None = None) -> PassiveReply | None:
+    """The passive reply in a webhook's response body, or None for `success`/empty.
+
+    Encrypted replies are checked (MsgSignature) and decrypted with `crypto`. Raises ValueError
+    (MalformedMessage, DecryptError) or InvalidSignature when the body is not a valid reply."""
     if body.strip() in ("", "success"):
         return None
     root = check_xml(body)
-    if root.find("Encrypt") is not None:
+    encrypted = root.find("Encrypt") is not None
+    if encrypted:
         if crypto is None:
             raise ValueError("encrypted reply but no crypto given")
-        inner = crypto.decrypt_message(
+        body = crypto.decrypt_message(
             body, root.findtext("MsgSignature", ""), root.findtext("TimeStamp", ""), root.findtext("Nonce", "")
         )
-        root = check_xml(inner)
-    return {child.tag: (child.text or "") for child in root}
+        root = check_xml(body)
+    return PassiveReply(body, encrypted, {child.tag: (child.text or "") for child in root})
+
+
+def open_reply(body: str, crypto: MessageCrypto | None = None) -> dict[str, str] | None:
+    """The passive reply's fields (MsgType, Content, …), or None for `success`/empty."""
+    reply = read_reply(body, crypto)
+    return None if reply is None else reply.fields

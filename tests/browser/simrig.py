@@ -56,6 +56,8 @@ class StubWebhook:
     token: str = TOKEN
     received: list[dict[str, Any]] = field(default_factory=list)  # every accepted message
     rejected: int = 0
+    answer: str | None = None  # when set, the response body instead of a reply (e.g. "success")
+    forge_reply_signature: bool = False  # encrypted replies carry a MsgSignature not made with our token
 
     def __post_init__(self) -> None:
         self.crypto = WeChatCrypto(self.token, AES_KEY, APPID)
@@ -91,9 +93,13 @@ class StubWebhook:
             answer = f"欢迎关注，事件 {message.event}，场景 {getattr(message, 'scene_id', '') or '无'}"
         else:
             answer = "收到"
+        if self.answer is not None:
+            return web.Response(text=self.answer, content_type="text/plain")
         reply = TextReply(source=message.target, target=message.source, content=answer).render()
         if encrypted:
             reply = self.crypto.encrypt_message(reply, q["nonce"], q["timestamp"])
+            if self.forge_reply_signature:
+                reply = reply.replace("<MsgSignature><![CDATA[", "<MsgSignature><![CDATA[0", 1)
         return web.Response(text=reply, content_type="application/xml")
 
     async def push(self, openid: str) -> None:

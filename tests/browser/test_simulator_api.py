@@ -2,14 +2,15 @@
 webhook, the passive reply comes back decrypted, pushes come from the fake WeChat API."""
 from __future__ import annotations
 
+import hashlib
+
 import aiohttp
 import pytest
 import xmltodict
 from wechatpy.crypto import WeChatCrypto
 
 from bot.settings import Settings
-from bot.simulator import create_simulator_app, wechat_xml
-from bot.simulator.wechat_xml import InboundSpec
+from bot.simulator import create_simulator_app
 from simrig import AES_KEY, APPID, PUSH_TRIGGER, TOKEN, SimulatorRig, free_port, serve
 
 
@@ -135,45 +136,57 @@ async def test_bad_send_requests_are_refused(rig: SimulatorRig, payload: dict) -
     assert rig.webhook.received == []
 
 
-# --- the pure protocol helpers --------------------------------------------------------------------
-def test_cdata_end_marker_in_content_survives() -> None:
-    xml = wechat_xml.build_inbound_xml(
-        InboundSpec(kind="text", openid="o", to_user="gh", created_at=1, msg_id="1", text="a]]>b<c>&d")
-    )
-    assert xmltodict.parse(xml)["xml"]["Content"] == "a]]>b<c>&d"
+async def test_cdata_end_marker_in_content_survives(rig: SimulatorRig) -> None:
+    result = await post_send(rig, openid="demo-citizen-1", kind="text", text="a]]>b<c>&d", safe=False)
+
+    assert xmltodict.parse(result["request"]["xml"])["xml"]["Content"] == "a]]>b<c>&d"
+    assert rig.webhook.received[0]["message"].content == "a]]>b<c>&d"
 
 
-def test_safe_mode_request_matches_wechat_signature_rules() -> None:
+def _sha1(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+async def test_safe_mode_request_matches_wechat_signature_rules(rig: SimulatorRig) -> None:
+    result = await post_send(rig, openid="demo-citizen-1", kind="text", text="签名", safe=True)
+
+    p, body = result["request"]["params"], result["request"]["body"]
+    assert len(p["nonce"]) == 10 and p["nonce"].isdigit()
+    assert p["signature"] == _sha1(TOKEN, p["timestamp"], p["nonce"])
+    wire = xmltodict.parse(body)["xml"]
+    assert wire["ToUserName"] == "gh_ztc_demo0001"
+    assert p["msg_signature"] == _sha1(TOKEN, p["timestamp"], p["nonce"], wire["Encrypt"])
     crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
-    signed = wechat_xml.sign_request("<xml><Content>x</Content></xml>", token=TOKEN, openid="o", to_user="gh",
-                                     crypto=crypto, timestamp="1700000000", nonce="123456")
-    p = signed.params
-    assert p["signature"] == wechat_xml.sign(TOKEN, "1700000000", "123456")
-    encrypt = xmltodict.parse(signed.body)["xml"]["Encrypt"]
-    assert p["msg_signature"] == wechat_xml.sign(TOKEN, "1700000000", "123456", encrypt)
-    assert crypto.decrypt_message(signed.body, p["msg_signature"], p["timestamp"], p["nonce"]) == \
-        "<xml><Content>x</Content></xml>"
+    assert crypto.decrypt_message(body, p["msg_signature"], p["timestamp"], p["nonce"]) == result["request"]["xml"]
 
 
-def test_reply_with_a_forged_signature_is_refused() -> None:
-    crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
-    reply = crypto.encrypt_message("<xml><MsgType>text</MsgType><Content>hi</Content></xml>", "1", "2")
-    assert wechat_xml.parse_reply(reply, crypto=crypto).text == "hi"
-    forged = reply.replace("<MsgSignature><![CDATA[", "<MsgSignature><![CDATA[0")
-    with pytest.raises(wechat_xml.ReplyError):
-        wechat_xml.parse_reply(forged, crypto=crypto)
-    assert wechat_xml.parse_reply("success") is None
-    assert wechat_xml.parse_reply("") is None
+async def test_reply_with_a_forged_signature_is_refused(rig: SimulatorRig) -> None:
+    rig.webhook.forge_reply_signature = True
+
+    result = await post_send(rig, openid="demo-citizen-1", kind="text", text="你好", safe=True)
+
+    assert result["ok"] is False and result["status"] == 200 and result["reply"] is None
+    assert "InvalidSignature" in result["error"]
+    assert "<MsgSignature><![CDATA[0" in result["response_body"]
 
 
-def test_describe_call_accepts_both_recorder_shapes() -> None:
-    raw_body = {"path": "/cgi-bin/message/custom/send",
-                "body": {"touser": "o1", "msgtype": "text", "text": {"content": "你好"}}}
-    flattened = {"seq": 3, "path": "/cgi-bin/message/template/send", "openid": "o1", "msgtype": "template",
-                 "template_id": "T", "data": {"first": "有新进展", "remark": "请查看"}, "errcode": 0}
-    assert wechat_xml.describe_call(raw_body, "o1") == {"openid": "o1", "via": "customer_service", "text": "你好"}
-    assert wechat_xml.describe_call(flattened) == {"openid": "o1", "via": "template", "text": "有新进展\n请查看"}
-    assert wechat_xml.describe_call(flattened, "o2") is None
-    assert wechat_xml.describe_call({"path": "/cgi-bin/token", "json": None}) is None
-    assert wechat_xml.describe_call({**flattened, "errcode": 45047}) is None
-    assert wechat_xml.describe_call("garbage") is None
+@pytest.mark.parametrize("answer", ["success", ""])
+async def test_no_passive_reply_is_shown_as_none(rig: SimulatorRig, answer: str) -> None:
+    rig.webhook.answer = answer
+
+    result = await post_send(rig, openid="demo-citizen-1", kind="text", text="你好", safe=True)
+
+    assert result["ok"] is True and result["reply"] is None and "error" not in result
+
+
+async def test_pushes_skip_failed_sends_and_api_calls_that_are_not_messages(rig: SimulatorRig) -> None:
+    rig.fake_api.fail_next("/cgi-bin/message/custom/send", 45047, "out of response count limit")
+
+    await post_send(rig, openid="demo-citizen-1", kind="text", text=PUSH_TRIGGER, safe=False)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{rig.url}/sim/pushes", params={"since": "0"}) as r:
+            polled = await r.json()
+
+    # the token fetch and the refused customer-service message are not shown; the cursor passes them
+    assert [(m["via"], m["text"]) for m in polled["messages"]] == [("template", "您的诉求有新进展\n#1")]
+    assert polled["next"] == len(rig.fake_api.calls) == 3

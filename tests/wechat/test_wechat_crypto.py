@@ -7,7 +7,7 @@ from wechatpy.crypto.base import BasePrpCrypto
 
 from bot.wechat.crypto import DecryptError, InvalidSignature, MessageCrypto, verify_signature
 from bot.wechat.inbound import MalformedMessage, to_inbound
-from bot.wechat.platform import sign
+from bot.wechat.platform import read_reply, sign, signed_request, text_xml
 from wechat_samples import WECHAT_DATA, load_vectors
 
 VECTORS = load_vectors()
@@ -113,3 +113,26 @@ def test_plain_signature() -> None:
 def test_bad_aes_key_is_refused_at_construction() -> None:
     with pytest.raises(ValueError):
         MessageCrypto("tok", "short", "wx1")
+
+
+def test_platform_safe_mode_request_is_what_wechat_sends() -> None:
+    crypto = MessageCrypto("tok", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx1")
+    xml = text_xml("o1", "gh_x", "你好", msg_id=1)
+    req = signed_request("tok", xml, crypto=crypto, openid="o1", timestamp="1700000000", nonce="1234567890")
+    assert req.body.startswith("<xml><ToUserName><![CDATA[gh_x]]></ToUserName><Encrypt><![CDATA[")
+    assert req.query["openid"] == "o1" and req.query["encrypt_type"] == "aes"
+    assert crypto.decrypt_message(req.body, req.query["msg_signature"], "1700000000", "1234567890") == xml
+    assert "openid" not in signed_request("tok", xml).query  # opt-in: what the tests post stays as it was
+
+
+def test_platform_reads_encrypted_replies_and_refuses_forged_ones() -> None:
+    crypto = MessageCrypto("tok", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx1")
+    plain = "<xml><MsgType>text</MsgType><Content>hi</Content></xml>"
+    envelope = crypto.encrypt_message(plain, "1", "2")
+    reply = read_reply(envelope, crypto)
+    assert reply is not None and (reply.xml, reply.encrypted, reply.fields["Content"]) == (plain, True, "hi")
+    with pytest.raises(InvalidSignature):
+        read_reply(envelope.replace("<MsgSignature><![CDATA[", "<MsgSignature><![CDATA[0"), crypto)
+    with pytest.raises(ValueError):
+        read_reply(envelope)  # encrypted, but no crypto
+    assert read_reply("success") is None and read_reply(" ") is None

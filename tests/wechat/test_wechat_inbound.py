@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bot.wechat.inbound import MalformedMessage, parse, to_inbound
+from bot.wechat.platform import image_xml, location_xml, voice_xml
 
 from wechat_samples import WECHAT_DATA, load_manifest
 
@@ -152,3 +153,13 @@ EXTERNAL_DTD = """<?xml version="1.0"?>
 def test_bad_and_hostile_xml_is_refused(xml: str | bytes) -> None:
     with pytest.raises(MalformedMessage):
         to_inbound(xml)
+
+
+def test_platform_media_and_location_messages_parse() -> None:
+    image = to_inbound(image_xml("o1", "gh_x", media_id="M1", msg_id=11))
+    assert (image.kind, image.media_id, image.msg_id) == ("image", "M1", "11") and image.pic_url.startswith("http")
+    voice = to_inbound(voice_xml("o1", "gh_x", "桥上的栏杆断了", msg_id=12))
+    assert (voice.kind, voice.text) == ("voice", "桥上的栏杆断了") and voice.media_id
+    location = to_inbound(location_xml("o1", "gh_x", 31.1605, 120.6422, "松陵街道", msg_id=13))
+    assert (location.kind, location.latitude, location.longitude, location.label) == \
+        ("location", 31.1605, 120.6422, "松陵街道")
