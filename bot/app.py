@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
@@ -21,6 +22,14 @@ from handlers.queue import assign_waiting
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """Access log without the query string: WeChat puts the sender's openid there."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %s %d %.1fms", request.remote, request.method, request.path,
+                         response.status, time * 1000)
 
 
 @dataclass

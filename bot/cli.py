@@ -56,7 +56,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Run the WeChat webhook service."""
     from aiohttp import web
 
-    from bot.app import BotApp
+    from bot.app import BotApp, PathOnlyAccessLogger
 
     settings = Settings()
     bot = BotApp(settings)
@@ -70,7 +70,8 @@ def serve(host: str | None, port: int | None) -> None:
         bot.web_app.on_cleanup.append(on_cleanup)
         return bot.web_app
 
-    web.run_app(app_factory(), host=host or settings.host, port=port or settings.port)
+    web.run_app(app_factory(), host=host or settings.host, port=port or settings.port,
+                access_log_class=PathOnlyAccessLogger)
 
 
 @main.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.app import BotApp
+from bot.app import BotApp, PathOnlyAccessLogger
 from bot.settings import CONFIG_DIR, PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
     runners: list[web.AppRunner] = []
 
     async def serve(app: web.Application, at_port: int) -> None:
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, access_log_class=PathOnlyAccessLogger)
         await runner.setup()
         await web.TCPSite(runner, host, at_port).start()
         runners.append(runner)
