@@ -78,14 +78,6 @@ class DutyShift:
             return False
         return self.start <= at.time() < self.end
 
-    def starts_at_on(self, day: date) -> datetime | None:
-        """The start of this shift on `day`, or None when the shift does not fall on that day."""
-        if isinstance(self.day, date):
-            matches = self.day == day
-        else:
-            matches = day.isoweekday() == self.day
-        return datetime.combine(day, self.start) if matches else None
-
 
 class TicketStatus(StrEnum):
     FILED = "filed"  # stored, waiting in a station queue for a deputy
@@ -110,7 +102,7 @@ class Attachment:
 @dataclass(frozen=True)
 class TicketEvent:
     at: datetime
-    kind: str  # filed | assigned | accepted | replied | resolved | transferred | rated | queued
+    kind: str  # filed | assigned | accepted | replied | resolved | transferred | rated | citizen_note
     actor: str = ""  # deputy code, "citizen" or "system"
     text: str = ""
 
@@ -148,10 +140,6 @@ class Ticket:
         self.status = TicketStatus.ASSIGNED
         self.events.append(TicketEvent(at, "assigned", deputy_code))
 
-    def move_to_station(self, station_code: str, at: datetime) -> None:
-        self.station_code = station_code
-        self.events.append(TicketEvent(at, "queued", "system", station_code))
-
     def accept(self, deputy_code: str, at: datetime) -> None:
         self._require_deputy(deputy_code)
         if self.status is not TicketStatus.ASSIGNED:
@@ -159,10 +147,18 @@ class Ticket:
         self.status = TicketStatus.ACCEPTED
         self.events.append(TicketEvent(at, "accepted", deputy_code))
 
-    def reply(self, deputy_code: str, text: str, at: datetime) -> None:
+    def reply(self, deputy_code: str, text: str, at: datetime) -> bool:
+        """The deputy's words to the citizen. Replying to a ticket not yet accepted accepts it
+        first (an `accepted` event before `replied`): answering the citizen is taking the ticket
+        on, and a later 受理 is then rightly "already accepted". Returns True when it did accept;
+        the citizen is not sent a separate accepted notice for that, the reply says enough."""
         self._require_deputy(deputy_code)
+        accepted = self.status is TicketStatus.ASSIGNED
+        if accepted:
+            self.events.append(TicketEvent(at, "accepted", deputy_code))
         self.status = TicketStatus.REPLIED
         self.events.append(TicketEvent(at, "replied", deputy_code, text))
+        return accepted
 
     def resolve(self, deputy_code: str, result: str, at: datetime) -> None:
         self._require_deputy(deputy_code)
@@ -225,9 +221,3 @@ def mask_openid(openid: str | None) -> str:
     if not openid:
         return "-"
     return openid[:4] + "…" + openid[-2:] if len(openid) > 8 else "…"
-
-
-def mask_phone(phone: str | None) -> str:
-    if not phone:
-        return "-"
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 11 else "****"

@@ -107,7 +107,10 @@ class OutboxRepository(Protocol):
 
 
 class BindCodeRepository(Protocol):
-    async def create(self, deputy_code: str, code: str, expires_at: datetime) -> None: ...
+    async def create(self, deputy_code: str, code: str, expires_at: datetime, now: datetime) -> bool:
+        """Store a new code for the deputy; False (and nothing changes) when the code is still
+        valid (unused and unexpired at `now`) for anyone. A used or expired code may be reused."""
+        ...
     async def consume(self, code: str, now: datetime) -> str | None:
         """The deputy code for a valid unused code (and mark it used); None otherwise."""
         ...

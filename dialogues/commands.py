@@ -8,7 +8,7 @@ import re
 
 from dialogues.words import Words, bare, normalize
 
-_NOTE = re.compile(r"^(?:#|编号)\s*(\d{1,9})\s*号?[\s:：,，、.。]*(\S.*)$", re.S)
+_NOTE = re.compile(r"^(?:#|编号)\s*(\d{1,9})(?!\d)\s*号?[\s:：,，、.。]*(\S.*)$", re.S)
 _TICKET = re.compile(r"^(?:查询|查看|查)?\s*(?:#|编号|诉求|工单)\s*(\d{1,9})\s*号?$|^(\d{1,9})\s*号$")
 # a score with an optional comment after a space or punctuation: "5", "5分", "4 处理很及时"
 _SCORE = re.compile(r"^([1-5])\s*(?:分|星|颗星)?(?:$|[\s,，。.!！:：;；、~～]+(.*)$)", re.S)

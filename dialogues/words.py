@@ -17,6 +17,15 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "").strip().lower()
 
 
+def fold_width(text: str) -> str:
+    """Full-width ASCII forms (＃, digits, letters, ：，) and the ideographic space to ASCII, one
+    character for one and nothing else: match positions in the folded text point at the same
+    words in the original, so a deputy's words can be passed on exactly as written."""
+    return "".join(
+        chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else " " if c == "\u3000" else c for c in text
+    )
+
+
 def bare(text: str) -> str:
     """The text without punctuation or spaces, for matching one-word answers like '是的！'."""
     return _NOISE.sub("", normalize(text))

@@ -9,7 +9,9 @@ from datetime import datetime
 from bot.domain import Citizen, DomainError, OutboxMessage, Station, Ticket, TicketEvent, mask_openid
 from bot.ports import UnitOfWork
 from handlers import delivery
+from handlers.notify import shorten
 from handlers.services import Services
+from handlers.tickets import retry_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ async def _citizen(uow: UnitOfWork, openid: str) -> Citizen:
     return await uow.citizens.get(openid) or Citizen(openid=openid)
 
 
-async def bind_station_by_scene(services: Services, openid: str, scene: str, *, subscribed: bool = True) -> Station | None:
+async def bind_station_by_scene(services: Services, openid: str, scene: str) -> Station | None:
     """Bind the citizen to the station of a scanned QR code (station:<code> or deputy:<code>).
 
     Also records the follow. Returns the bound station, or None when the scene names none we know
@@ -41,7 +43,7 @@ async def bind_station_by_scene(services: Services, openid: str, scene: str, *, 
     target = _scene_target(scene) if scene else None
     async with services.uow() as uow:
         citizen = await _citizen(uow, openid)
-        citizen.subscribed = subscribed or citizen.subscribed
+        citizen.subscribed = True
         station: Station | None = None
         if target:
             kind, code = target
@@ -57,14 +59,6 @@ async def bind_station_by_scene(services: Services, openid: str, scene: str, *, 
         await uow.citizens.save(citizen)
         await uow.commit()
     return station
-
-
-async def mark_subscribed(services: Services, openid: str) -> None:
-    async with services.uow() as uow:
-        citizen = await _citizen(uow, openid)
-        citizen.subscribed = True
-        await uow.citizens.save(citizen)
-        await uow.commit()
 
 
 async def mark_unsubscribed(services: Services, openid: str) -> None:
@@ -91,11 +85,6 @@ def _status(services: Services, ticket: Ticket) -> str:
     return str(services.texts.raw("citizen_status").get(str(ticket.status), str(ticket.status)))
 
 
-def _short(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 async def my_tickets_text(services: Services, openid: str) -> str:
     texts = services.texts
     async with services.uow() as uow:
@@ -108,7 +97,7 @@ async def my_tickets_text(services: Services, openid: str) -> str:
             texts.get(
                 "citizen_ticket_line",
                 number=ticket.number,
-                summary=_short(ticket.summary, LIST_SUMMARY_MAX),
+                summary=shorten(ticket.summary, LIST_SUMMARY_MAX),
                 status=_status(services, ticket),
             )
         )
@@ -116,8 +105,8 @@ async def my_tickets_text(services: Services, openid: str) -> str:
     return "\n".join(lines)
 
 
-def _when(at: datetime) -> str:
-    return f"{at.month}月{at.day}日 {at:%H:%M}"
+def _when(services: Services, at: datetime) -> str:
+    return services.texts.get("citizen_when", month=at.month, day=at.day, time=f"{at:%H:%M}")
 
 
 async def ticket_timeline_text(services: Services, openid: str, number: int) -> str:
@@ -138,7 +127,7 @@ async def ticket_timeline_text(services: Services, openid: str, number: int) -> 
         texts.get(
             "citizen_timeline_header",
             number=ticket.number,
-            summary=_short(ticket.summary, 60),
+            summary=shorten(ticket.summary, 60),
             category=ticket.category,
             place=ticket.place,
             status=_status(services, ticket),
@@ -153,8 +142,8 @@ async def ticket_timeline_text(services: Services, openid: str, number: int) -> 
     shown = [e for e in ticket.events if e.kind in templates]
     for event in shown[-TIMELINE_EVENTS_MAX:]:
         deputy = label(event.text if event.kind == "transferred" else event.actor)
-        what = str(templates[event.kind]).format(deputy=deputy, text=_short(event.text, EVENT_TEXT_MAX))
-        lines.append(texts.get("citizen_timeline_line", when=_when(event.at), what=what))
+        what = str(templates[event.kind]).format(deputy=deputy, text=shorten(event.text, EVENT_TEXT_MAX))
+        lines.append(texts.get("citizen_timeline_line", when=_when(services, event.at), what=what))
     if ticket.status.value == "resolved" and ticket.rating is None:
         lines.append(texts.get("citizen_timeline_rate_hint"))
     return "\n".join(lines)
@@ -165,6 +154,15 @@ async def add_citizen_note(services: Services, openid: str, number: int, text: s
     texts = services.texts
     text = text.strip()[:1000]
     now = services.clock.now()
+
+    async def note() -> str:
+        return await _add_note(services, openid, number, text, now)
+
+    return await retry_on_conflict(note, f"noting on #{number}")
+
+
+async def _add_note(services: Services, openid: str, number: int, text: str, now: datetime) -> str:
+    texts = services.texts
     notified = False
     async with services.uow() as uow:
         ticket = await uow.tickets.get(number)
@@ -199,16 +197,24 @@ async def awaiting_rating(services: Services, openid: str) -> Ticket | None:
 
 async def rate_ticket(services: Services, openid: str, score: int, comment: str = "") -> str:
     """Rate the citizen's newest resolved unrated ticket; the deputy is told through the outbox."""
-    texts = services.texts
     comment = comment.strip()[:500]
+
+    async def rate() -> str:
+        return await _rate(services, openid, score, comment)
+
+    return await retry_on_conflict(rate, "rating")
+
+
+async def _rate(services: Services, openid: str, score: int, comment: str) -> str:
+    texts = services.texts
     async with services.uow() as uow:
         ticket = await uow.tickets.awaiting_rating(openid)
         if ticket is None:
             return texts.get("citizen_rate_nothing")
         try:
             ticket.rate(score, comment, services.clock.now())
-        except DomainError:
-            return texts.get("citizen_rate_ask_again")
+        except DomainError as error:
+            return texts.get(error.key, **error.params)
         await uow.tickets.save(ticket)
         notified = False
         deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
@@ -219,7 +225,7 @@ async def rate_ticket(services: Services, openid: str, score: int, comment: str 
                     text=texts.get(
                         "citizen_rate_to_deputy",
                         number=ticket.number,
-                        summary=_short(ticket.summary, LIST_SUMMARY_MAX),
+                        summary=shorten(ticket.summary, LIST_SUMMARY_MAX),
                         score=score,
                         comment=comment,
                     ).strip(),

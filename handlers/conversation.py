@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.domain import Attachment, Deputy, mask_openid
+from bot.domain import Attachment, mask_openid
 from bot.messages import Inbound
 from dialogues import report_form as rf
 from dialogues.commands import find_rating, parse_rating, ticket_note, ticket_number
@@ -383,12 +383,20 @@ class Conversation:
             share_contact=bool(form.phone) and form.share_contact,
         )
         try:
-            ticket = await tickets.submit_report(self.services, draft)
+            # a form whose ticket was filed but not cleared (the store failed) is not filed twice
+            ticket = await tickets.filed_from_form(self.services, draft, form.started_at)
+            if ticket is None:
+                ticket = await tickets.submit_report(self.services, draft)
         except Exception:  # noqa: BLE001 - keep the form so "是" can be sent again
             log.exception("submitting the report of %s failed", mask_openid(form.openid))
             await self._save_form(form)
             return self.texts.get("form_submit_failed")
-        await self._end_form(form.openid)
+        # the ticket is committed: from here on the citizen is told so, whatever else fails
+        try:
+            await self._end_form(form.openid)
+        except Exception:  # noqa: BLE001
+            log.exception("ticket #%d of %s is filed, but its form could not be cleared",
+                          ticket.number, mask_openid(form.openid))
         return self.texts.get("form_submitted", number=ticket.number)
 
     async def _load_form(self, openid: str) -> ReportForm | None:

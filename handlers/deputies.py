@@ -2,13 +2,16 @@
 
 Commands are parsed with fixed patterns, never a classifier: a deputy's words must do exactly what
 they say. Full-width characters are folded first (＃１０２４ == #1024), spaces are optional and
-`编号1024` means the same as `#1024`:
+`编号1024` means the same as `#1024`. A ticket number has 1–9 digits. After 受理/办结/转 a number
+marked with # or 编号 may run straight into the text (受理#1024明天去); a bare number must be
+followed by a space or punctuation (：:，,、。.) or end the message (受理 1024), so a citizen's
+「受理3天了还没人管」 or 「转2趟公交才能到医院」 is not a command:
 
     受理 #1024              accept
     #1024 <text>            relay the text to the citizen
     办结 #1024 <result>     resolve with a result (the citizen is asked to rate it)
     转 #1024 <deputy_code>  hand the ticket over to another deputy
-    我的工单                 list open tickets
+    我的工单                 list open tickets (the words: deputy_words in config/texts/deputy.yaml)
     帮助                     help
 
 Anything else returns None, so the caller treats the deputy as an ordinary citizen.
@@ -18,20 +21,30 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
 
 from bot.domain import Deputy, DomainError, OutboxMessage, Ticket, mask_openid
 from bot.ports import UnitOfWork
+from bot.texts import Texts
+from dialogues.words import fold_width
 from handlers import notify
 from handlers.services import Services
+from handlers.tickets import retry_on_conflict
 
 log = logging.getLogger(__name__)
 
 BIND_CODE_TTL = timedelta(hours=24)
+BIND_CODE_TRIES = 20  # fresh random codes drawn when the drawn one is still valid for someone
 NOT_A_DEPUTY_TTL = 300  # seconds; most senders are citizens: spare each message a database look-up
+# failed 绑定 attempts per WeChat account: a 6-digit code must not be guessable by trying
+BIND_FAILURES_MAX = 5
+BIND_FAILURE_WINDOW = timedelta(hours=1)
+MY_TICKETS_MAX = 10  # lines in 我的工单: one chat bubble (2048 bytes), the oldest first
+LIST_SUMMARY_MAX = 20
+LIST_PLACE_MAX = 20
 
 
 def not_a_deputy_key(openid: str) -> str:
@@ -48,42 +61,51 @@ async def bound_deputy(services: Services, openid: str) -> Deputy | None:
         await services.kv.set(not_a_deputy_key(openid), "1", ttl=NOT_A_DEPUTY_TTL)
     return deputy
 
-_REF = r"(?:#|编号)\s*#?\s*(\d+)"  # a ticket reference that must be marked as one
-_NUM = r"(?:(?:#|编号)\s*#?\s*)?(\d+)"  # after 受理/办结/转 a bare number is unambiguous
+_NUMBER = r"(\d{1,9})(?!\d)"  # a ticket number; a longer run of digits is no ticket at all
+_MARK = r"(?:#|编号)\s*#?\s*"
+_REF = rf"{_MARK}{_NUMBER}"  # a ticket reference that must be marked as one (#1024 text)
+# after 受理/办结/转: a marked number, or a bare one followed by a separator or the end
+_NUM = rf"(?:{_MARK}|(?=\d{{1,9}}(?:[\s:,、.。]|$))){_NUMBER}"
 _SEP = r"[\s:,、.。]*"
 _ACCEPT = re.compile(rf"受理\s*{_NUM}{_SEP}(.*)", re.S)
 _RESOLVE = re.compile(rf"办结\s*{_NUM}{_SEP}(.*)", re.S)
 _TRANSFER = re.compile(rf"转(?:给|交|办)?\s*{_NUM}{_SEP}(?:转?给|至|到)?\s*(.*?)\s*(?:代表)?[\s.。!]*", re.S)
 _RELAY = re.compile(rf"{_REF}{_SEP}(.*)", re.S)
 _BIND = re.compile(r"绑定\s*[:]?\s*(.*)", re.S)
-_MY_TICKETS = {"我的工单", "我的工单列表", "工单列表", "我的待办"}
-_HELP = {"帮助", "代表帮助", "help", "?", "代表怎么回复", "怎么回复"}
 _BARE = re.compile(r"(受理|办结|转)(?:#|编号)?[.。]?")
-_EXAMPLES = {"受理": "受理 #1024", "办结": "办结 #1024 路灯已经修好", "转": "转 #1024 D002"}
 
 
-def normalize(text: str) -> str:
-    """Fold full-width forms (＃, digits, letters, spaces, ：，) to ASCII and trim."""
-    return unicodedata.normalize("NFKC", text).strip()
+@dataclass(frozen=True)
+class _Words:
+    my_tickets: frozenset[str]
+    help: frozenset[str]
+    examples: dict[str, str]  # command word -> an example, for 「受理」 sent without a number
 
 
-def fold_width(text: str) -> str:
-    """Full-width ASCII forms and the ideographic space to ASCII, one character for one, so match
-    positions in the folded text point at the same words in the original."""
-    return "".join(
-        chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else " " if c == "\u3000" else c for c in text
+@lru_cache(maxsize=4)
+def _words(texts: Texts) -> _Words:
+    raw = texts.raw("deputy_words")
+    return _Words(
+        my_tickets=frozenset("".join(str(w).split()) for w in raw["my_tickets"]),
+        help=frozenset(str(w).lower() for w in raw["help"]),
+        examples={str(k): str(v) for k, v in raw["examples"].items()},
     )
 
 
 # --- binding -----------------------------------------------------------------------------------
 async def create_bind_code(services: Services, deputy_code: str) -> str:
-    """A 6-digit code the deputy sends as 「绑定 <code>」; single use, valid 24 h."""
+    """A 6-digit code the deputy sends as 「绑定 <code>」; single use, valid 24 h. A code still valid
+    for anyone (unused, unexpired) is never handed out again: another one is drawn."""
     now = services.clock.now()
     async with services.uow() as uow:
         if await uow.deputies.get(deputy_code) is None:
             raise DomainError("deputy_unknown", code=deputy_code)
-        code = f"{secrets.randbelow(10**6):06d}"
-        await uow.bind_codes.create(deputy_code, code, now + BIND_CODE_TTL)
+        for _ in range(BIND_CODE_TRIES):
+            code = f"{secrets.randbelow(10**6):06d}"
+            if await uow.bind_codes.create(deputy_code, code, now + BIND_CODE_TTL, now):
+                break
+        else:
+            raise RuntimeError(f"no free bind code after {BIND_CODE_TRIES} tries")
         await uow.commit()
     log.info("bind code created for deputy %s", deputy_code)
     return code
@@ -91,29 +113,65 @@ async def create_bind_code(services: Services, deputy_code: str) -> str:
 
 def parse_bind_command(text: str) -> str | None:
     """The code part of 「绑定 123456」 ("" when missing); None when the text is not a bind command."""
-    match = _BIND.fullmatch(normalize(text))
+    match = _BIND.fullmatch(fold_width(text).strip())
     return match.group(1).strip() if match else None
 
 
+def bind_failures_key(openid: str) -> str:
+    return f"bind-fail:{openid}"
+
+
+async def _bind_failures(services: Services, openid: str) -> tuple[int, datetime | None]:
+    """(failed attempts, end of their window) for this account; (0, None) when none count."""
+    raw = await services.kv.get(bind_failures_key(openid))
+    try:
+        count, _, until = (raw or "").partition(" ")
+        ends = datetime.fromisoformat(until)
+        return (int(count), ends) if ends > services.clock.now() else (0, None)
+    except ValueError:
+        return 0, None
+
+
+async def _count_bind_failure(services: Services, openid: str) -> None:
+    """One more failed attempt; the window starts at the first failure and lasts an hour."""
+    now = services.clock.now()
+    count, ends = await _bind_failures(services, openid)
+    ends = ends or now + BIND_FAILURE_WINDOW
+    ttl = max((ends - now).total_seconds(), 1.0)
+    await services.kv.set(bind_failures_key(openid), f"{count + 1} {ends.isoformat()}", ttl=ttl)
+
+
 async def bind_deputy(services: Services, openid: str, code: str) -> str:
-    """Link this WeChat account to the deputy the code was made for; returns the reply text."""
+    """Link this WeChat account to the deputy the code was made for; returns the reply text.
+
+    An account that got the code wrong BIND_FAILURES_MAX times within an hour is told to wait
+    until the hour since its first failure is over (then it may try again); a successful bind
+    clears the count."""
     texts = services.texts
-    code = "".join(normalize(code).split())
+    code = "".join(fold_width(code).split())
     if not code:
         return texts.get("bind_usage")
+    failures, window_ends = await _bind_failures(services, openid)
+    if failures >= BIND_FAILURES_MAX and window_ends is not None:
+        minutes = max(1, -(-int((window_ends - services.clock.now()).total_seconds()) // 60))
+        log.warning("bind attempts of %s stopped after %d failures", mask_openid(openid), failures)
+        return texts.get("bind_too_many_tries", minutes=minutes)
     if not re.fullmatch(r"\d{6}", code):
+        await _count_bind_failure(services, openid)
         return texts.get("bind_code_invalid")
     async with services.uow() as uow:
         deputy_code = await uow.bind_codes.consume(code, services.clock.now())
         deputy = await uow.deputies.get(deputy_code) if deputy_code else None
         if deputy is None:
             log.info("bind refused for %s", mask_openid(openid))
+            await _count_bind_failure(services, openid)
             return texts.get("bind_code_invalid")
         await uow.deputies.bind(deputy.code, openid)
         open_count = len(await uow.tickets.list_open_for_deputy(deputy.code))
         station = await uow.stations.get(deputy.station_code)
         await uow.commit()
     await services.kv.delete(not_a_deputy_key(openid))
+    await services.kv.delete(bind_failures_key(openid))
     log.info("deputy %s bound to %s", deputy.code, mask_openid(openid))
     return texts.get(
         "bind_ok",
@@ -143,9 +201,10 @@ async def handle_deputy_message(services: Services, deputy: Deputy, text: str) -
     def said(match: re.Match[str], group: int) -> str:
         return original[match.start(group):match.end(group)].strip()
 
-    if compact in _MY_TICKETS:
+    words = _words(texts)
+    if compact in words.my_tickets:
         return await _my_tickets(services, deputy)
-    if compact.lower() in _HELP:
+    if compact.lower() in words.help:
         return texts.get("deputy_help")
 
     if match := _ACCEPT.fullmatch(body):
@@ -166,17 +225,18 @@ async def handle_deputy_message(services: Services, deputy: Deputy, text: str) -
 
     if match := _BARE.fullmatch(compact):
         # the command word alone (or with an empty #): clearly meant for us, so explain
-        return texts.get("deputy_need_number", example=_EXAMPLES[match.group(1)])
+        return texts.get("deputy_need_number", example=words.examples[match.group(1)])
     return None
 
 
-def is_deputy_command(text: str) -> bool:
+def is_deputy_command(texts: Texts, text: str) -> bool:
     """True for the commands only a deputy can give (受理/办结/转 with a number, 我的工单).
-    `#1024 ...` is not among them: citizens use it for their own tickets."""
-    body = normalize(text)
+    `#1024 ...` is not among them: citizens use it for their own tickets. Matched exactly as
+    handle_deputy_message matches them."""
+    body = fold_width(text.strip())
     compact = "".join(body.split())
     return (
-        compact in _MY_TICKETS
+        compact in _words(texts).my_tickets
         or any(p.fullmatch(body) for p in (_ACCEPT, _RESOLVE, _TRANSFER))
         or _BARE.fullmatch(compact) is not None
     )
@@ -185,12 +245,21 @@ def is_deputy_command(text: str) -> bool:
 def unbound_reply(services: Services, text: str) -> str | None:
     """For a sender who is not a bound deputy: the explanation when they give a deputy command
     (so nothing happens silently), else None."""
-    return services.texts.get("deputy_not_bound") if is_deputy_command(text) else None
+    return services.texts.get("deputy_not_bound") if is_deputy_command(services.texts, text) else None
 
 
 async def _run(services: Services, deputy: Deputy, number: int, operation: _Operation) -> str:
     """Load the ticket, apply the change and record its pushes in one unit of work; a broken
-    rule (wrong deputy, closed ticket...) is answered and changes nothing."""
+    rule (wrong deputy, closed ticket...) is answered and changes nothing. When someone changed
+    the ticket at the same moment, it is done once more on the fresh ticket."""
+
+    async def attempt() -> str:
+        return await _run_once(services, deputy, number, operation)
+
+    return await retry_on_conflict(attempt, f"deputy {deputy.code} on #{number}")
+
+
+async def _run_once(services: Services, deputy: Deputy, number: int, operation: _Operation) -> str:
     texts = services.texts
     async with services.uow() as uow:
         ticket = await uow.tickets.get(number)
@@ -239,8 +308,10 @@ async def _relay_or_show(services: Services, deputy: Deputy, number: int, said: 
         return _detail(services, ticket) if ticket.deputy_code == deputy.code else None
 
     async def operation(uow: UnitOfWork, ticket: Ticket) -> _Outcome:
-        ticket.reply(deputy.code, said, now)
-        return _Outcome(texts.get("deputy_replied_ok", number=number),
+        # replying before 受理 accepts the ticket too; the citizen gets the one reply message
+        accepted = ticket.reply(deputy.code, said, now)
+        key = "deputy_replied_accepted_ok" if accepted else "deputy_replied_ok"
+        return _Outcome(texts.get(key, number=number),
                         [notify.citizen_replied(texts, ticket, deputy, said, now)])
 
     return await _run(services, deputy, number, operation)
@@ -289,11 +360,12 @@ def _detail(services: Services, ticket: Ticket) -> str:
         "deputy_ticket_detail",
         status=texts.get(f"deputy_status_{ticket.status.value}"),
         created=ticket.created_at.strftime("%Y-%m-%d %H:%M"),
-        **notify.ticket_body(texts, ticket),
+        **notify.ticket_body(texts, ticket),  # details shortened there
     )
 
 
 async def _my_tickets(services: Services, deputy: Deputy) -> str:
+    """The deputy's open tickets, oldest first, at most MY_TICKETS_MAX lines and a count of the rest."""
     texts = services.texts
     async with services.uow() as uow:
         tickets = await uow.tickets.list_open_for_deputy(deputy.code)
@@ -306,10 +378,12 @@ async def _my_tickets(services: Services, deputy: Deputy) -> str:
             number=t.number,
             status=texts.get(f"deputy_status_{t.status.value}"),
             category=t.category,
-            place=t.place,
-            summary=t.summary,
+            place=notify.shorten(t.place, LIST_PLACE_MAX),
+            summary=notify.shorten(t.summary, LIST_SUMMARY_MAX),
         )
-        for t in tickets
+        for t in tickets[:MY_TICKETS_MAX]
     ]
+    if len(tickets) > MY_TICKETS_MAX:
+        lines.append(texts.get("deputy_my_tickets_more", count=len(tickets) - MY_TICKETS_MAX))
     lines.append(texts.get("deputy_my_tickets_foot"))
     return "\n".join(lines)

@@ -23,9 +23,14 @@ ASSIGNMENT = "assignment"
 
 # Template fields are shown on one line each; WeChat cuts or rejects long values.
 _TEMPLATE_VALUE_MAX = 20
+# WeChat takes at most 2048 bytes in a passive reply or a customer-service text (~680 Chinese
+# characters): a citizen's details (up to 2000 characters) are cut to this in what deputies read.
+DETAILS_MAX = 200
 
 
-def _short(text: str, limit: int = _TEMPLATE_VALUE_MAX) -> str:
+def shorten(text: str, limit: int = _TEMPLATE_VALUE_MAX) -> str:
+    """The text on one line (runs of white space become one space), at most `limit` characters,
+    the last of them "…" when something was cut. The one shortening rule of all chat texts."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -39,7 +44,7 @@ def _status_message(texts: Texts, ticket: Ticket, text: str, status_key: str, at
             "first": texts.get("notify_tpl_status_first"),
             "keyword1": f"#{ticket.number}",
             "keyword2": texts.get(f"notify_status_{status_key}"),
-            "keyword3": _short(ticket.summary),
+            "keyword3": shorten(ticket.summary),
             "remark": texts.get("notify_tpl_remark"),
         },
         created_at=at,
@@ -85,7 +90,7 @@ def citizen_transferred(texts: Texts, ticket: Ticket, deputy: Deputy, at: dateti
 
 # --- to deputies -------------------------------------------------------------------------------
 def ticket_body(texts: Texts, ticket: Ticket) -> dict[str, object]:
-    details = texts.get("notify_details_line", details=ticket.details) if ticket.details else ""
+    details = texts.get("notify_details_line", details=shorten(ticket.details, DETAILS_MAX)) if ticket.details else ""
     if ticket.share_contact and ticket.phone:
         contact = texts.get("notify_contact_line", phone=ticket.phone)
     else:
@@ -100,16 +105,17 @@ def ticket_body(texts: Texts, ticket: Ticket) -> dict[str, object]:
     }
 
 
-def _assignment_data(texts: Texts, ticket: Ticket, first_key: str) -> dict[str, str]:
+def _assignment_data(texts: Texts, ticket: Ticket, first_key: str, *, contact: bool = True) -> dict[str, str]:
+    """The 'assignment' template's fields; the phone (when shared) only with `contact`."""
     remark = texts.get("notify_tpl_remark")
-    if ticket.share_contact and ticket.phone:
+    if contact and ticket.share_contact and ticket.phone:
         remark = texts.get("notify_contact_line", phone=ticket.phone).strip() + " " + remark
     return {
         "first": texts.get(first_key),
         "keyword1": f"#{ticket.number}",
-        "keyword2": _short(ticket.category),
-        "keyword3": _short(ticket.place),
-        "keyword4": _short(ticket.summary),
+        "keyword2": shorten(ticket.category),
+        "keyword3": shorten(ticket.place),
+        "keyword4": shorten(ticket.summary),
         "remark": remark,
     }
 
@@ -157,13 +163,6 @@ def staff_queue_notice(texts: Texts, ticket: Ticket, station: str, staff: Deputy
             summary=ticket.summary,
         ),
         template_key=ASSIGNMENT,
-        template_data={
-            "first": texts.get("notify_tpl_staff_first"),
-            "keyword1": f"#{ticket.number}",
-            "keyword2": _short(ticket.category),
-            "keyword3": _short(ticket.place),
-            "keyword4": _short(ticket.summary),
-            "remark": texts.get("notify_tpl_remark"),
-        },
+        template_data=_assignment_data(texts, ticket, "notify_tpl_staff_first", contact=False),
         created_at=at,
     )

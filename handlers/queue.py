@@ -1,19 +1,17 @@
 """The station queues: tickets filed while nobody was on duty get a deputy when a shift starts.
 
-`assign_waiting` is cheap when nothing waits, so the scheduler may call it every minute (shifts
-start on whole minutes); `next_drain_at` tells a scheduler that prefers one-off jobs when to run.
+`assign_waiting` is cheap when nothing waits, so the app calls it every minute at second 0
+(shifts start on whole minutes).
 """
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from bot.domain import Ticket
 from handlers import notify
-from handlers.roster import next_shift_start
 from handlers.routing import choose_deputy
 from handlers.services import Services
-from handlers.tickets import ASSIGN_LOCK, on_duty_deputies, rr_key
+from handlers.tickets import ASSIGN_LOCK, on_duty_deputies, remember_last_assigned, rr_key
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +59,8 @@ async def assign_waiting(services: Services) -> int:
                     last_by_station[station_code] = last
             await uow.commit()
         for station_code, last in last_by_station.items():
-            await kv.set(rr_key(station_code), last)
+            await remember_last_assigned(kv, station_code, last)
     if assigned:
         services.kick_delivery()
     return assigned
 
-
-async def next_drain_at(services: Services, after: datetime | None = None) -> datetime | None:
-    """When the next shift starts anywhere, i.e. when waiting tickets could next be assigned."""
-    async with services.uow() as uow:
-        shifts = await uow.duty.list()
-    return next_shift_start(shifts, after or services.clock.now())

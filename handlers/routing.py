@@ -126,15 +126,10 @@ def choose_deputy(
     on_duty: Sequence[str],
     open_counts: Mapping[str, int],
     last_assigned: str | None,
-    *,
-    capacity: int | None = None,
 ) -> str | None:
     """Among deputies on duty: the fewest open tickets; ties go round robin, i.e. to the first
-    tied code (sorted) after `last_assigned`, wrapping around. Deputies at `capacity` open
-    tickets are skipped (no limit by default). None when nobody can take it."""
+    tied code (sorted) after `last_assigned`, wrapping around. None when nobody is on duty."""
     codes = sorted(set(on_duty))
-    if capacity is not None:
-        codes = [c for c in codes if open_counts.get(c, 0) < capacity]
     if not codes:
         return None
     fewest = min(open_counts.get(c, 0) for c in codes)

@@ -267,8 +267,12 @@ class MemoryBindCodeRepository:
     def __init__(self, rows: _Staged[str, _BindCode]) -> None:
         self._rows = rows
 
-    async def create(self, deputy_code: str, code: str, expires_at: datetime) -> None:
+    async def create(self, deputy_code: str, code: str, expires_at: datetime, now: datetime) -> bool:
+        entry = self._rows.get(code)
+        if entry is not None and entry.used_at is None and entry.expires_at > now:
+            return False  # still valid for its deputy: never overwrite it
         self._rows.put(code, _BindCode(deputy_code, expires_at))
+        return True
 
     async def consume(self, code: str, now: datetime) -> str | None:
         entry = self._rows.get(code)

@@ -498,8 +498,28 @@ class SqlBindCodeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def create(self, deputy_code: str, code: str, expires_at: datetime) -> None:
-        await self._s.merge(BindCodeRow(code=code, deputy_code=deputy_code, expires_at=expires_at, used_at=None))
+    async def create(self, deputy_code: str, code: str, expires_at: datetime, now: datetime) -> bool:
+        values = {"deputy_code": deputy_code, "expires_at": expires_at, "used_at": None}
+        # a used or expired code is taken over; a valid one never is
+        reused = await self._s.execute(
+            update(BindCodeRow)
+            .where(BindCodeRow.code == code, BindCodeRow.used_at.is_not(None) | (BindCodeRow.expires_at <= now))
+            .values(**values)
+            .returning(BindCodeRow.code)
+        )
+        if reused.scalar_one_or_none() is not None:
+            return True
+        # a new code; ON CONFLICT: the code exists and is valid (or a concurrent create won)
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = postgresql.insert if self._s.bind.dialect.name == "postgresql" else sqlite.insert
+        created = await self._s.execute(
+            insert(BindCodeRow)
+            .values(code=code, **values)
+            .on_conflict_do_nothing(index_elements=[BindCodeRow.code])
+            .returning(BindCodeRow.code)
+        )
+        return created.scalar_one_or_none() is not None
 
     async def consume(self, code: str, now: datetime) -> str | None:
         # one conditional UPDATE: of two concurrent consumers only one sees a row come back

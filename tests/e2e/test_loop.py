@@ -172,17 +172,42 @@ async def test_unbound_sender_gets_a_clear_answer(stack: Stack) -> None:
     await stack.event(CITIZEN, "subscribe", "qrscene_station:SL-01")
     number = await fill_report(stack, CITIZEN, "我们村口的路灯坏了一个星期了")
     stranger = "oStranger-e2e-0009"
-    reply = await stack.send(stranger, f"办结 #{number} 已处理")
-    assert reply
+    assert await stack.send(stranger, f"办结 #{number} 已处理") == TEXTS.get("deputy_not_bound")
     assert (await ticket(stack, number)).status is not TicketStatus.RESOLVED
-    assert (await stack.send(stranger, "绑定 000000"))
+    assert await stack.send(stranger, "绑定 000000") == TEXTS.get("bind_code_invalid")
     async with stack.bot.services.uow() as uow:
         assert await uow.deputies.by_openid(stranger) is None
 
     # the same account, once bound, is a deputy at once (no stale "not a deputy" memory)
     code = await create_bind_code(stack.bot.services, "D002")
     await stack.send(stranger, f"绑定 {code}")
-    assert TEXTS.get("deputy_not_bound") not in await stack.send(stranger, "我的工单")
+    async with stack.bot.services.uow() as uow:
+        open_tickets = await uow.tickets.list_open_for_deputy("D002")
+    listing = await stack.send(stranger, "我的工单")
+    if open_tickets:
+        assert listing.startswith(TEXTS.get("deputy_my_tickets_head", count=len(open_tickets)))
+        assert listing.endswith(TEXTS.get("deputy_my_tickets_foot"))
+    else:
+        assert listing == TEXTS.get("deputy_my_tickets_empty")
+
+
+@pytest.mark.parametrize("text", ["受理 #99999999999999999999", "#99999999999999999999 hi"])
+async def test_overlong_ticket_numbers_break_nothing(stack: Stack, text: str) -> None:
+    d1, d2 = await bind(stack, "D001"), await bind(stack, "D002")
+    await stack.event(CITIZEN, "subscribe", "qrscene_station:SL-01")
+    number = await fill_report(stack, CITIZEN, "我们村口的路灯坏了一个星期了")
+    for sender in (d1, d2, CITIZEN, OTHER_CITIZEN):
+        reply = await stack.send(sender, text)
+        assert reply and reply != TEXTS.get("wechat_handler_error"), (sender, reply)
+    assert (await ticket(stack, number)).status is TicketStatus.ASSIGNED
+
+
+async def test_a_citizen_writing_like_a_deputy_command_mid_form_keeps_the_form(stack: Stack) -> None:
+    await stack.event(CITIZEN, "subscribe", "qrscene_station:SL-01")
+    reply = await stack.send(CITIZEN, "我们村口的路灯坏了一个星期了")
+    assert asks(reply, "form_ask_details"), reply
+    reply = await stack.send(CITIZEN, "受理3天了还没人管")
+    assert reply != TEXTS.get("deputy_not_bound") and asks(reply, "form_ask_phone"), reply
 
 
 @pytest.mark.parametrize("text, expected", [

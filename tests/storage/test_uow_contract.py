@@ -481,8 +481,8 @@ async def test_outbox_save_unknown_raises(uow_factory) -> None:
 # --- bind codes ----------------------------------------------------------------------------------
 async def test_bind_code_single_use_and_expiry(uow_factory) -> None:
     async with uow_factory() as uow:
-        await uow.bind_codes.create("D001", "123456", T0 + timedelta(hours=24))
-        await uow.bind_codes.create("D002", "654321", T0 + timedelta(hours=24))
+        assert await uow.bind_codes.create("D001", "123456", T0 + timedelta(hours=24), T0)
+        assert await uow.bind_codes.create("D002", "654321", T0 + timedelta(hours=24), T0)
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.bind_codes.consume("000000", T0) is None
@@ -492,15 +492,39 @@ async def test_bind_code_single_use_and_expiry(uow_factory) -> None:
     async with uow_factory() as uow:
         assert await uow.bind_codes.consume("123456", T0) is None  # used
     async with uow_factory() as uow:
-        await uow.bind_codes.create("D003", "123456", T0 + timedelta(hours=48))  # a fresh code reuses the digits
+        # a used code's digits may be handed out again
+        assert await uow.bind_codes.create("D003", "123456", T0 + timedelta(hours=48), T0 + timedelta(hours=1))
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.bind_codes.consume("123456", T0 + timedelta(hours=30)) == "D003"
 
 
+async def test_bind_code_create_never_replaces_a_valid_code(uow_factory) -> None:
+    async with uow_factory() as uow:
+        assert await uow.bind_codes.create("D001", "222222", T0 + timedelta(hours=24), T0)
+        await uow.commit()
+    # another deputy drawing the same digits while D001's code is valid: refused, D001's code stays
+    async with uow_factory() as uow:
+        assert await uow.bind_codes.create("D002", "222222", T0 + timedelta(hours=25), T0 + timedelta(hours=1)) is False
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.bind_codes.consume("222222", T0 + timedelta(hours=2)) == "D001"
+        await uow.rollback()
+    # the same deputy cannot refresh it either while it is valid
+    async with uow_factory() as uow:
+        assert await uow.bind_codes.create("D001", "222222", T0 + timedelta(hours=30), T0) is False
+    # once expired, the digits are free again
+    async with uow_factory() as uow:
+        assert await uow.bind_codes.create("D002", "222222", T0 + timedelta(hours=48), T0 + timedelta(hours=24))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.bind_codes.consume("222222", T0 + timedelta(hours=25)) == "D002"
+        await uow.commit()
+
+
 async def test_bind_code_consumed_in_rolled_back_uow_stays_valid(uow_factory) -> None:
     async with uow_factory() as uow:
-        await uow.bind_codes.create("D001", "111111", T0 + timedelta(hours=1))
+        assert await uow.bind_codes.create("D001", "111111", T0 + timedelta(hours=1), T0)
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.bind_codes.consume("111111", T0) == "D001"
@@ -515,3 +539,70 @@ async def test_ticket_added_then_rolled_back_cannot_be_saved(uow_factory) -> Non
         t.assign("D001", T0)
         with pytest.raises(LookupError):
             await uow.tickets.save(t)
+
+
+# --- what the handlers make of a concurrent ticket change ------------------------------------------
+@pytest.mark.parametrize("meanwhile", ["citizen_note", "deputy_reply"])
+async def test_a_deputy_command_is_redone_after_a_real_concurrent_change(
+    sql_uow_factory, sql_backend, monkeypatch, meanwhile: str
+) -> None:
+    """On PostgreSQL a ticket changed by someone else between read and save fails (the version
+    check, or the timeline's unique positions when only an event was added); the deputy's command
+    is then done once more on the fresh ticket."""
+    if sql_backend[0] != "postgres":
+        pytest.skip("SQLite serialises units of work; the conflict cannot arise")
+    from bot.settings import Settings
+    from bot.texts import default_texts
+    from handlers.deputies import handle_deputy_message
+    from handlers.services import Services
+    from storage.kv import MemoryKeyValueStore
+    from storage.sql import SqlTicketRepository
+
+    class Clock:
+        def now(self) -> datetime:
+            return T0
+
+    services = Services(uow=sql_uow_factory, kv=MemoryKeyValueStore(), nlu=None, clock=Clock(),  # type: ignore[arg-type]
+                        settings=Settings(_env_file=None), texts=default_texts())  # type: ignore[call-arg]
+    wang = deputy(openid="wx-wang")
+    async with sql_uow_factory() as uow:
+        await uow.stations.upsert(station())
+        await uow.deputies.upsert(wang)
+        await uow.deputies.bind("D001", "wx-wang")
+        filed = await uow.tickets.add(ticket())
+        filed.assign("D001", T0)
+        await uow.tickets.save(filed)
+        await uow.commit()
+
+    save = SqlTicketRepository.save
+    interfered: list[int] = []
+
+    async def save_after_a_citizen_note(self, changed: Ticket) -> None:  # type: ignore[no-untyped-def]
+        if not interfered:  # the citizen adds a note at the same moment, in another transaction
+            interfered.append(changed.number)
+            async with sql_uow_factory() as other:
+                fresh = await other.tickets.get(changed.number)
+                if meanwhile == "citizen_note":
+                    fresh.events.append(TicketEvent(T0, "citizen_note", "citizen", "还有一根也坏了"))
+                else:  # the same deputy answered from another phone: that accepted it already
+                    fresh.reply("D001", "马上到", T0)
+                await other.tickets.save(fresh)
+                await other.commit()
+        await save(self, changed)
+
+    monkeypatch.setattr(SqlTicketRepository, "save", save_after_a_citizen_note)
+    reply = await handle_deputy_message(services, wang, f"受理 #{filed.number}")
+    assert interfered == [filed.number]
+    async with sql_uow_factory() as uow:
+        stored = await uow.tickets.get(filed.number)
+        outbox = await uow.outbox.list()
+    if meanwhile == "citizen_note":
+        assert reply == services.texts.get("deputy_accepted_ok", number=filed.number)
+        assert stored.status is TicketStatus.ACCEPTED
+        assert [e.kind for e in stored.events] == ["filed", "assigned", "citizen_note", "accepted"]
+        assert len([m for m in outbox if m.recipient_openid == "citizen-1"]) == 1  # one accepted notice
+    else:
+        assert reply == services.texts.get("ticket_already_accepted", number=filed.number)
+        assert stored.status is TicketStatus.REPLIED
+        assert [e.kind for e in stored.events] == ["filed", "assigned", "accepted", "replied"]
+        assert outbox == []

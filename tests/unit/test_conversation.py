@@ -528,3 +528,129 @@ async def test_held_messages_are_released_when_the_citizen_writes(world: World) 
         citizen = await uow.citizens.get(CITIZEN)
     assert message.status == "pending" and citizen.last_inbound_at == NOW
     assert w.kicks >= 1
+
+
+# --- deputy-like words from citizens (B3) --------------------------------------------------------
+async def test_a_form_answer_that_starts_like_a_deputy_command_is_kept(world: World) -> None:
+    w = world
+    await w.say("我们村口的路灯坏了一个星期了")
+    assert w.t("form_ask_details") in await w.say("平望镇 庙头村")
+    reply = await w.say("受理3天了还没人管")
+    assert reply != w.t("deputy_not_bound") and w.t("form_ask_phone") in reply
+    assert "受理3天了还没人管" in await w.say("跳过")  # the confirm paragraph
+    await w.say("是")
+    [ticket] = await w.tickets()
+    assert ticket.details == "受理3天了还没人管"
+
+
+# --- after the commit, the citizen is told the report is filed (B8) ----------------------------
+class FailingKV(MemoryKeyValueStore):
+    """A key-value store whose writes to some keys fail (Redis going away mid-request)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: tuple[str, ...] = ()
+
+    def _check(self, key: str) -> None:
+        if key.startswith(self.broken) and self.broken:
+            raise ConnectionError(f"store down writing {key}")
+
+    async def set(self, key: str, value: str, ttl: float | None = None) -> None:
+        self._check(key)
+        await super().set(key, value, ttl)
+
+    async def delete(self, key: str) -> None:
+        self._check(key)
+        await super().delete(key)
+
+
+async def walk_to_confirm(w: World) -> None:
+    await w.say("我们村口的路灯坏了一个星期了")
+    await w.say("平望镇 庙头村")
+    await w.say("没有")
+    assert w.t("form_ask_confirm").split("：")[0] in await w.say("跳过")
+
+
+@pytest.mark.parametrize("broken", [("rr:",), ("form:", "form-started:"), ("rr:", "form:", "form-started:")])
+async def test_a_filed_report_is_reported_filed_whatever_fails_after_the_commit(
+    world: World, broken: tuple[str, ...]
+) -> None:
+    w = world
+    kv = FailingKV()
+    w.kv = w.services.kv = kv
+    await walk_to_confirm(w)
+    kv.broken = broken
+    reply = await w.say("是")
+    [ticket] = await w.tickets()
+    assert reply == w.t("form_submitted", number=ticket.number)
+    # a second 是 (the form may not have been cleared) files nothing new
+    again = await w.say("是")
+    assert len(await w.tickets()) == 1
+    assert again in (w.t("form_submitted", number=ticket.number), w.t("citizen_help"))
+
+
+# --- concurrent changes (B7) ---------------------------------------------------------------------
+def stale_saves(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from storage.memory import MemoryTicketRepository
+
+    left = list(range(times))
+    save = MemoryTicketRepository.save
+
+    async def flaky_save(self, ticket):  # type: ignore[no-untyped-def]
+        if left:
+            left.pop()
+            raise StaleDataError("UPDATE statement on table 'tickets' expected to update 1 row(s); 0 were matched.")
+        await save(self, ticket)
+
+    monkeypatch.setattr(MemoryTicketRepository, "save", flaky_save)
+    return left
+
+
+async def test_a_citizen_note_and_a_rating_survive_one_concurrent_change(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    ticket = await file_report(w, where="松陵街道 永康社区")
+    await w.say(f"受理 #{ticket.number}", DEPUTY_OPENID)
+    stale_saves(monkeypatch, 1)
+    assert await w.say(f"#{ticket.number} 村委会门口第三根") == w.t("citizen_note_sent", number=ticket.number)
+    [noted] = await w.tickets()
+    assert [e.kind for e in noted.events].count("citizen_note") == 1
+    assert sum("村委会门口第三根" in text for text in await w.outbox_to(DEPUTY_OPENID)) == 1
+
+    await w.say(f"办结 #{ticket.number} 已修好", DEPUTY_OPENID)
+    stale_saves(monkeypatch, 1)
+    assert await w.say("5") == w.t("citizen_rate_thanks", score=5)
+    [rated] = await w.tickets()
+    assert rated.rating == 5 and [e.kind for e in rated.events].count("rated") == 1
+    # a second conflict in a row is not hidden
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from handlers import citizens
+
+    another = await file_report(w)
+    stale_saves(monkeypatch, 2)
+    with pytest.raises(StaleDataError):
+        await citizens.add_citizen_note(w.services, CITIZEN, another.number, "再补充一句")
+
+
+async def test_a_rating_out_of_range_gets_its_own_text(world: World) -> None:
+    from handlers import citizens
+
+    w = world
+    ticket = await file_report(w, where="松陵街道 永康社区")
+    await w.say(f"办结 #{ticket.number} 已修好", DEPUTY_OPENID)
+    assert await citizens.rate_ticket(w.services, CITIZEN, 7) == w.t("rate_out_of_range")
+    assert (await w.tickets())[0].rating is None
+
+
+async def test_the_timeline_date_format_comes_from_the_texts(world: World) -> None:
+    w = world
+    ticket = await file_report(w)
+    w.texts._entries["citizen_when"] = "{month}/{day} {time}"  # type: ignore[attr-defined]
+    try:
+        assert "3/2 10:00 " in await w.say(f"#{ticket.number}")
+    finally:
+        w.texts._entries["citizen_when"] = Texts.load().raw("citizen_when")  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from handlers.deputies import (
     bind_deputy,
     create_bind_code,
     handle_deputy_message,
+    is_deputy_command,
     parse_bind_command,
     unbound_reply,
 )
@@ -342,3 +343,232 @@ def test_unbound_sender_giving_a_deputy_command_is_told(text: str, is_command: b
     if reply is not None:
         assert "还没有绑定代表身份" in reply
 
+
+
+# --- a citizen's words are not deputy commands (B3) ----------------------------------------------
+CITIZEN_SENTENCES = ["受理3天了还没人管", "转2趟公交才能到医院", "办结2个月了路灯又坏了", "转给12345热线也没用",
+                     "受理１０天了", "办结3次都没用"]
+
+
+@pytest.mark.parametrize("text", CITIZEN_SENTENCES)
+def test_a_bare_number_running_into_words_is_no_command(text: str) -> None:
+    services = make_services()
+    assert is_deputy_command(services.texts, text) is False
+    assert unbound_reply(services, text) is None
+
+
+@pytest.mark.parametrize("text", CITIZEN_SENTENCES)
+async def test_a_bound_deputy_writing_such_words_changes_no_ticket(text: str) -> None:
+    services = make_services()
+    await seed(services)
+    numbers = [(await submit_report(services, draft())).number for _ in range(3)]
+    before = [await snapshot(services, n) for n in numbers]
+    assert await handle_deputy_message(services, WANG, text) is None
+    assert [await snapshot(services, n) for n in numbers] == before
+
+
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [("受理 {n}", ""), ("受理 #{n} 明天去", "明天去"), ("受理#{n}明天去", "明天去"), ("受理＃１００１明天去", "明天去"),
+     ("受理　{n}　明天去", "明天去"), ("受理 {n}：明天去", "明天去"), ("受理{n}", ""), ("受理{n}。", ""),
+     ("受理编号{n}明天去", "明天去")],
+)
+async def test_marked_numbers_may_run_into_text_bare_ones_need_a_separator(
+    one_ticket: tuple[Services, int], template: str, said: str
+) -> None:
+    services, n = one_ticket
+    assert n == 1001
+    reply = await handle_deputy_message(services, WANG, template.format(n=n))
+    assert reply == services.texts.get("deputy_accepted_ok", number=n)
+    ticket = await get_ticket(services, n)
+    assert ticket.status is (TicketStatus.REPLIED if said else TicketStatus.ACCEPTED)
+    assert (ticket.events[-1].text == said) if said else ticket.events[-1].kind == "accepted"
+
+
+async def test_resolve_and_transfer_with_marked_numbers(one_ticket: tuple[Services, int]) -> None:
+    services, n = one_ticket
+    assert await handle_deputy_message(services, WANG, f"转 #{n} D002") == services.texts.get(
+        "deputy_transfer_ok", number=n, deputy="李建国")
+    assert await handle_deputy_message(services, LI, f"办结 #{n} 已修好") == services.texts.get(
+        "deputy_resolved_ok", number=n)
+    assert (await get_ticket(services, n)).events[-1].text == "已修好"
+
+
+# --- overlong numbers (B4) ---------------------------------------------------------------------
+@pytest.mark.parametrize("text", ["受理 #99999999999999999999", "#99999999999999999999 hi", "办结 #1234567890 好了",
+                                  "转 99999999999999999999 D002", "受理 1234567890"])
+async def test_a_number_of_more_than_nine_digits_is_no_ticket_reference(
+    one_ticket: tuple[Services, int], text: str
+) -> None:
+    services, n = one_ticket
+    assert is_deputy_command(services.texts, text) is False
+
+    class NoHugeNumbers:
+        """Fails like PostgreSQL's int4 (or SQLite's int64) when asked for a number that big."""
+
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __call__(self):
+            uow = self._inner()
+            get = uow.tickets.get
+
+            async def checked_get(number: int):
+                if number > 2**31 - 1:
+                    raise OverflowError(number)
+                return await get(number)
+
+            uow.tickets.get = checked_get
+            return uow
+
+    services.uow = NoHugeNumbers(services.uow)
+    before = await snapshot(services, n)
+    assert await handle_deputy_message(services, WANG, text) is None  # not a command: nothing is looked up
+    assert await snapshot(services, n) == before
+
+
+# --- replying before accepting (B5) --------------------------------------------------------------
+async def test_replying_to_an_assigned_ticket_accepts_it_first(one_ticket: tuple[Services, int]) -> None:
+    services, n = one_ticket
+    pushed = len([m for m in await outbox(services) if m.recipient_openid == CITIZEN])
+    reply = await handle_deputy_message(services, WANG, f"#{n} 明天上午去看")
+    assert reply == services.texts.get("deputy_replied_accepted_ok", number=n)
+    ticket = await get_ticket(services, n)
+    assert [e.kind for e in ticket.events][-2:] == ["accepted", "replied"]
+    assert ticket.status is TicketStatus.REPLIED
+    # one message to the citizen: the reply says the deputy took it on
+    citizen = [m for m in await outbox(services) if m.recipient_openid == CITIZEN][pushed:]
+    assert [m.template_data["keyword2"] for m in citizen] == [services.texts.get("notify_status_replied")]
+    # so 受理 afterwards is rightly "already accepted", and changes nothing
+    before = await snapshot(services, n)
+    assert await handle_deputy_message(services, WANG, f"受理 #{n}") == services.texts.get(
+        "ticket_already_accepted", number=n)
+    assert await snapshot(services, n) == before
+    # a second reply is an ordinary reply
+    assert await handle_deputy_message(services, WANG, f"#{n} 到了") == services.texts.get(
+        "deputy_replied_ok", number=n)
+    assert [e.kind for e in (await get_ticket(services, n)).events].count("accepted") == 1
+
+
+# --- bind codes are never handed out twice (B6) ------------------------------------------------
+async def test_a_new_bind_code_never_replaces_a_valid_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    services = make_services()
+    await seed(services)
+    draws = iter([123456, 123456, 123456, 654321])
+    monkeypatch.setattr("handlers.deputies.secrets.randbelow", lambda _: next(draws))
+    assert await create_bind_code(services, "D004") == "123456"
+    assert await create_bind_code(services, "D001") == "654321"  # 123456 is Chen's until used
+    assert await bind_deputy(services, "oChenNew000000000004", "123456") == services.texts.get(
+        "bind_ok", name="陈卫东", station="盛泽镇代表之家", open_hint="")
+    assert (await deputy_by_code(services, "D004")).openid == "oChenNew000000000004"
+
+
+# --- guessing bind codes (P3) --------------------------------------------------------------------
+async def test_failed_bind_attempts_are_limited_per_account() -> None:
+    clock = FixedClock()
+    services = make_services(clock)
+    await seed(services)
+    code = await create_bind_code(services, "D004")
+    wrong = "000000" if code != "000000" else "111111"
+    guesser = "oGuesser0000000000001"
+    for attempt in range(5):
+        assert await bind_deputy(services, guesser, wrong if attempt % 2 else "12345") == services.texts.get(
+            "bind_code_invalid")
+        clock.advance(minutes=5)
+    # the sixth try is refused even with the right code, and says when to come back
+    assert await bind_deputy(services, guesser, code) == services.texts.get("bind_too_many_tries", minutes=35)
+    assert (await deputy_by_code(services, "D004")).openid is None
+    # another account is not affected
+    assert "陈卫东" in await bind_deputy(services, "oChenNew000000000004", code)
+    # an hour after the first failure the account may try again
+    code = await create_bind_code(services, "D003")
+    clock.advance(minutes=35)
+    assert "周玉兰" in await bind_deputy(services, guesser, code)
+
+
+async def test_a_successful_bind_clears_earlier_failures() -> None:
+    services = make_services()
+    await seed(services)
+    code = await create_bind_code(services, "D004")
+    account = "oChenNew000000000004"
+    for _ in range(4):
+        await bind_deputy(services, account, "000001")
+    assert "陈卫东" in await bind_deputy(services, account, code)
+    for _ in range(4):
+        assert await bind_deputy(services, account, "000001") == services.texts.get("bind_code_invalid")
+
+
+# --- a concurrent change to the same ticket (B7) -------------------------------------------------
+async def test_a_deputy_command_is_retried_once_after_a_concurrent_change(
+    one_ticket: tuple[Services, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services, n = one_ticket
+    conflicts = stale_saves(monkeypatch, 1)
+    assert await handle_deputy_message(services, WANG, f"受理 #{n}") == services.texts.get(
+        "deputy_accepted_ok", number=n)
+    assert conflicts == []  # the conflict happened and was retried
+    ticket = await get_ticket(services, n)
+    assert [e.kind for e in ticket.events].count("accepted") == 1
+    assert ticket.status is TicketStatus.ACCEPTED
+
+
+def stale_saves(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    """Make the next `times` ticket saves fail as SqlTicketRepository does on a version mismatch."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from storage.memory import MemoryTicketRepository
+
+    left = list(range(times))
+    save = MemoryTicketRepository.save
+
+    async def flaky_save(self, ticket):  # type: ignore[no-untyped-def]
+        if left:
+            left.pop()
+            raise StaleDataError("UPDATE statement on table 'tickets' expected to update 1 row(s); 0 were matched.")
+        await save(self, ticket)
+
+    monkeypatch.setattr(MemoryTicketRepository, "save", flaky_save)
+    return left
+
+
+# --- long texts (B10) --------------------------------------------------------------------------
+async def test_ticket_detail_and_assignment_fit_in_one_wechat_message() -> None:
+    services = make_services()
+    await seed(services)
+    ticket = await submit_report(services, draft(summary="路" * 61, place="黎里镇东村" + "某" * 195,
+                                                 details="很" * 2000, phone="13912345678", share_contact=True))
+    detail = await handle_deputy_message(services, WANG, f"#{ticket.number}")
+    assert detail is not None and "很很很" in detail and "…" in detail
+    assert len(detail.encode()) <= 2048
+    [notice] = [m for m in await outbox(services) if m.recipient_openid == WANG_OPENID]
+    assert "13912345678" in notice.text and len(notice.text.encode()) <= 2048
+
+
+async def test_my_tickets_is_capped_and_says_how_many_more() -> None:
+    services = make_services()
+    await seed(services)
+    for _ in range(15 * 2):  # D001 and D002 share them
+        await submit_report(services, draft(summary="路" * 61, place="黎里镇东村" + "某" * 195))
+    listing = await handle_deputy_message(services, WANG, "我的工单")
+    assert listing is not None and len(listing.encode()) <= 2048
+    assert listing.startswith(services.texts.get("deputy_my_tickets_head", count=15))
+    assert services.texts.get("deputy_my_tickets_more", count=5) in listing
+    assert listing.count("【待受理】") == 10
+
+
+# --- words from the texts ------------------------------------------------------------------------
+async def test_deputy_command_words_come_from_the_texts(one_ticket: tuple[Services, int]) -> None:
+    from bot.texts import Texts
+
+    services, n = one_ticket
+    words = services.texts.raw("deputy_words")
+    entries = {key: services.texts.raw(key) for key in ("deputy_help", "deputy_need_number", "deputy_my_tickets_empty",
+                                                        "deputy_my_tickets_head", "deputy_my_tickets_line",
+                                                        "deputy_my_tickets_foot", "deputy_status_assigned")}
+    entries["deputy_words"] = {"my_tickets": ["待办工单"], "help": ["说明书"], "examples": {**words["examples"], "受理": "受理 #7"}}
+    services.texts = Texts(entries)
+    assert (await handle_deputy_message(services, WANG, "待 办工单") or "").startswith(
+        services.texts.get("deputy_my_tickets_head", count=1))
+    assert await handle_deputy_message(services, WANG, "我的工单") is None
+    assert await handle_deputy_message(services, WANG, "说明书") == services.texts.get("deputy_help")
+    assert await handle_deputy_message(services, WANG, "受理") == services.texts.get("deputy_need_number", example="受理 #7")

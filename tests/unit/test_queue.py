@@ -19,7 +19,7 @@ from fakes import (
     seed,
     weekday_shift,
 )
-from handlers.queue import assign_waiting, next_drain_at
+from handlers.queue import assign_waiting
 from handlers.tickets import submit_report
 
 HOME_REPORT = dict(place="黎里社区", category="其他")  # → LL-HOME, on duty Mondays 14–17 only
@@ -112,10 +112,3 @@ async def test_stations_still_unstaffed_keep_waiting() -> None:
     async with services.uow() as uow:
         assert [t.number for t in await uow.tickets.waiting()] == [lost.number]
 
-
-async def test_next_drain_at_is_the_next_shift_start() -> None:
-    clock = FixedClock()  # Monday 10:00
-    services = make_services(clock)
-    await seed(services)
-    assert await next_drain_at(services) == datetime(2026, 12, 7, 14, 0)
-    assert await next_drain_at(services, datetime(2026, 12, 7, 15, 0)) == datetime(2026, 12, 8, 9, 0)

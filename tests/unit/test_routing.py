@@ -6,7 +6,7 @@ from datetime import date, datetime, time
 import pytest
 
 from bot.domain import DISTRICT_QUEUE, DutyShift, Station, StationKind
-from handlers.roster import next_shift_start, on_duty
+from handlers.roster import on_duty
 from handlers.routing import choose_deputy, choose_station, normalize_place
 
 HOME, STATION, POINT = StationKind.HOME, StationKind.STATION, StationKind.POINT
@@ -114,11 +114,6 @@ def test_choose_deputy(on_duty_codes: list[str], counts: dict[str, int], last: s
     assert choose_deputy(on_duty_codes, counts, last) == expected
 
 
-def test_choose_deputy_capacity() -> None:
-    assert choose_deputy(["D1", "D2"], {"D1": 5, "D2": 9}, None, capacity=6) == "D1"
-    assert choose_deputy(["D1", "D2"], {"D1": 6, "D2": 9}, None, capacity=6) is None
-
-
 def test_round_robin_sequence_spreads_evenly() -> None:
     counts = {"D1": 0, "D2": 0, "D3": 0}
     last = None
@@ -165,25 +160,3 @@ MONDAY = date(2026, 12, 7)
 def test_on_duty(station: str, at: datetime, expected: list[str]) -> None:
     assert on_duty(ROSTER, station, at) == expected
 
-
-@pytest.mark.parametrize(
-    ("after", "station", "expected"),
-    [
-        (datetime(2026, 12, 7, 8, 0), None, datetime(2026, 12, 7, 9, 0)),
-        (datetime(2026, 12, 7, 9, 0), None, datetime(2026, 12, 7, 11, 0)),  # strictly after
-        (datetime(2026, 12, 7, 11, 40), None, datetime(2026, 12, 8, 8, 30)),  # the dated Tuesday shift
-        (datetime(2026, 12, 8, 9, 0), None, datetime(2026, 12, 9, 9, 0)),  # Wednesday at S2
-        (datetime(2026, 12, 8, 9, 0), "S1", datetime(2026, 12, 14, 9, 0)),  # next Monday at S1
-        (datetime(2026, 12, 9, 9, 0), "S2", datetime(2026, 12, 16, 9, 0)),  # a week later
-        (datetime(2026, 12, 7, 8, 0), "S9", None),
-    ],
-)
-def test_next_shift_start(after: datetime, station: str | None, expected: datetime | None) -> None:
-    assert next_shift_start(ROSTER, after, station_code=station) == expected
-
-
-def test_next_shift_start_far_dated_and_past() -> None:
-    roster = [shift("S1", "D1", date(2027, 3, 1), "09:00", "10:00"), shift("S1", "D2", date(2025, 1, 1), "09:00", "10:00")]
-    assert next_shift_start(roster, datetime(2026, 12, 7, 10, 0)) == datetime(2027, 3, 1, 9, 0)
-    assert next_shift_start(roster, datetime(2027, 3, 1, 9, 0)) is None
-    assert next_shift_start([], datetime(2026, 12, 7)) is None

@@ -23,7 +23,7 @@ from fakes import (
 )
 from handlers.deputies import handle_deputy_message
 from handlers.delivery import deliver_due, record_inbound
-from handlers.tickets import citizen_tickets, submit_report, ticket_timeline
+from handlers.tickets import submit_report
 
 
 async def test_report_goes_to_the_on_duty_deputy_of_the_named_place() -> None:
@@ -170,15 +170,12 @@ async def test_roster_naming_an_unknown_deputy_is_skipped() -> None:
     assert codes == {"D001", "D002"}
 
 
-async def test_attachments_and_timeline_helpers() -> None:
+async def test_attachments_are_filed_with_the_ticket() -> None:
     services = make_services()
     await seed(services)
     photo = Attachment("image", media_id="m1", url="http://x/1.jpg")
     ticket = await submit_report(services, draft(attachments=[photo]))
-    shown = await ticket_timeline(services, ticket.number)
-    assert shown is not None and shown.attachments == [photo]
-    assert await ticket_timeline(services, 9999) is None
-    assert [t.number for t in await citizen_tickets(services, CITIZEN)] == [ticket.number]
+    assert (await get_ticket(services, ticket.number)).attachments == [photo]
 
 
 async def test_the_whole_loop_reaches_the_citizen() -> None:
