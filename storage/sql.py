@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import event, func, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from bot.domain import (
@@ -368,6 +369,9 @@ class SqlTicketRepository:
         fields = _ticket_fields(ticket)
         del fields["created_at"], fields["citizen_openid"]  # fixed when filed
         _assign(row, fields)
+        if len(ticket.events) > len(row.events) or len(ticket.attachments) > len(row.attachments):
+            # a timeline entry alone is a change too: bump the version so a concurrent save notices
+            flag_modified(row, "status")
         _append_children(row, ticket)
         # flush now: a concurrent change (version mismatch) surfaces here as StaleDataError
         await self._s.flush()
