@@ -1,11 +1,14 @@
 """Text normalisation that keeps every character at its index (entity offsets point into the
-original text) and the character n-grams both classifiers are trained and scored on."""
+original text) and the features both classifiers are trained and scored on: character 1-3-grams
+and jieba words (prefixed "w:") of a bounded prefix of the text."""
 from __future__ import annotations
 
 from collections import Counter
 from functools import lru_cache
 
-MAX_CLASSIFY_CHARS = 600  # long letters: the first 600 characters decide (topic + first paragraph)
+MAX_CLASSIFY_CHARS = 300  # long letters: the title and first paragraph decide (bounded parse time)
+WORD_PREFIX = "w:"
+MAX_WORD_CHARS = 1200  # words reach further into a letter (naive Bayes on words gains from the body)
 
 
 @lru_cache(maxsize=1)
@@ -70,3 +73,27 @@ def char_ngrams(norm: str) -> list[str]:
     grams += [s[i : i + 2] for i in range(n - 1)]
     grams += [s[i : i + 3] for i in range(n - 2)]
     return grams
+
+
+_jieba_cut = None
+
+
+def _cutter():
+    global _jieba_cut
+    if _jieba_cut is None:
+        import jieba
+
+        jieba.setLogLevel(60)
+        jieba.initialize()
+        _jieba_cut = jieba.dt.cut
+    return _jieba_cut
+
+
+def words(norm: str) -> list[str]:
+    """jieba words (dictionary only, no HMM: deterministic and ~3x faster) of the classified prefix."""
+    s = " ".join(norm[:MAX_WORD_CHARS].split())
+    return [WORD_PREFIX + w for w in _cutter()(s, HMM=False) if w != " "]
+
+
+def features(norm: str) -> list[str]:
+    return char_ngrams(norm) + words(norm)
