@@ -189,13 +189,12 @@ class Ticket:
 
 @dataclass
 class Citizen:
-    """What the bot knows of one follower: the station bound by QR code and the messaging window."""
+    """What the bot keeps of one follower: the station bound by QR code, whether they follow us.
+    (WeChat's messaging window is short-lived state: handlers/delivery.py keeps it in the key-value store.)"""
 
     openid: str
     station_code: str | None = None
     subscribed: bool = True
-    last_inbound_at: datetime | None = None  # opens WeChat's 48 h customer-service window
-    cs_sent_since_inbound: int = 0  # customer-service messages sent since last_inbound_at
 
 
 @dataclass

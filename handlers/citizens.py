@@ -8,7 +8,6 @@ from datetime import datetime
 
 from bot.domain import Citizen, DomainError, OutboxMessage, Station, Ticket, TicketEvent, mask_openid
 from bot.ports import UnitOfWork
-from handlers import delivery
 from handlers.notify import shorten
 from handlers.services import Services
 from handlers.tickets import retry_on_conflict
@@ -54,6 +53,7 @@ async def bind_station_by_scene(services: Services, openid: str, scene: str) -> 
             station = await uow.stations.get(station_code) if station_code else None
             if station:
                 citizen.station_code = station.code
+                await services.kv.delete(no_station_key(openid))
             else:
                 log.info("unknown QR scene %r from %s", scene, mask_openid(openid))
         await uow.citizens.save(citizen)
@@ -69,15 +69,25 @@ async def mark_unsubscribed(services: Services, openid: str) -> None:
         citizen.subscribed = False
         await uow.citizens.save(citizen)
         await uow.commit()
-    await delivery.forget_recent_inbound(services, openid)
+
+
+NO_STATION_TTL = 24 * 3600  # seconds; most citizens scanned no code: spare each report a look-up
+
+
+def no_station_key(openid: str) -> str:
+    return f"no-station:{openid}"
 
 
 async def bound_station(services: Services, openid: str) -> Station | None:
+    """The station bound by the citizen's QR scan (a miss is remembered; a scan forgets it)."""
+    if await services.kv.get(no_station_key(openid)) is not None:
+        return None
     async with services.uow() as uow:
         citizen = await uow.citizens.get(openid)
-        if citizen is None or not citizen.station_code:
-            return None
-        return await uow.stations.get(citizen.station_code)
+        station = await uow.stations.get(citizen.station_code) if citizen and citizen.station_code else None
+    if station is None:
+        await services.kv.set(no_station_key(openid), "1", ttl=NO_STATION_TTL)
+    return station
 
 
 # --- my tickets ---------------------------------------------------------------------------------

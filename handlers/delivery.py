@@ -1,15 +1,15 @@
 """Delivering the outbox within WeChat's messaging rules, with retries; never dropping a message.
 
-What is implemented, per recipient (citizen or deputy: both are followers of the account):
+What is implemented, per recipient (citizen or deputy: both are followers of the account). The
+windows are short-lived state with their own expiry, so they live in the key-value store:
 - A message from the user (text, image, voice, location...) opens the customer-service window:
-  48 h from Citizen.last_inbound_at, at most CS_QUOTA (5) messages counted in
-  Citizen.cs_sent_since_inbound, which the next message of the user resets.
+  48 h, at most CS_QUOTA (5) messages, under `window:<openid>`; the user's next message resets it.
 - A follow, QR scan or menu click opens a short window: BURST_QUOTA (3) messages within
-  BURST_WINDOW (1 min), counted in the key-value store under `cswin:<openid>` (the Citizen row
-  has no field for it). It is used only when the 48 h window is not open.
+  BURST_WINDOW (1 min), under `cswin:<openid>`. It is used only when the 48 h window is not open.
 - Inside a window: customer-service text. Otherwise, when the message has a template key and
   settings.template_id(key) is configured: a template message. Otherwise the message is `held`
-  until the user writes again (record_inbound moves it back to `pending`).
+  until the user writes again: `held:<openid>` marks that there is something to release, and each
+  delivery run also releases held messages of users whose window is open (should a mark be lost).
 - Errors: 45015 (window expired) / 45047 (quota used up) mean WeChat counts the window closed:
   we mark it closed for that user and fall back to template/held at once, no blind retry.
   43004 (the user no longer follows us) holds the message. Anything else is retried with
@@ -18,8 +18,9 @@ What is implemented, per recipient (citizen or deputy: both are followers of the
 - Exactly-once-ish: each message is marked sent in its own transaction right after WeChat accepted
   it. A pass first claims its messages in the database (their due time moved past the pass, in
   one transaction; PostgreSQL skips rows another worker is claiming), so workers never pick up
-  the same message; if a worker dies, its claim runs out and the messages are due again. Within a pass, once a recipient's message is deferred, that recipient's later
-  messages wait for the next pass so they do not overtake it.
+  the same message; if a worker dies, its claim runs out and the messages are due again. Within a
+  pass, once a recipient's message is deferred, that recipient's later messages wait for the
+  next pass so they do not overtake it.
 """
 from __future__ import annotations
 
@@ -56,68 +57,89 @@ CUSTOMER_SERVICE = "customer_service"
 TEMPLATE = "template"
 
 
-# A message within this long of the last recorded one, with nothing sent or held for the user in
-# between, changes nothing worth a database write: the window just starts up to a minute earlier.
-RECENT_INBOUND = timedelta(seconds=60)
-
-
 def burst_key(openid: str) -> str:
     return f"cswin:{openid}"
 
 
-def recent_inbound_key(openid: str) -> str:
-    return f"inbound-recent:{openid}"
+def window_key(openid: str) -> str:
+    return f"window:{openid}"
 
 
-async def forget_recent_inbound(services: Services, openid: str) -> None:
-    """The user's window or held messages changed: the next message is recorded in full."""
-    await services.kv.delete(recent_inbound_key(openid))
+def held_key(openid: str) -> str:
+    return f"held:{openid}"
 
 
 # --- the window ----------------------------------------------------------------------------------
 async def record_inbound(services: Services, openid: str, *, event: str = "") -> None:
     """Note that the user reached us: event "" for a message (opens the 48 h window), or the
     lower-case event name (subscribe/scan/click open the 1-minute window; others change nothing).
-    Held messages for the user go back to pending."""
+    Held messages for the user go back to pending.
+
+    A message costs no database work: the window lives in the key-value store (it is state that
+    expires by itself), and held messages are looked up only when some were held."""
     now = services.clock.now()
     event = event.lower()
     if event and event not in BURST_EVENTS:
         return
-    if not event and await services.kv.get(recent_inbound_key(openid)) is not None:
-        return
-    async with services.uow() as uow:
-        citizen = await uow.citizens.get(openid) or Citizen(openid=openid)
-        if not event:
-            citizen.last_inbound_at = now
-            citizen.cs_sent_since_inbound = 0
-        citizen.subscribed = True
-        await uow.citizens.save(citizen)
-        released = await _release(uow, openid)
-        await uow.commit()
     if event:
+        async with services.uow() as uow:
+            citizen = await uow.citizens.get(openid) or Citizen(openid=openid)
+            citizen.subscribed = True
+            await uow.citizens.save(citizen)
+            await uow.commit()
         await services.kv.set(burst_key(openid), _burst_value(now + BURST_WINDOW, 0),
                               ttl=BURST_WINDOW.total_seconds() * 2)
     else:
+        await services.kv.set(window_key(openid), _window_value(now, 0), ttl=CS_WINDOW.total_seconds())
         await services.kv.delete(burst_key(openid))  # the 48 h window supersedes it
-        await services.kv.set(recent_inbound_key(openid), "1", ttl=RECENT_INBOUND.total_seconds())
-    if released:
+    if await services.kv.get(held_key(openid)) is not None:
+        await release_held(services, openid)
+
+
+async def release_held(services: Services, openid: str) -> int:
+    """Held messages for this user become pending again; returns how many."""
+    await services.kv.delete(held_key(openid))  # first: a message held meanwhile marks it again
+    async with services.uow() as uow:
+        held = await uow.outbox.held_for(openid)
+        for message in held:
+            message.status = "pending"
+            message.next_attempt_at = None
+            await uow.outbox.save(message)
+        await uow.commit()
+    if held:
+        log.info("released %d held messages for %s", len(held), mask_openid(openid))
         services.kick_delivery()
-
-
-async def _release(uow: UnitOfWork, openid: str) -> int:
-    held = await uow.outbox.held_for(openid)
-    for message in held:
-        message.status = "pending"
-        message.next_attempt_at = None
-        await uow.outbox.save(message)
     return len(held)
+
+
+async def release_reachable(services: Services) -> int:
+    """Held messages whose recipient can be reached again: a safety net for a lost `held:` mark
+    (a restarted Redis) or a message held just as the user wrote."""
+    now = services.clock.now()
+    async with services.uow() as uow:
+        recipients = {m.recipient_openid for m in await uow.outbox.list(("held",))}
+    released = 0
+    for openid in recipients:
+        if await _open_window(services, None, openid, now) is not None:
+            released += await release_held(services, openid)
+    return released
+
+
+async def window_state(services: Services, openid: str) -> tuple[datetime, int] | None:
+    """The 48 h window's start and the messages sent in it, or None when it is shut."""
+    return _parse_window(await services.kv.get(window_key(openid)))
+
+
+def _window_value(since: datetime, sent: int) -> str:
+    return f"{since.isoformat()}|{sent}"
 
 
 def _burst_value(until: datetime, sent: int) -> str:
     return f"{until.isoformat()}|{sent}"
 
 
-def _parse_burst(raw: str | None) -> tuple[datetime, int] | None:
+def _parse_window(raw: str | None) -> tuple[datetime, int] | None:
+    """`<iso time>|<messages sent>`: the window's start (48 h) or end (burst), and its count."""
     if not raw:
         return None
     try:
@@ -130,24 +152,19 @@ def _parse_burst(raw: str | None) -> tuple[datetime, int] | None:
 @dataclass
 class _Window:
     kind: str  # "message" (48 h) | "burst" (1 min after follow/scan/click)
-    burst_until: datetime | None = None
-    burst_sent: int = 0
+    since_or_until: datetime  # the message window's start, the burst window's end
+    sent: int = 0
 
 
-async def _open_window(services: Services, citizen: Citizen | None, now: datetime) -> _Window | None:
+async def _open_window(services: Services, citizen: Citizen | None, openid: str, now: datetime) -> _Window | None:
     if citizen is not None and not citizen.subscribed:
         return None
-    if (
-        citizen is not None
-        and citizen.last_inbound_at is not None
-        and now - citizen.last_inbound_at < CS_WINDOW
-        and citizen.cs_sent_since_inbound < CS_QUOTA
-    ):
-        return _Window("message")
-    openid = citizen.openid if citizen is not None else None
-    burst = _parse_burst(await services.kv.get(burst_key(openid))) if openid else None
+    message = await window_state(services, openid)
+    if message is not None and now - message[0] < CS_WINDOW and message[1] < CS_QUOTA:
+        return _Window("message", *message)
+    burst = _parse_window(await services.kv.get(burst_key(openid)))
     if burst is not None and now < burst[0] and burst[1] < BURST_QUOTA:
-        return _Window("burst", burst[0], burst[1])
+        return _Window("burst", *burst)
     return None
 
 
@@ -216,7 +233,7 @@ async def _deliver_one(services: Services, gateway: WeChatGateway, message: Outb
         await _hold(services, message, "not following the account")
         return False
 
-    window = await _open_window(services, citizen, now)
+    window = await _open_window(services, citizen, openid, now)
     if window is not None:
         try:
             await gateway.send_text(openid, message.text)
@@ -266,29 +283,23 @@ async def _mark_sent(services: Services, message: OutboxMessage, channel: str, w
     message.next_attempt_at = None
     async with services.uow() as uow:
         await uow.outbox.save(message)
-        if window is not None and window.kind == "message":
-            citizen = await uow.citizens.get(message.recipient_openid)
-            if citizen is not None:
-                citizen.cs_sent_since_inbound += 1
-                await uow.citizens.save(citizen)
         await uow.commit()
-    if window is not None and window.kind == "message":
-        await forget_recent_inbound(services, message.recipient_openid)
-    if window is not None and window.kind == "burst" and window.burst_until is not None:
-        ttl = max((window.burst_until - now).total_seconds(), 1.0) * 2
-        await services.kv.set(burst_key(message.recipient_openid),
-                              _burst_value(window.burst_until, window.burst_sent + 1), ttl=ttl)
+    if window is not None:
+        openid = message.recipient_openid
+        if window.kind == "message":
+            ttl = CS_WINDOW - (now - window.since_or_until)
+            await services.kv.set(window_key(openid), _window_value(window.since_or_until, window.sent + 1),
+                                  ttl=max(ttl.total_seconds(), 1.0))
+        else:
+            ttl = max((window.since_or_until - now).total_seconds(), 1.0) * 2
+            await services.kv.set(burst_key(openid), _burst_value(window.since_or_until, window.sent + 1), ttl=ttl)
     log.info("outbox %s sent to %s by %s", message.id, mask_openid(message.recipient_openid), channel)
 
 
 async def _close_window(services: Services, openid: str) -> None:
-    async with services.uow() as uow:
-        citizen = await uow.citizens.get(openid) or Citizen(openid=openid)
-        citizen.cs_sent_since_inbound = max(citizen.cs_sent_since_inbound, CS_QUOTA)
-        await uow.citizens.save(citizen)
-        await uow.commit()
+    """WeChat says the window is shut: it opens again when the user next writes."""
+    await services.kv.delete(window_key(openid))
     await services.kv.delete(burst_key(openid))
-    await forget_recent_inbound(services, openid)
 
 
 async def _hold(services: Services, message: OutboxMessage, reason: str) -> None:
@@ -298,7 +309,7 @@ async def _hold(services: Services, message: OutboxMessage, reason: str) -> None
     async with services.uow() as uow:
         await uow.outbox.save(message)
         await uow.commit()
-    await forget_recent_inbound(services, message.recipient_openid)
+    await services.kv.set(held_key(message.recipient_openid), "1")  # released when the user writes
     log.info("outbox %s held for %s: %s", message.id, mask_openid(message.recipient_openid), reason)
 
 
@@ -364,6 +375,7 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         """Passes until nothing more is due now; returns how many messages were sent."""
+        await release_reachable(self.services)
         sent = 0
         while True:
             result = await _deliver_pass(self.services, self.gateway, self.batch)

@@ -158,8 +158,6 @@ class CitizenRow(Base):
     openid: Mapped[str] = mapped_column(String(128), primary_key=True)
     station_code: Mapped[str | None] = mapped_column(String(64))
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
-    last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime)
-    cs_sent_since_inbound: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class OutboxRow(Base):

@@ -433,14 +433,12 @@ class SqlCitizenRepository:
         row = await self._s.get(CitizenRow, openid)
         if row is None:
             return None
-        return Citizen(row.openid, row.station_code, row.subscribed, row.last_inbound_at, row.cs_sent_since_inbound)
+        return Citizen(row.openid, row.station_code, row.subscribed)
 
     async def save(self, citizen: Citizen) -> None:
         fields = {
             "station_code": citizen.station_code,
             "subscribed": citizen.subscribed,
-            "last_inbound_at": citizen.last_inbound_at,
-            "cs_sent_since_inbound": citizen.cs_sent_since_inbound,
         }
         row = await self._s.get(CitizenRow, citizen.openid)
         if row is None:

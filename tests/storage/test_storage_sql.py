@@ -3,13 +3,14 @@ locking of tickets on PostgreSQL, the engine settings."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot.domain import Citizen, Ticket
+from bot.domain import Station, StationKind, Ticket
 from storage.sql import SqlUnitOfWorkFactory
 
 T0 = datetime(2026, 12, 1, 9, 0)
@@ -26,21 +27,20 @@ async def test_sqlite_writers_from_two_engines_queue_instead_of_failing(sql_back
     # two engines on one file behave like two processes (the server and a CLI import)
     factories = [SqlUnitOfWorkFactory(url), SqlUnitOfWorkFactory(url)]
     async with factories[0]() as uow:
-        await uow.citizens.save(Citizen("o1"))
+        await uow.stations.upsert(Station("S1", "0", StationKind.STATION, "松陵街道"))
         await uow.commit()
 
     async def bump(factory: SqlUnitOfWorkFactory) -> None:
         async with factory() as uow:  # read, then write: BEGIN IMMEDIATE makes this safe
-            citizen = await uow.citizens.get("o1")
+            station = await uow.stations.get("S1")
             await asyncio.sleep(0)
-            citizen.cs_sent_since_inbound += 1
-            await uow.citizens.save(citizen)
+            await uow.stations.upsert(dataclasses.replace(station, name=str(int(station.name) + 1)))
             await uow.commit()
 
     try:
         await asyncio.gather(*(bump(factories[i % 2]) for i in range(20)))
         async with factories[1]() as uow:
-            assert (await uow.citizens.get("o1")).cs_sent_since_inbound == 20
+            assert (await uow.stations.get("S1")).name == "20"
         async with factories[1].engine.connect() as conn:
             assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
             assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() > 0

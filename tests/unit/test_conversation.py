@@ -14,7 +14,8 @@ from bot.domain import Attachment, Deputy, DutyShift, Station, StationKind, Tick
 from bot.messages import Inbound
 from bot.settings import Settings
 from bot.texts import Texts
-from handlers import deputies, tickets
+from fakes import RecordingGateway
+from handlers import delivery, deputies, tickets
 from handlers.conversation import Conversation, form_key
 from handlers.services import Services
 from storage.kv import MemoryKeyValueStore
@@ -520,13 +521,14 @@ async def test_held_messages_are_released_when_the_citizen_writes(world: World) 
     async with w.uow() as uow:
         from bot.domain import OutboxMessage
 
-        held = await uow.outbox.add(OutboxMessage(recipient_openid=CITIZEN, text="旧消息", status="held"))
+        held = await uow.outbox.add(OutboxMessage(recipient_openid=CITIZEN, text="旧消息"))
         await uow.commit()
+    await delivery.deliver_due(w.services, RecordingGateway())  # no window yet, no template: held
     await w.say("我的诉求")
     async with w.uow() as uow:
         [message] = [m for m in await uow.outbox.list(("pending", "held")) if m.id == held.id]
-        citizen = await uow.citizens.get(CITIZEN)
-    assert message.status == "pending" and citizen.last_inbound_at == NOW
+    assert message.status == "pending"
+    assert (await delivery.window_state(w.services, CITIZEN)) == (NOW, 0)
     assert w.kicks >= 1
 
 
