@@ -230,6 +230,15 @@ async def test_the_station_of_a_scanned_qr_code_fills_the_place_and_routes(world
     assert (ticket.station_code, ticket.deputy_code) == ("S03", "D003")
 
 
+async def test_a_scan_after_an_earlier_report_binds_the_next_one(world: World) -> None:
+    """A citizen with no station is remembered as such; scanning a code must not be shadowed by that."""
+    w = world
+    assert w.t("form_ask_where") in await w.say("我们村口的路灯坏了一个星期了")
+    await w.say("取消")
+    await w.send(kind="event", event="scan", scene="station:S03")
+    assert w.t("form_ask_details") in await w.say("我们村口的路灯坏了一个星期了")
+
+
 async def test_scanning_a_deputy_code_binds_their_station(world: World) -> None:
     w = world
     assert await w.send(kind="event", event="scan", scene="deputy:D002") == w.t("citizen_scan_bound", station="平望镇代表之家")
