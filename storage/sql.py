@@ -69,6 +69,9 @@ def create_engine_for(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 1)
     kwargs.setdefault("max_overflow", 0)
     kwargs.setdefault("pool_timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    # every unit of work ends its transaction (commit, or rollback on close): a second ROLLBACK
+    # when the pool takes the connection back is a wasted trip to the database thread
+    kwargs.setdefault("pool_reset_on_return", None)
     engine = create_async_engine(url, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -561,11 +564,9 @@ class SqlUnitOfWork:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._session is not None:
-            try:
-                await self._session.rollback()
-            finally:
-                await self._session.close()
-                self._session = None
+            # close() rolls back whatever was not committed and hands the connection back
+            await self._session.close()
+            self._session = None
 
     async def commit(self) -> None:
         assert self._session is not None, "use `async with uow:`"
