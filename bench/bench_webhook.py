@@ -165,19 +165,23 @@ def build_requests(count: int, encrypted: bool, *, run: str = "run") -> list[tup
     return out
 
 
+async def post(session: aiohttp.ClientSession, port: int, query: str, body: bytes) -> None:
+    async with session.post(f"http://127.0.0.1:{port}/wechat?{query}", data=body) as resp:
+        await resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"HTTP {resp.status}")
+
+
 async def drive(port: int, requests: list[tuple[str, bytes]], concurrency: int) -> tuple[float, list[float]]:
+    """Closed loop: each connection sends its next message as soon as the last one is answered."""
     latencies: list[float] = []
     queue = list(reversed(requests))
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
         async def worker() -> None:
             while queue:
                 query, body = queue.pop()
                 started = time.perf_counter()
-                async with session.post(f"http://127.0.0.1:{port}/wechat?{query}", data=body) as resp:
-                    await resp.read()
-                    if resp.status != 200:
-                        raise RuntimeError(f"HTTP {resp.status}")
+                await post(session, port, query, body)
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
@@ -192,14 +196,10 @@ async def drive_at_rate(port: int, requests: list[tuple[str, bytes]], concurrenc
     server cannot hide its queue by slowing the sender down."""
     latencies: list[float] = []
     connections = asyncio.Semaphore(concurrency)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
         async def one(query: str, body: bytes, due: float) -> None:
             async with connections:
-                async with session.post(f"http://127.0.0.1:{port}/wechat?{query}", data=body) as resp:
-                    await resp.read()
-                    if resp.status != 200:
-                        raise RuntimeError(f"HTTP {resp.status}")
+                await post(session, port, query, body)
             latencies.append(time.perf_counter() - due)
 
         started = time.perf_counter()

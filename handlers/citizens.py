@@ -9,7 +9,7 @@ from datetime import datetime
 from bot.domain import Citizen, DomainError, OutboxMessage, Station, Ticket, TicketEvent, mask_openid
 from bot.ports import UnitOfWork
 from handlers.notify import shorten
-from handlers.services import Services
+from handlers.services import Services, lookup_remembering_misses
 from handlers.tickets import retry_on_conflict
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ async def mark_unsubscribed(services: Services, openid: str) -> None:
         await uow.commit()
 
 
-NO_STATION_TTL = 24 * 3600  # seconds; most citizens scanned no code: spare each report a look-up
+NO_STATION_TTL = 24 * 3600  # seconds
 
 
 def no_station_key(openid: str) -> str:
@@ -79,15 +79,14 @@ def no_station_key(openid: str) -> str:
 
 
 async def bound_station(services: Services, openid: str) -> Station | None:
-    """The station bound by the citizen's QR scan (a miss is remembered; a scan forgets it)."""
-    if await services.kv.get(no_station_key(openid)) is not None:
-        return None
-    async with services.uow() as uow:
-        citizen = await uow.citizens.get(openid)
-        station = await uow.stations.get(citizen.station_code) if citizen and citizen.station_code else None
-    if station is None:
-        await services.kv.set(no_station_key(openid), "1", ttl=NO_STATION_TTL)
-    return station
+    """The station bound by the citizen's QR scan (bind_station_by_scene forgets a remembered miss)."""
+
+    async def load() -> Station | None:
+        async with services.uow() as uow:
+            citizen = await uow.citizens.get(openid)
+            return await uow.stations.get(citizen.station_code) if citizen and citizen.station_code else None
+
+    return await lookup_remembering_misses(services.kv, no_station_key(openid), NO_STATION_TTL, load)
 
 
 # --- my tickets ---------------------------------------------------------------------------------

@@ -31,14 +31,14 @@ from bot.ports import UnitOfWork
 from bot.texts import Texts
 from dialogues.words import fold_width
 from handlers import notify
-from handlers.services import Services
+from handlers.services import Services, lookup_remembering_misses
 from handlers.tickets import retry_on_conflict
 
 log = logging.getLogger(__name__)
 
 BIND_CODE_TTL = timedelta(hours=24)
 BIND_CODE_TRIES = 20  # fresh random codes drawn when the drawn one is still valid for someone
-NOT_A_DEPUTY_TTL = 300  # seconds; most senders are citizens: spare each message a database look-up
+NOT_A_DEPUTY_TTL = 300  # seconds
 # failed 绑定 attempts per WeChat account: a 6-digit code must not be guessable by trying
 BIND_FAILURES_MAX = 5
 BIND_FAILURE_WINDOW = timedelta(hours=1)
@@ -52,14 +52,13 @@ def not_a_deputy_key(openid: str) -> str:
 
 
 async def bound_deputy(services: Services, openid: str) -> Deputy | None:
-    """The deputy bound to this WeChat account, if any (a miss is remembered; binding forgets it)."""
-    if await services.kv.get(not_a_deputy_key(openid)) is not None:
-        return None
-    async with services.uow() as uow:
-        deputy = await uow.deputies.by_openid(openid)
-    if deputy is None:
-        await services.kv.set(not_a_deputy_key(openid), "1", ttl=NOT_A_DEPUTY_TTL)
-    return deputy
+    """The deputy bound to this WeChat account, if any (bind_deputy forgets a remembered miss)."""
+
+    async def load() -> Deputy | None:
+        async with services.uow() as uow:
+            return await uow.deputies.by_openid(openid)
+
+    return await lookup_remembering_misses(services.kv, not_a_deputy_key(openid), NOT_A_DEPUTY_TTL, load)
 
 _NUMBER = r"(\d{1,9})(?!\d)"  # a ticket number; a longer run of digits is no ticket at all
 _MARK = r"(?:#|编号)\s*#?\s*"

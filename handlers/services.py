@@ -1,13 +1,17 @@
 """What every use case gets: the ports, the clock, settings and texts (built in bot/app.py)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bot.domain import Attachment
 from bot.ports import NLU, Clock, KeyValueStore, UnitOfWorkFactory
 from bot.settings import Settings
 from bot.texts import Texts
+
+
+T = TypeVar("T")
 
 
 def _no_kick() -> None:
@@ -40,3 +44,16 @@ class ReportDraft:
     attachments: list[Attachment] = field(default_factory=list)
     phone: str | None = None
     share_contact: bool = False  # the citizen agreed the deputy may see the phone number
+
+
+async def lookup_remembering_misses(kv: KeyValueStore, miss_key: str, ttl: float,
+                                    load: Callable[[], Awaitable[T | None]]) -> T | None:
+    """`load()`, except that a miss is remembered under `miss_key` for `ttl` seconds: most senders
+    are citizens with no deputy account and no scanned station, and each message should not ask
+    the database again. Whoever makes the answer change deletes `miss_key`."""
+    if await kv.get(miss_key) is not None:
+        return None
+    found = await load()
+    if found is None:
+        await kv.set(miss_key, "1", ttl=ttl)
+    return found

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
+import pytest
+
 from bot.domain import Deputy, DutyShift, OutboxMessage, Station, StationKind, Ticket
 from bot.ports import WeChatAPIError
 from bot.settings import Settings
@@ -184,3 +186,22 @@ async def get_ticket(services: Services, number: int) -> Ticket:
         ticket = await uow.tickets.get(number)
     assert ticket is not None
     return ticket
+
+
+def stale_saves(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    """Make the next `times` ticket saves fail as SqlTicketRepository does on a version mismatch."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from storage.memory import MemoryTicketRepository
+
+    left = list(range(times))
+    save = MemoryTicketRepository.save
+
+    async def flaky_save(self, ticket):  # type: ignore[no-untyped-def]
+        if left:
+            left.pop()
+            raise StaleDataError("UPDATE statement on table 'tickets' expected to update 1 row(s); 0 were matched.")
+        await save(self, ticket)
+
+    monkeypatch.setattr(MemoryTicketRepository, "save", flaky_save)
+    return left

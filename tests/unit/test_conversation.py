@@ -14,7 +14,7 @@ from bot.domain import Attachment, Deputy, DutyShift, Station, StationKind, Tick
 from bot.messages import Inbound
 from bot.settings import Settings
 from bot.texts import Texts
-from fakes import RecordingGateway
+from fakes import RecordingGateway, stale_saves
 from handlers import delivery, deputies, tickets
 from handlers.conversation import Conversation, form_key
 from handlers.services import Services
@@ -601,24 +601,6 @@ async def test_a_filed_report_is_reported_filed_whatever_fails_after_the_commit(
 
 
 # --- concurrent changes (B7) ---------------------------------------------------------------------
-def stale_saves(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
-    from sqlalchemy.orm.exc import StaleDataError
-
-    from storage.memory import MemoryTicketRepository
-
-    left = list(range(times))
-    save = MemoryTicketRepository.save
-
-    async def flaky_save(self, ticket):  # type: ignore[no-untyped-def]
-        if left:
-            left.pop()
-            raise StaleDataError("UPDATE statement on table 'tickets' expected to update 1 row(s); 0 were matched.")
-        await save(self, ticket)
-
-    monkeypatch.setattr(MemoryTicketRepository, "save", flaky_save)
-    return left
-
-
 async def test_a_citizen_note_and_a_rating_survive_one_concurrent_change(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from bot.domain import Deputy, DomainError, TicketStatus
 from fakes import (
+    stale_saves,
     CITIZEN,
     DEPUTIES,
     LI_OPENID,
@@ -510,25 +511,6 @@ async def test_a_deputy_command_is_retried_once_after_a_concurrent_change(
     ticket = await get_ticket(services, n)
     assert [e.kind for e in ticket.events].count("accepted") == 1
     assert ticket.status is TicketStatus.ACCEPTED
-
-
-def stale_saves(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
-    """Make the next `times` ticket saves fail as SqlTicketRepository does on a version mismatch."""
-    from sqlalchemy.orm.exc import StaleDataError
-
-    from storage.memory import MemoryTicketRepository
-
-    left = list(range(times))
-    save = MemoryTicketRepository.save
-
-    async def flaky_save(self, ticket):  # type: ignore[no-untyped-def]
-        if left:
-            left.pop()
-            raise StaleDataError("UPDATE statement on table 'tickets' expected to update 1 row(s); 0 were matched.")
-        await save(self, ticket)
-
-    monkeypatch.setattr(MemoryTicketRepository, "save", flaky_save)
-    return left
 
 
 # --- long texts (B10) --------------------------------------------------------------------------
