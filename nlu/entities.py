@@ -14,6 +14,7 @@ Values:
 """
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date, timedelta
 from typing import Any
@@ -78,6 +79,14 @@ def _hour(part: str | None, h: int) -> int:
     return h
 
 
+MAX_PER_KIND = 32  # a 5,000-character letter naming a place 500 times: the first 32 are plenty
+
+
+def _first(matches: Any, n: int = MAX_PER_KIND) -> Any:
+    """The first `n` matches of a finditer: the scan stops there."""
+    return itertools.islice(matches, n)
+
+
 def _trie_pattern(words: list[str]) -> str:
     """One regex of nested alternatives by common prefix: the re engine then rejects a position
     after one character instead of trying every name (a plain a|b|c… alternation is ~20x slower).
@@ -101,6 +110,11 @@ def _trie_pattern(words: list[str]) -> str:
 
 
 class EntityExtractor:
+    """One left-to-right pass per pattern over the whole text (linear: each pattern rejects a
+    position in a bounded number of steps, overlaps are checked on a byte mask), and at most
+    MAX_PER_KIND matches of each pattern are kept, so neither the work after matching nor the
+    result size grows with a pathological text."""
+
     def __init__(self, places: dict[str, str]) -> None:
         self.places = places
         names = sorted(places, key=len, reverse=True)
@@ -121,26 +135,26 @@ class EntityExtractor:
                 ent["processors"] = ["EntitySynonymMapper"]
             found.append(ent)
 
-        for m in _PHONE.finditer(norm):
+        for m in _first(_PHONE.finditer(norm)):
             if m.group(1):
                 add("phone", re.sub(r"\D", "", m.group(1)), m.start(1), m.end(1))
             else:
                 add("phone", f"{m.group(2)}-{m.group(3)}", m.start(2), m.end())
-        for m in _TICKET.finditer(norm):
+        for m in _first(_TICKET.finditer(norm)):
             g = next(i for i in (1, 2, 3) if m.group(i))
             # "#1024" keeps its "#"; 编号1024 / 1024号 mark just the number (as the training data does)
             start, end = (m.start(), m.end()) if g == 1 else (m.start(g), m.end(g))
             add("ticket", str(int(m.group(g))), start, end)
-        for m in _DATE.finditer(norm):
+        for m in _first(_DATE.finditer(norm)):
             value = self._date_value(m)
             if value:
                 add("date", value, m.start(), m.end())
-        for m in _TIME.finditer(norm):
+        for m in _first(_TIME.finditer(norm)):
             value = self._time_value(m)
             if value:
                 add("time", value, m.start(), m.end())
         if self._place_re is not None:
-            for m in self._place_re.finditer(norm):
+            for m in _first(self._place_re.finditer(norm)):
                 canonical = self.places[m.group()]
                 add("place", canonical, m.start(), m.end(), synonym=canonical != original[m.start() : m.end()])
         found.sort(key=lambda e: e["start"])

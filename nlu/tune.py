@@ -1,22 +1,29 @@
-"""Cross-validation of the category head on the dev split only: `python -m nlu.tune [nb_weight ...]`.
+"""Hyper-parameter selection without the evaluation data.
 
-This is how the category hyper-parameters in nlu/embedded.py are chosen; the test split is never
-read here (it is scored once by `zhitongche nlu eval`)."""
+    python -m nlu.tune [nb_weight,example_weight ...]   # category head: 5-fold CV on tipdm split=dev
+    python -m nlu.tune intents                          # intent head + civic prior: 5-fold CV on the
+                                                        # training YAML and the written off-topic
+                                                        # development set nlu/dev/offtopic_dev.txt
+
+This is how the hyper-parameters in nlu/embedded.py are chosen; the test split, smp2017 and
+nlu/test_intents.yml are never read here (they are scored by `zhitongche nlu eval`)."""
 from __future__ import annotations
 
 import sys
+from collections import Counter
 
 import numpy as np
 
 from bot.domain import CATEGORIES
 from nlu import data as nd
 from nlu import embedded as emb
+from nlu import text
 from nlu.evaluate import score
-from nlu.text import build_table
+from nlu.text import MAX_CLASSIFY_CHARS, build_table, features, normalize
 
 
 def cv_categories(nb_weight: float = emb.CATEGORY_NB_WEIGHT, example_weight: float = emb.CATEGORY_EXAMPLE_WEIGHT,
-                  folds: int = 5, seed: int = 0) -> float:
+                  folds: int = 5, seed: int = 0, c: float = emb.CATEGORY_C) -> float:
     from sklearn.model_selection import StratifiedKFold
 
     table = build_table()
@@ -33,16 +40,114 @@ def cv_categories(nb_weight: float = emb.CATEGORY_NB_WEIGHT, example_weight: flo
         tr_y = list(y[tr]) + [e.label for e in cat_ex]
         labels = tuple(lab for lab in CATEGORIES if lab in set(tr_y))
         w = [1.0] * len(tr) + [example_weight] * len(ex_docs)
-        head = emb._fit_head(tr_docs, tr_y, labels, vocab, w, nb_weight)
+        head = emb._fit_head(tr_docs, tr_y, labels, vocab, w, nb_weight, c)
         z = emb.head_logits(head, [docs[i] for i in te], vocab)
         pred[te] = [labels[k] for k in z.argmax(1)]
     rep = score("cv", list(y), list(pred))
-    print(f"nb_weight={nb_weight} example_weight={example_weight}: macro-F1 {rep.macro_f1:.4f} "
+    print(f"nb_weight={nb_weight} example_weight={example_weight} C={c} chars={text.MAX_CLASSIFY_CHARS} "
+          f"words={text.MAX_WORD_CHARS}: macro-F1 {rep.macro_f1:.4f} "
           + " ".join(f"{k}={v['f1']:.2f}" for k, v in rep.per_label.items()), flush=True)
     return rep.macro_f1
 
 
+DEV_OFFTOPIC = nd.NLU_DIR / "dev" / "offtopic_dev.txt"
+
+
+def read_dev_offtopic() -> list[str]:
+    lines = DEV_OFFTOPIC.read_text(encoding="utf-8").splitlines() if DEV_OFFTOPIC.exists() else []
+    return [t.strip() for t in lines if t.strip() and not t.startswith("#")]
+
+
+def _intent_fit(texts_docs, y, w, n_hand, vocab_extra_docs):
+    """Vocabulary, intent head and civic lexicon as emb.train builds them, on the given docs."""
+    grams = set()
+    df: Counter = Counter()
+    for d in vocab_extra_docs:
+        df.update(d.keys())
+    grams = {g for g, n in df.items() if n >= 2}
+    for d in texts_docs[:n_hand]:
+        grams.update(d.keys())
+    vocab = {g: i for i, g in enumerate(sorted(grams))}
+    labels = tuple(lab for lab in emb.INTENTS if lab in set(y))
+    head = emb._train_head(texts_docs, y, labels, vocab, w)
+    return vocab, labels, head
+
+
+def _predict(head, labels, vocab, docs, norms, civic, prior, max_chars):
+    z = emb.head_logits(head, docs, vocab) * head.temperature
+    ri = labels.index("report_issue")
+    oi = labels.index("out_of_scope")
+    out = []
+    for r, (d, norm) in enumerate(zip(docs, norms)):
+        zr = z[r].copy()
+        if prior > 0 and len(norm.strip()) <= max_chars and len(norm) <= max_chars and civic.isdisjoint(d):
+            zr[ri] -= prior
+            zr[oi] += prior
+        p = np.exp(zr - zr.max())
+        p /= p.sum()
+        k = int(p.argmax())
+        out.append(labels[k] if p[k] >= emb.INTENT_THRESHOLD else emb.FALLBACK_INTENT)
+    return out
+
+
+def cv_intents(grid=((0.0, 20), (0.5, 20), (1.0, 20), (1.5, 20), (2.0, 20), (1.0, 12), (1.0, 30), (2.0, 12)),
+               lexicons=((2, 3.0),), folds: int = 5, seed: int = 0) -> None:
+    """5-fold CV over the hand-written intent examples (category examples and dev letters always
+    train, as report_issue), plus the rate of the written off-topic dev set read as report_issue
+    by a model trained on everything."""
+    from sklearn.model_selection import StratifiedKFold
+
+    table = build_table()
+    intent_ex = nd.load_intent_examples()
+    cat_ex = nd.load_rasa_examples(nd.CATEGORIES_FILE)
+    letters = [t[:MAX_CLASSIFY_CHARS] for t, _ in nd.read_tipdm("dev")]
+    ex_norm = [normalize(e.text, table) for e in intent_ex]
+    ex_docs = [Counter(features(n)) for n in ex_norm]
+    cat_docs = emb._docs_counts([e.text for e in cat_ex], table)
+    let_docs = emb._docs_counts(letters, table)
+    y = np.array([e.label for e in intent_ex])
+    dev_texts = read_dev_offtopic()
+    dev_norm = [normalize(t, table) for t in dev_texts]
+    dev_docs = [Counter(features(n)) for n in dev_norm]
+
+    def fit(idx):
+        docs = [ex_docs[i] for i in idx] + cat_docs + let_docs
+        yy = list(y[idx]) + ["report_issue"] * (len(cat_docs) + len(let_docs))
+        w = [1.0] * (len(idx) + len(cat_docs)) + [emb.TIPDM_INTENT_WEIGHT] * len(let_docs)
+        vocab, labels, head = _intent_fit(docs, yy, w, len(idx) + len(cat_docs), let_docs)
+        hand = docs[: len(idx) + len(cat_docs)]
+        hand_y = yy[: len(idx) + len(cat_docs)]
+        lex = {(m, r): emb.civic_lexicon([d for d, t in zip(hand, hand_y) if t in emb.CIVIC_LABELS],
+                                         [d for d, t in zip(hand, hand_y) if t == "out_of_scope"], m, r)
+               for m, r in lexicons}
+        return vocab, labels, head, lex
+
+    preds = {(lx, g): np.empty(len(y), dtype=object) for lx in lexicons for g in grid}
+    for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        vocab, labels, head, lex = fit(tr)
+        for lx in lexicons:
+            for prior, mc in grid:
+                preds[(lx, (prior, mc))][te] = _predict(head, labels, vocab, [ex_docs[i] for i in te],
+                                                         [ex_norm[i] for i in te], lex[lx], prior, mc)
+    vocab, labels, head, lex = fit(np.arange(len(y)))
+    is_rep = y == "report_issue"
+    is_oos = y == "out_of_scope"
+    for lx in lexicons:
+        for prior, mc in grid:
+            p = preds[(lx, (prior, mc))]
+            dev_p = _predict(head, labels, vocab, dev_docs, dev_norm, lex[lx], prior, mc)
+            dev_rate = sum(q == "report_issue" for q in dev_p) / max(len(dev_p), 1)
+            print(f"lexicon(min_df={lx[0]}, ratio={lx[1]}) |lex|={len(lex[lx])} prior={prior} max_chars={mc}: "
+                  f"CV acc {np.mean(p == y):.4f}  report recall {np.mean(p[is_rep] == 'report_issue'):.4f}  "
+                  f"oos→report {np.mean(p[is_oos] == 'report_issue'):.4f}  "
+                  f"dev off-topic→report {dev_rate:.2%} of {len(dev_p)} "
+                  f"{[t for t, q in zip(dev_texts, dev_p) if q == 'report_issue'][:8]}", flush=True)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["intents"]:
+        cv_intents()
+        sys.exit(0)
     grid = [tuple(map(float, a.split(","))) for a in sys.argv[1:]] or [(emb.CATEGORY_NB_WEIGHT, emb.CATEGORY_EXAMPLE_WEIGHT)]
     for nb, ex in grid:
         cv_categories(nb, ex)

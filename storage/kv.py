@@ -78,7 +78,10 @@ class MemoryKeyValueStore:
         self._locks[key] = (lock, users + 1)
         try:
             try:
-                await asyncio.wait_for(lock.acquire(), timeout)
+                if lock.locked():
+                    await asyncio.wait_for(lock.acquire(), timeout)
+                else:
+                    await lock.acquire()  # free: taken at once, without wait_for's extra task
             except TimeoutError as exc:
                 raise LockTimeout(printable_key(key)) from exc
             try:

@@ -125,6 +125,53 @@ def test_async_parse_is_the_same_as_sync(nlu):
     assert asyncio.run(nlu.parse(text)) == nlu.parse_sync(text)
 
 
+def test_async_parse_of_a_long_letter_does_not_block_the_event_loop(nlu):
+    """A long text is parsed in a worker thread: while it runs, the loop keeps serving other
+    coroutines. The stand-in parse waits until a coroutine on the loop has run; parsed inline, it
+    would block the loop and that coroutine could never run (the wait gives up, and it is reported)."""
+    import threading
+
+    from nlu.embedded import INLINE_MAX_CHARS, EmbeddedNLU
+
+    engine = EmbeddedNLU(nlu.model)
+    real = engine.parse_sync
+    loop_served = threading.Event()
+    seen: dict[str, object] = {}
+
+    def parse_sync(text):
+        if len(text) > INLINE_MAX_CHARS:
+            seen["served_during_parse"] = loop_served.wait(timeout=30)
+        seen.setdefault("threads", []).append(threading.get_ident())
+        return real(text)
+
+    engine.parse_sync = parse_sync  # type: ignore[method-assign]
+    letter = "我们小区的路灯坏了很久，晚上出行很不方便。" * 250  # 5,000 characters
+
+    async def main():
+        parse = asyncio.create_task(engine.parse(letter))
+        await asyncio.sleep(0)  # a short timer on the loop, served while the parse runs
+        loop_served.set()
+        result = await parse
+        short = await engine.parse("路灯坏了")
+        return result, short, threading.get_ident()
+
+    result, short, loop_thread = asyncio.run(main())
+    assert seen["served_during_parse"] is True
+    long_thread, short_thread = seen["threads"]
+    assert long_thread != loop_thread and short_thread == loop_thread  # short texts stay inline
+    assert result == real(letter) and short == real("路灯坏了")
+
+
+def test_entities_of_a_very_long_text_are_bounded(nlu):
+    from nlu.entities import MAX_PER_KIND
+
+    text = "松陵的路灯坏了，电话13912345678，12月3号下午3点。" * 400
+    r = nlu.parse_sync(text)
+    for kind in ("place", "phone", "date", "time"):
+        assert 1 <= len(_ents(r, kind)) <= MAX_PER_KIND
+    assert [e["start"] for e in r["entities"]] == sorted(e["start"] for e in r["entities"])
+
+
 def test_build_nlu_embedded_is_the_cached_singleton(nlu):
     from bot.settings import Settings
     from nlu import build_nlu
