@@ -107,8 +107,6 @@ class EmbeddedNLU:
         if self._civic and CIVIC_PRIOR > 0 and "report_issue" in labels:
             self._shift = np.zeros(len(labels))
             self._shift[labels.index("report_issue")] = -CIVIC_PRIOR
-            if "out_of_scope" in labels:
-                self._shift[labels.index("out_of_scope")] = CIVIC_PRIOR
         # both heads with one linear part each (the trained configuration): one stacked gather
         # instead of two on the hot path
         heads = (model.intent, model.category)
@@ -213,18 +211,22 @@ def _empty_result(text: str, entities: list[dict[str, Any]] | None = None) -> di
 
 # --- the civic prior -----------------------------------------------------------------------------
 # A short message with no civic or complaint vocabulary at all ("放首歌", "明天去南京的车票") is far
-# more likely everyday chat than a report: its report_issue log-odds are lowered and out_of_scope's
-# raised by CIVIC_PRIOR. Long texts and anything naming a civic matter are left to the classifier.
-# Chosen by cross-validation on the training data and a written off-topic development set
-# (python -m nlu.tune intents); smp2017 is only measured.
-CIVIC_PRIOR = 0.75
+# more likely everyday chat than a report: its report_issue logit is lowered by CIVIC_PRIOR (the
+# mass goes to whatever else fits, for such texts nearly always out_of_scope). Only report_issue is
+# moved: raising out_of_scope as well would also pull short greetings and platform questions off
+# course (CV: accuracy 0.8769 with ±0.75 on both vs 0.8775 with -1.5 on report_issue alone, same
+# report recall 0.909, in-scope off-topic→report 0.5 % either way, 2.5 % without the prior).
+# Long texts and anything naming a civic matter are left to the classifier. Chosen by 5-fold CV on
+# the training data and the written off-topic development set (python -m nlu.tune intents);
+# smp2017 is only measured.
+CIVIC_PRIOR = 1.5
 CIVIC_PRIOR_MAX_CHARS = 20
 CIVIC_MIN_DF = 2
 CIVIC_RATIO = 2.0
 
 
 def is_short_and_not_civic(norm: str, feats: Any, civic: frozenset[str]) -> bool:
-    if len(norm) > CIVIC_PRIOR_MAX_CHARS or len(norm.strip()) > CIVIC_PRIOR_MAX_CHARS:
+    if len(norm.strip()) > CIVIC_PRIOR_MAX_CHARS:
         return False
     return civic.isdisjoint(feats)
 
@@ -411,7 +413,7 @@ def _train_head(docs, y, labels, vocab, sample_weight=None, nb_weight: float = 0
 # cross-validation on the dev split only (python -m nlu.tune), never on the test split.
 CATEGORY_NB_WEIGHT = 0.0  # CV on dev: naive Bayes on words lowered macro-F1 (0.881 → 0.843 at 1.0)
 CATEGORY_EXAMPLE_WEIGHT = 0.5  # short chat-style examples beside the real letters (CV on dev: 0.5 > 1 > 2)
-CATEGORY_C = 0.5  # LinearSVC C of the category head
+CATEGORY_C = 0.5  # LinearSVC C of the category head (CV on dev: 1.0 0.881, 0.5 0.878, 0.25 0.879: noise)
 TIPDM_INTENT_WEIGHT = 0.15  # real letters as report_issue examples: teach the style, do not swamp
 
 

@@ -73,16 +73,17 @@ def _intent_fit(texts_docs, y, w, n_hand, vocab_extra_docs):
     return vocab, labels, head
 
 
-def _predict(head, labels, vocab, docs, norms, civic, prior, max_chars):
+def _predict(head, labels, vocab, docs, norms, civic, prior, max_chars, oos_boost=False):
     z = emb.head_logits(head, docs, vocab) * head.temperature
     ri = labels.index("report_issue")
     oi = labels.index("out_of_scope")
     out = []
     for r, (d, norm) in enumerate(zip(docs, norms)):
         zr = z[r].copy()
-        if prior > 0 and len(norm.strip()) <= max_chars and len(norm) <= max_chars and civic.isdisjoint(d):
+        if prior > 0 and len(norm.strip()) <= max_chars and civic.isdisjoint(d):
             zr[ri] -= prior
-            zr[oi] += prior
+            if oos_boost:
+                zr[oi] += prior
         p = np.exp(zr - zr.max())
         p /= p.sum()
         k = int(p.argmax())
@@ -90,8 +91,8 @@ def _predict(head, labels, vocab, docs, norms, civic, prior, max_chars):
     return out
 
 
-def cv_intents(grid=((0.0, 20), (0.5, 20), (1.0, 20), (1.5, 20), (2.0, 20), (1.0, 12), (1.0, 30), (2.0, 12)),
-               lexicons=((2, 3.0),), folds: int = 5, seed: int = 0) -> None:
+def cv_intents(grid=((0.0, 20), (0.75, 20), (1.0, 20), (1.5, 20), (2.0, 20), (1.5, 12), (1.5, 30)),
+               lexicons=((2, 2.0), (2, 3.0)), folds: int = 5, seed: int = 0) -> None:
     """5-fold CV over the hand-written intent examples (category examples and dev letters always
     train, as report_issue), plus the rate of the written off-topic dev set read as report_issue
     by a model trained on everything."""

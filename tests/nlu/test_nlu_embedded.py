@@ -162,6 +162,28 @@ def test_async_parse_of_a_long_letter_does_not_block_the_event_loop(nlu):
     assert result == real(letter) and short == real("路灯坏了")
 
 
+@pytest.mark.parametrize("text,civic", [
+    ("小区路灯坏了", True), ("楼下饭店油烟太大", True), ("厂里拖欠工资", True), ("垃圾没人清运", True),
+    ("放一首周杰伦的歌", False), ("明天去南京的车票", False), ("讲个笑话", False),
+])
+def test_civic_vocabulary_of_short_texts(nlu, text, civic):
+    """The prior that leans short everyday chat away from report_issue only applies to texts
+    without any civic vocabulary (learnt from the training examples)."""
+    from collections import Counter
+
+    from nlu.embedded import is_short_and_not_civic
+    from nlu.text import features, normalize
+
+    norm = normalize(text)
+    assert is_short_and_not_civic(norm, Counter(features(norm)), nlu.model.civic) is (not civic)
+
+
+def test_long_texts_are_never_leaned_off_topic(nlu):
+    from nlu.embedded import CIVIC_PRIOR_MAX_CHARS, is_short_and_not_civic
+
+    assert not is_short_and_not_civic("啊" * (CIVIC_PRIOR_MAX_CHARS + 1), {}, nlu.model.civic)
+
+
 def test_entities_of_a_very_long_text_are_bounded(nlu):
     from nlu.entities import MAX_PER_KIND
 
