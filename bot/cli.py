@@ -17,6 +17,7 @@ from bot.texts import default_texts
 
 T = TypeVar("T")
 console = Console()
+T = default_texts().get  # command help is shown to staff: Chinese, from config/texts/cli.yaml
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -37,10 +38,9 @@ async def _storage(settings: Settings) -> AsyncIterator[Callable]:
         await factory.dispose()
 
 
-@click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Log debug output.")
+@click.group(help=T("cli_help_main"))
+@click.option("-v", "--verbose", is_flag=True, help=T("cli_opt_verbose"))
 def main(verbose: bool) -> None:
-    """直通车 — 有诉求找代表."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
@@ -49,11 +49,10 @@ def main(verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@main.command()
-@click.option("--host", default=None, help="Listen address (default ZTC_HOST).")
-@click.option("--port", default=None, type=int, help="Listen port (default ZTC_PORT).")
+@main.command(help=T("cli_help_serve"))
+@click.option("--host", default=None, help=T("cli_opt_host"))
+@click.option("--port", default=None, type=int, help=T("cli_opt_port"))
 def serve(host: str | None, port: int | None) -> None:
-    """Run the WeChat webhook service."""
     from aiohttp import web
 
     from bot.app import BotApp, PathOnlyAccessLogger
@@ -74,14 +73,13 @@ def serve(host: str | None, port: int | None) -> None:
                 access_log_class=PathOnlyAccessLogger)
 
 
-@main.command()
+@main.command(help=T("cli_help_demo"))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int,
-              help="Simulator page; the bot uses port+1, the fake WeChat API port+2.")
+              help=T("cli_opt_demo_port"))
 @click.option("--database", type=click.Path(path_type=Path), default=None,
-              help="SQLite file (default var/demo.db).")
+              help=T("cli_opt_demo_db"))
 def demo(host: str, port: int, database: Path | None) -> None:
-    """Try the bot without a WeChat account: bot + fake WeChat API + chat simulator."""
     from bot.demo import run_demo
 
     try:
@@ -90,14 +88,13 @@ def demo(host: str, port: int, database: Path | None) -> None:
         pass
 
 
-@main.group()
+@main.group(help=T("cli_help_db"))
 def db() -> None:
-    """Database schema."""
+    pass
 
 
-@db.command("upgrade")
+@db.command("upgrade", help=T("cli_help_db_upgrade"))
 def db_upgrade() -> None:
-    """Bring the database schema up to date (Alembic)."""
     from storage.migrate import upgrade
 
     settings = Settings()
@@ -105,11 +102,10 @@ def db_upgrade() -> None:
     console.print(default_texts().get("cli_db_upgraded"))
 
 
-@main.command("import")
+@main.command("import", help=T("cli_help_import"))
 @click.argument("kind", type=click.Choice(["stations", "deputies", "duty"]))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_(kind: str, file: Path) -> None:
-    """Import stations, deputies or the duty roster from a CSV or XLSX file."""
     from storage.importer import import_file
 
     texts = default_texts()
@@ -130,15 +126,14 @@ def import_(kind: str, file: Path) -> None:
         raise SystemExit(1)
 
 
-@main.group()
+@main.group(help=T("cli_help_deputy"))
 def deputy() -> None:
-    """Deputies."""
+    pass
 
 
-@deputy.command("bind-code")
+@deputy.command("bind-code", help=T("cli_help_bind_code"))
 @click.argument("deputy_code")
 def bind_code(deputy_code: str) -> None:
-    """Print a one-time code the deputy sends as 「绑定 <code>」 to link their WeChat."""
     from bot.domain import DomainError
     from bot.ports import SystemClock
     from handlers.deputies import create_bind_code
@@ -162,10 +157,9 @@ def bind_code(deputy_code: str) -> None:
     console.print(texts.get("cli_bind_code", deputy=deputy_code, code=code))
 
 
-@main.command()
-@click.option("--all", "show_all", is_flag=True, help="Also list messages already sent.")
+@main.command(help=T("cli_help_outbox"))
+@click.option("--all", "show_all", is_flag=True, help=T("cli_opt_outbox_all"))
 def outbox(show_all: bool) -> None:
-    """List outbound messages that are waiting, held or failed."""
     from bot.domain import mask_openid
 
     texts = default_texts()
@@ -189,25 +183,24 @@ def outbox(show_all: bool) -> None:
     console.print(table)
 
 
-@main.group()
+@main.group(help=T("cli_help_qrcode"))
 def qrcode() -> None:
-    """QR codes that bind a citizen to a station or deputy."""
+    pass
 
 
-@qrcode.command("station")
+@qrcode.command("station", help=T("cli_help_qrcode_station"))
 @click.argument("code")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="PNG file (default var/qrcode-station-<code>.png).")
+              help=T("cli_opt_qrcode_out"))
 def qrcode_station(code: str, out: Path | None) -> None:
-    """Ask the WeChat API for a station's QR code and save a printable PNG."""
     _save_qrcode("station", code, out)
 
 
-@qrcode.command("deputy")
+@qrcode.command("deputy", help=T("cli_help_qrcode_deputy"))
 @click.argument("code")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=T("cli_opt_qrcode_out"))
 def qrcode_deputy(code: str, out: Path | None) -> None:
-    """Ask the WeChat API for a deputy's QR code and save a printable PNG."""
     _save_qrcode("deputy", code, out)
 
 
