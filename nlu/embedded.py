@@ -121,19 +121,17 @@ class EmbeddedNLU:
         m = self.model
         if not self._fused:
             return m.intent.scores(idx, tf, shift), m.category.scores(idx, tf)
-        w = self._idf_all[idx] * tf[:, None]  # (k, 2): each head's TF-IDF
-        norms = np.sqrt((w * w).sum(0))
-        norms[norms == 0.0] = 1.0
-        g = self._w_all[idx]
+        w = self._idf_all.take(idx, 0) * tf[:, None]  # (k, 2): each head's TF-IDF
+        n_i, n_c = np.sqrt((w * w).sum(0)).tolist()
+        g = self._w_all.take(idx, 0).astype(np.float64)  # one up-cast for both heads (exact)
         k = self._split
-        out = []
-        for j, head, cols in ((0, m.intent, slice(0, k)), (1, m.category, slice(k, None))):
-            z = ((w[:, j] / norms[j]) @ g[:, cols] + head.bias) * head.temperature
-            if j == 0 and shift is not None:
-                z = z + shift
-            e = np.exp(z - z.max())
-            out.append(e / e.sum())
-        return out[0], out[1]
+        z = ((w[:, 0] / (n_i or 1.0)) @ g[:, :k] + m.intent.bias) * m.intent.temperature
+        if shift is not None:
+            z = z + shift
+        e = np.exp(z - z.max())
+        zc = ((w[:, 1] / (n_c or 1.0)) @ g[:, k:] + m.category.bias) * m.category.temperature
+        ec = np.exp(zc - zc.max())
+        return e / e.sum(), ec / ec.sum()
 
     # --- the port ---------------------------------------------------------------------------
     async def parse(self, text: str) -> dict[str, Any]:
@@ -161,11 +159,13 @@ class EmbeddedNLU:
             return _empty_result(text, entities)
         # sparse features: only the n-grams and words the model knows, with their counts
         counts = Counter(features(norm))
-        get = self._vocab.get
-        known = [(i, c) for i, c in zip(map(get, counts), counts.values()) if i is not None]
-        if not known:  # nothing we have ever seen (emoji, another script): ask, do not guess
-            return _empty_result(text, entities)
-        ids, cs = zip(*known)
+        ids = list(map(self._vocab.get, counts))
+        cs = list(counts.values())
+        if None in ids:
+            cs = [c for i, c in zip(ids, cs) if i is not None]
+            ids = [i for i in ids if i is not None]
+            if not ids:  # nothing we have ever seen (emoji, another script): ask, do not guess
+                return _empty_result(text, entities)
         idx = np.array(ids, dtype=np.int64)
         tf = np.array(cs, dtype=np.float64)
         if max(cs) > 1:
@@ -174,8 +174,11 @@ class EmbeddedNLU:
         if self._shift is not None and is_short_and_not_civic(norm, counts, self._civic):
             shift = self._shift
         intent_p, category_p = self._head_probs(idx, tf, shift)
-        intent_ranking = _ranking(self.model.intent.labels, intent_p)
-        category_ranking = _ranking(self.model.category.labels, category_p)
+        # one vectorised round for both heads (elementwise: the same values as one round each)
+        vals = np.concatenate((intent_p, category_p)).round(4).tolist()
+        k = len(intent_p)
+        intent_ranking = _ranked(self.model.intent.labels, vals[:k])
+        category_ranking = _ranked(self.model.category.labels, vals[k:])
         top = intent_ranking[0]
         intent = dict(top)
         if top["confidence"] < INTENT_THRESHOLD:
@@ -192,7 +195,11 @@ class EmbeddedNLU:
 
 
 def _ranking(labels: tuple[str, ...], p: np.ndarray) -> list[dict[str, Any]]:
-    vals = np.round(p, 4).tolist()  # one vectorised round; the sort runs on a short Python list
+    return _ranked(labels, np.round(p, 4).tolist())  # one vectorised round
+
+
+def _ranked(labels: tuple[str, ...], vals: list[float]) -> list[dict[str, Any]]:
+    """Labels by rounded confidence, highest first (stable: ties keep label order)."""
     order = sorted(range(len(vals)), key=vals.__getitem__, reverse=True)
     return [{"name": labels[i], "confidence": vals[i]} for i in order]
 

@@ -63,6 +63,11 @@ _TIME = re.compile(
     r"|(?<!\d)(?P<hh2>[01]?\d|2[0-3])[:：](?P<mm2>[0-5]\d)(?!\d)"
     r"|(?P<part3>上午|下午|中午|晚上|早上|凌晨|傍晚|夜里|今晚|早晨|白天)"
 )
+# Quick rejects: a character every match of the pattern must contain (each alternative of the
+# pattern checked by hand), so a text without one skips that pattern's scan with the same result.
+_NEEDS_DIGIT = re.compile(r"\d")  # _PHONE, _TICKET: every alternative captures digits
+_DATE_CUE = re.compile(r"[\d月今明后昨大周星礼]")  # digits; 月; 今天…大后天; 周/星期/礼拜
+_TIME_CUE = re.compile(r"[\d点时上下中晚早凌傍夜今白]")  # digits or 点/时; the parts of day
 _PART = {"上午": "morning", "早上": "morning", "早晨": "morning", "凌晨": "night", "中午": "noon",
          "下午": "afternoon", "傍晚": "evening", "晚上": "evening", "今晚": "evening", "夜里": "night",
          "白天": "morning"}
@@ -135,21 +140,22 @@ class EntityExtractor:
                 ent["processors"] = ["EntitySynonymMapper"]
             found.append(ent)
 
-        for m in _first(_PHONE.finditer(norm)):
+        digits = _NEEDS_DIGIT.search(norm) is not None
+        for m in _first(_PHONE.finditer(norm)) if digits else ():
             if m.group(1):
                 add("phone", re.sub(r"\D", "", m.group(1)), m.start(1), m.end(1))
             else:
                 add("phone", f"{m.group(2)}-{m.group(3)}", m.start(2), m.end())
-        for m in _first(_TICKET.finditer(norm)):
+        for m in _first(_TICKET.finditer(norm)) if digits else ():
             g = next(i for i in (1, 2, 3) if m.group(i))
             # "#1024" keeps its "#"; 编号1024 / 1024号 mark just the number (as the training data does)
             start, end = (m.start(), m.end()) if g == 1 else (m.start(g), m.end(g))
             add("ticket", str(int(m.group(g))), start, end)
-        for m in _first(_DATE.finditer(norm)):
+        for m in _first(_DATE.finditer(norm)) if digits or _DATE_CUE.search(norm) else ():
             value = self._date_value(m)
             if value:
                 add("date", value, m.start(), m.end())
-        for m in _first(_TIME.finditer(norm)):
+        for m in _first(_TIME.finditer(norm)) if digits or _TIME_CUE.search(norm) else ():
             value = self._time_value(m)
             if value:
                 add("time", value, m.start(), m.end())

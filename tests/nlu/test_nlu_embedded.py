@@ -201,3 +201,20 @@ def test_build_nlu_embedded_is_the_cached_singleton(nlu):
     assert build_nlu(Settings(nlu_backend="embedded")) is nlu
     with pytest.raises(ValueError):
         build_nlu(Settings(nlu_backend="nonsense"))
+
+
+# --- the hot path's shortcuts give exactly what the general code gives ----------------------------
+def test_entity_quick_rejects_never_skip_a_match():
+    import random
+
+    from nlu import entities as E
+
+    alphabet = list("0123456789一二两三十月日号点时分半刻上下中午晚早凌傍夜今明后昨大周星期礼拜天末这个本白里晨"
+                    "-#:：/. 年编单诉求案工楼路") + ["٣"]
+    rng = random.Random(7)
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(20000)]
+    texts += [e.text for e in nd.load_intent_examples()]
+    for t in texts:
+        for pattern, cue in ((E._PHONE, E._NEEDS_DIGIT), (E._TICKET, E._NEEDS_DIGIT), (E._DATE, E._DATE_CUE),
+                             (E._TIME, E._TIME_CUE)):
+            assert not pattern.search(t) or cue.search(t), (t, pattern.pattern[:20])
