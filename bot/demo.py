@@ -10,15 +10,12 @@ from aiohttp import web
 
 from bot.app import BotApp, PathOnlyAccessLogger
 from bot.settings import CONFIG_DIR, PROJECT_ROOT, Settings
+from bot.texts import default_texts
 
 log = logging.getLogger(__name__)
 
 DEMO_DIR = CONFIG_DIR / "demo"
-DEMO_CITIZENS = [
-    ("demo-citizen-1", "市民 张阿姨"),
-    ("demo-citizen-2", "市民 李师傅"),
-    ("demo-citizen-3", "市民 小王"),
-]
+DEMO_CITIZENS = ["demo-citizen-1", "demo-citizen-2", "demo-citizen-3"]  # labels: demo_citizen_labels
 DEMO_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # demo only: lets the simulator use 安全模式
 
 
@@ -43,6 +40,7 @@ async def seed(bot: BotApp) -> list[tuple[str, str]]:
     Returns the deputies' (openid, label) for the simulator's identity picker."""
     from storage.importer import import_file
 
+    texts = bot.services.texts
     for kind in ("stations", "deputies", "duty"):
         report = await import_file(bot.services.uow, kind, DEMO_DIR / f"{kind}.csv")
         if report.errors:
@@ -54,8 +52,8 @@ async def seed(bot: BotApp) -> list[tuple[str, str]]:
             if deputy.openid != deputy_openid(deputy.code):
                 await uow.deputies.bind(deputy.code, deputy_openid(deputy.code))
             station = stations.get(deputy.station_code)
-            identities.append((deputy_openid(deputy.code),
-                               f"代表 {deputy.name}（{station.name if station else deputy.station_code}）"))
+            identities.append((deputy_openid(deputy.code), texts.get(
+                "demo_deputy_label", name=deputy.name, station=station.name if station else deputy.station_code)))
         await uow.commit()
     return identities
 
@@ -80,7 +78,8 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
     await bot.start()
     deputies = await seed(bot)
     await serve(bot.web_app, port + 1)
-    identities = [{"openid": openid, "label": label} for openid, label in DEMO_CITIZENS + deputies]
+    citizens = list(zip(DEMO_CITIZENS, default_texts().raw("demo_citizen_labels"), strict=True))
+    identities = [{"openid": openid, "label": label} for openid, label in citizens + deputies]
     simulator = create_simulator_app(
         webhook_url=f"http://{host}:{port + 1}/wechat",
         fake_api_url=f"http://{host}:{port + 2}",
@@ -88,7 +87,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
         identities=identities,
     )
     await serve(simulator, port)
-    print(f"直通车 演示已启动：在浏览器打开 http://{host}:{port}/ （按 Ctrl+C 退出）", flush=True)
+    print(default_texts().get("demo_started", url=f"http://{host}:{port}/"), flush=True)
     try:
         await (stop or asyncio.Event()).wait()
     finally:
