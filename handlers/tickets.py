@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.domain import DISTRICT_QUEUE, Deputy, Station, Ticket, TicketEvent, mask_openid
@@ -31,17 +30,6 @@ from handlers.services import ReportDraft, Services
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# A ticket saved by another worker since it was read: SqlTicketRepository's version check raises
-# StaleDataError when the ticket row changed; when only the timeline grew (a citizen's note does
-# not touch the ticket row, so its version stays) both writers add the same event position and
-# the unique (ticket_number, seq) constraint raises an IntegrityError naming that table.
-_TIMELINE_TABLES = ("ticket_events", "ticket_attachments")
-
-
-def is_conflict(error: BaseException) -> bool:
-    if isinstance(error, StaleDataError):
-        return True
-    return isinstance(error, IntegrityError) and any(t in str(error.orig) for t in _TIMELINE_TABLES)
 
 # One assignment at a time across workers, so "fewest open tickets" counts every ticket just
 # assigned by someone else and round robin state is read and written in order.
@@ -99,9 +87,7 @@ async def retry_on_conflict(operation: Callable[[], Awaitable[T]], what: str) ->
     run it once more, on fresh data. A second conflict is raised."""
     try:
         return await operation()
-    except Exception as error:
-        if not is_conflict(error):
-            raise
+    except StaleDataError:
         log.warning("concurrent change while %s; trying once more", what)
     return await operation()
 
