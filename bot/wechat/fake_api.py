@@ -140,27 +140,30 @@ class FakeWeChatAPI:
         self._token = "FAKE" + secrets.token_hex(16)  # the previous token is now invalid
         return self._answer(call, {"access_token": self._token, "expires_in": self.token_ttl})
 
-    async def _custom_send(self, request: web.Request) -> web.Response:
+    async def _message_call(self, request: web.Request) -> tuple[dict[str, Any], web.Response | None]:
+        """Record a send; the refusal every message API gives (injected error, no touser), if any."""
         call = await self._record(request)
         error = self._error(call)
         if error:
-            return self._answer(call, error)
+            return call, self._answer(call, error)
         body = call["json"]
         if not isinstance(body, dict) or not body.get("touser"):
-            return self._answer(call, {"errcode": 40003, "errmsg": "invalid openid"})
-        if body.get("msgtype") == "text" and not call["text"]:
+            return call, self._answer(call, {"errcode": 40003, "errmsg": "invalid openid"})
+        return call, None
+
+    async def _custom_send(self, request: web.Request) -> web.Response:
+        call, refused = await self._message_call(request)
+        if refused:
+            return refused
+        if call["json"].get("msgtype") == "text" and not call["text"]:
             return self._answer(call, {"errcode": 44003, "errmsg": "empty news data"})
         return self._answer(call, {"errcode": 0, "errmsg": "ok"})
 
     async def _template_send(self, request: web.Request) -> web.Response:
-        call = await self._record(request)
-        error = self._error(call)
-        if error:
-            return self._answer(call, error)
-        body = call["json"]
-        if not isinstance(body, dict) or not body.get("touser"):
-            return self._answer(call, {"errcode": 40003, "errmsg": "invalid openid"})
-        if not body.get("template_id"):
+        call, refused = await self._message_call(request)
+        if refused:
+            return refused
+        if not call["json"].get("template_id"):
             return self._answer(call, {"errcode": 40037, "errmsg": "invalid template_id"})
         return self._answer(call, {"errcode": 0, "errmsg": "ok", "msgid": 200228332 + call["seq"]})
 

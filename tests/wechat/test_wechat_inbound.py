@@ -6,7 +6,7 @@ import pytest
 from bot.wechat.inbound import MalformedMessage, parse, to_inbound
 from bot.wechat.platform import image_xml, location_xml, voice_xml
 
-from wechat_samples import WECHAT_DATA, load_manifest
+from wechat_samples import BILLION_LAUGHS, EXTERNAL_ENTITY, WECHAT_DATA, load_manifest
 
 MANIFEST = load_manifest()
 KNOWN_KINDS = {"text", "image", "voice", "video", "shortvideo", "location", "link"}
@@ -112,21 +112,6 @@ def test_unknown_message_type_is_kept_not_raised() -> None:
     no_type = to_inbound("<xml><FromUserName>oX1234567890</FromUserName><CreateTime>1</CreateTime></xml>")
     assert no_type.kind == "unknown"
 
-
-BILLION_LAUGHS = """<?xml version="1.0"?>
-<!DOCTYPE lolz [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
-]>
-<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>
-<MsgType>text</MsgType><Content>&lol9;</Content><MsgId>1</MsgId></xml>"""
-
-EXTERNAL_ENTITY = """<?xml version="1.0"?>
-<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<xml><ToUserName>gh</ToUserName><FromUserName>o1</FromUserName><CreateTime>1</CreateTime>
-<MsgType>text</MsgType><Content>&xxe;</Content><MsgId>1</MsgId></xml>"""
 
 EXTERNAL_DTD = """<?xml version="1.0"?>
 <!DOCTYPE xml SYSTEM "http://127.0.0.1:1/evil.dtd">

@@ -17,7 +17,7 @@ from bot.webhook import DEDUPE_PREFIX, WEBHOOK_KEY, add_webhook_routes
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.platform import event_xml, message_xml, open_reply, sign, signed_request, text_xml, verify_query
 from storage.kv import MemoryKeyValueStore
-from wechat_samples import load_vectors
+from wechat_samples import BILLION_LAUGHS, EXTERNAL_ENTITY, load_vectors
 
 TOKEN = "testtoken"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -213,22 +213,6 @@ async def test_wrong_msg_signature_is_403(h: Harness) -> None:
     resp = await h.client.post("/wechat", params=req.query | {"msg_signature": "1" * 40}, data=req.body)
     assert resp.status == 403
     await _nothing_stored(h, "202")
-
-
-BILLION_LAUGHS = """<?xml version="1.0"?>
-<!DOCTYPE xml [
- <!ENTITY a "aaaaaaaaaa">
- <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
- <!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">
- <!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">
-]>
-<xml><ToUserName>gh</ToUserName><FromUserName>oX1234567890</FromUserName><CreateTime>1</CreateTime>
-<MsgType>text</MsgType><Content>&d;</Content><MsgId>203</MsgId></xml>"""
-
-EXTERNAL_ENTITY = """<?xml version="1.0"?>
-<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<xml><ToUserName>gh</ToUserName><FromUserName>oX1234567890</FromUserName><CreateTime>1</CreateTime>
-<MsgType>text</MsgType><Content>&xxe;</Content><MsgId>203</MsgId></xml>"""
 
 
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "aes"])
