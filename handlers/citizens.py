@@ -160,7 +160,6 @@ async def ticket_timeline_text(services: Services, openid: str, number: int) -> 
 
 async def add_citizen_note(services: Services, openid: str, number: int, text: str) -> str:
     """`#1024 <text>` from the citizen: kept on their own open ticket and passed to its deputy."""
-    texts = services.texts
     text = text.strip()[:1000]
     now = services.clock.now()
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain import Citizen, OutboxMessage, mask_openid
-from bot.ports import UnitOfWork, WeChatAPIError, WeChatGateway
+from bot.ports import WeChatAPIError, WeChatGateway
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
