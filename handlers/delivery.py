@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -349,6 +350,7 @@ class DeliveryWorker:
         self.batch = batch
         self._wake = asyncio.Event()
         self._stopping = False
+        self._last_sweep: float | None = None  # monotonic time of the last release_reachable sweep
         self._task: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
@@ -374,8 +376,13 @@ class DeliveryWorker:
                 await task
 
     async def run_once(self) -> int:
-        """Passes until nothing more is due now; returns how many messages were sent."""
-        await release_reachable(self.services)
+        """Passes until nothing more is due now; returns how many messages were sent. The safety
+        sweep over held messages runs at most once per `interval` (kicks after each commit come
+        far more often and the sweep reads every held row)."""
+        now = time.monotonic()
+        if self._last_sweep is None or now - self._last_sweep >= self.interval:
+            self._last_sweep = now
+            await release_reachable(self.services)
         sent = 0
         while True:
             result = await _deliver_pass(self.services, self.gateway, self.batch)

@@ -315,6 +315,22 @@ async def test_a_lost_held_mark_is_made_up_for_by_the_next_delivery_run() -> Non
     assert [s.channel for s in gateway.sent] == ["customer_service"]
 
 
+async def test_the_held_sweep_runs_once_per_interval_not_on_every_kick() -> None:
+    services, gateway = make_services(), RecordingGateway()
+    worker = DeliveryWorker(services, gateway, interval=3600)
+    assert await worker.run_once() == 0  # the first run sweeps (nothing held yet)
+    await add(services)
+    await deliver_due(services, gateway)
+    await services.kv.delete(held_key(CITIZEN))  # a lost mark: only the sweep can find it
+    await record_inbound(services, CITIZEN)
+
+    assert await worker.run_once() == 0  # a kick within the interval: no sweep
+    assert await statuses(services) == ["held"]
+    worker.interval = 0  # the interval has passed
+    assert await worker.run_once() == 1
+    assert await statuses(services) == ["sent"]
+
+
 async def test_user_who_left_is_held() -> None:
     services, gateway = make_services(templates=True), RecordingGateway()
     await add(services)
