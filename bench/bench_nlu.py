@@ -5,7 +5,8 @@ quality side by side with Rasa DIET models trained on the same data in the same 
 
 Rasa part (skipped, and said so, when <repo>/.rasa-venv is missing): trains an intent model on
 nlu/data with nlu/config.yml and a category model on the same category data the embedded engine
-uses (tipdm2020 split=dev, truncated to --truncate characters, plus nlu/categories), serves each
+uses (tipdm2020 split=dev, truncated to --truncate characters, plus nlu/categories and the board's
+label taxonomy), serves each
 on a free loopback port, evaluates both on the same test sets, stops them."""
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ def _write_category_yaml(path: Path, truncate: int) -> None:
         by_label.setdefault(label, []).append(text[:truncate])
     for e in nd.load_rasa_examples(nd.CATEGORIES_FILE):
         by_label.setdefault(e.label, []).append(e.text)
+    for text, label in nd.read_taxonomy(by_label):
+        by_label[label].append(text)
     for label, texts in by_label.items():
         lines += [f"- intent: {label}", "  examples: |"]
         lines += ["    - " + t.replace("\n", " ").replace("[", "【").replace("]", "】") for t in texts]

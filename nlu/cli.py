@@ -75,7 +75,8 @@ def parse_cmd(backend: str | None, rasa_url: str | None) -> None:
 
 
 def _evaluate(parse, name: str, limit: int | None):
-    """Category test split, held-out intent set, smp2017 off-topic rate with one parse function."""
+    """Category test split and short category set, held-out intent set, smp2017 off-topic rate with
+    one parse function."""
     from nlu import data as nd
     from nlu.evaluate import percentiles, score, timed
 
@@ -89,6 +90,12 @@ def _evaluate(parse, name: str, limit: int | None):
         reports.append(rep)
     else:
         click.echo(f"(no {nd.tipdm_csv()}: category evaluation skipped)", err=True)
+    short = nd.load_rasa_examples(nd.TEST_CATEGORIES_FILE)[:limit]
+    out, lat = timed(parse, [e.text for e in short])
+    rep = score(f"{name} · category · nlu/test_categories.yml (short chat reports)", [e.label for e in short],
+                [o.get("category", {}).get("name", "") for o in out])
+    rep.latency_ms = percentiles(lat)
+    reports.append(rep)
     ex = nd.load_rasa_examples(nd.TEST_INTENTS_FILE)[:limit]
     out, lat = timed(parse, [e.text for e in ex])
     rep = score(f"{name} · intent · nlu/test_intents.yml", [e.label for e in ex], [o["intent"]["name"] for o in out])

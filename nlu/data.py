@@ -19,6 +19,7 @@ NLU_FILE = DATA_DIR / "nlu.yml"
 CATEGORIES_FILE = NLU_DIR / "categories" / "categories.yml"  # a separate Rasa model, not in data/
 PLACES_FILE = DATA_DIR / "places.yml"
 TEST_INTENTS_FILE = NLU_DIR / "test_intents.yml"
+TEST_CATEGORIES_FILE = NLU_DIR / "test_categories.yml"  # short chat-style reports, held out
 STATIONS_CSV = REPO_ROOT / "config" / "demo" / "stations.csv"
 JIEBA_DICT_DIR = NLU_DIR / "rasa" / "jieba"
 
@@ -34,6 +35,10 @@ def shared_data_dir() -> Path:
 
 def tipdm_csv() -> Path:
     return shared_data_dir() / "tipdm2020" / "messages_7class.csv"
+
+
+def taxonomy_csv() -> Path:
+    return shared_data_dir() / "tipdm2020" / "label_taxonomy.csv"
 
 
 def smp2017_tsv() -> Path:
@@ -215,6 +220,24 @@ def read_tipdm(split: str | None = None, path: Path | None = None) -> list[tuple
         return [(r["text"], r["一级标签"]) for r in csv.DictReader(fh) if split is None or r["split"] == split]
 
 
+def read_taxonomy(categories: Iterable[str], path: Path | None = None) -> list[tuple[str, str]]:
+    """The message board's own label taxonomy as short (text, category) examples: second and third
+    level names of each top-level class we use, e.g. ("出租车管理网约车问题", "交通运输"); "其他"
+    levels are left out. [] when the shared data is absent."""
+    path = path or taxonomy_csv()
+    if not path.exists():
+        return []
+    wanted = set(categories)
+    rows: list[tuple[str, str]] = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        for r in csv.DictReader(fh):
+            top = r["一级分类"]
+            text = "".join(x for x in (r["二级分类"], r["三级分类"]) if x != "其他")
+            if top in wanted and text:
+                rows.append((text, top))
+    return rows
+
+
 def read_smp2017(path: Path | None = None) -> list[tuple[str, str]]:
     path = path or smp2017_tsv()
     if not path.exists():
@@ -244,9 +267,9 @@ def training_hash(extra: Iterable[str] = ()) -> str:
     for path in [*intent_files(), CATEGORIES_FILE, PLACES_FILE]:
         h.update(path.name.encode())
         h.update(path.read_bytes() if path.exists() else b"-")
-    csv_path = tipdm_csv()
     # only the dev split is trained on, but hashing the whole file is simpler and just as safe
-    h.update(csv_path.read_bytes() if csv_path.exists() else b"no-tipdm")
+    for csv_path in (tipdm_csv(), taxonomy_csv()):
+        h.update(csv_path.read_bytes() if csv_path.exists() else b"absent")
     for item in extra:
         h.update(item.encode())
     return h.hexdigest()[:16]

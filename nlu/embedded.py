@@ -25,7 +25,7 @@ from nlu.text import MAX_CLASSIFY_CHARS, WORD_PREFIX, build_table, features, nor
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "emb-3"
+ENGINE_VERSION = "emb-4"
 CACHE_DIR = nd.REPO_ROOT / ".nlu-cache"
 INTENTS = ("greet", "goodbye", "thanks", "affirm", "deny", "cancel", "report_issue", "check_status",
            "ask_schedule", "ask_deputy", "ask_scope", "petition", "emergency", "legislative_opinion",
@@ -229,7 +229,7 @@ def _empty_result(text: str, entities: list[dict[str, Any]] | None = None) -> di
 CIVIC_PRIOR = 1.5
 CIVIC_PRIOR_MAX_CHARS = 20
 CIVIC_MIN_DF = 2
-CIVIC_RATIO = 2.0
+CIVIC_RATIO = 3.0
 
 
 def is_short_and_not_civic(norm: str, feats: Any, civic: frozenset[str]) -> bool:
@@ -270,8 +270,8 @@ CIVIC_LABELS = ("report_issue", "emergency", "petition", "legislative_opinion", 
 
 
 # --- training ------------------------------------------------------------------------------------
-def _docs_counts(texts: list[str], table: dict[int, int]) -> list[Counter[str]]:
-    return [Counter(features(normalize(t, table))) for t in texts]
+def _docs_counts(texts: list[str], table: dict[int, int], title: bool = True) -> list[Counter[str]]:
+    return [Counter(features(normalize(t, table), title)) for t in texts]
 
 
 def _matrix(docs: list[Counter[str]], vocab: dict[str, int], idf: np.ndarray):
@@ -420,6 +420,7 @@ def _train_head(docs, y, labels, vocab, sample_weight=None, nb_weight: float = 0
 # cross-validation on the dev split only (python -m nlu.tune), never on the test split.
 CATEGORY_NB_WEIGHT = 0.0  # CV on dev: naive Bayes on words lowered macro-F1 (0.881 → 0.843 at 1.0)
 CATEGORY_EXAMPLE_WEIGHT = 0.5  # short chat-style examples beside the real letters (CV on dev: 0.5 > 1 > 2)
+CATEGORY_TAXONOMY_WEIGHT = 0.5  # the board's label names as examples (CV on dev: letters +0.002, short +0.04)
 CATEGORY_C = 0.5  # LinearSVC C of the category head (CV on dev: 1.0 0.881, 0.5 0.878, 0.25 0.879: noise)
 TIPDM_INTENT_WEIGHT = 0.15  # real letters as report_issue examples: teach the style, do not swamp
 
@@ -440,6 +441,7 @@ def train(data_hash: str | None = None) -> Model:
     intent_ex = nd.load_intent_examples()
     cat_ex = nd.load_rasa_examples(nd.CATEGORIES_FILE)
     tipdm = nd.read_tipdm("dev")
+    taxonomy = nd.read_taxonomy(CATEGORIES)
 
     # intents: the YAML; short category examples and the real letters are reports too
     i_texts = [e.text for e in intent_ex]
@@ -453,12 +455,13 @@ def train(data_hash: str | None = None) -> Model:
         i_texts.append(text[:MAX_CLASSIFY_CHARS])
         i_y.append("report_issue")
         i_w.append(TIPDM_INTENT_WEIGHT)
-    # categories: real letters (dev split only) + the short chat-style examples
-    c_texts = [t for t, _ in tipdm] + [e.text for e in cat_ex]
-    c_y = [c for _, c in tipdm] + [e.label for e in cat_ex]
-    c_w = [1.0] * len(tipdm) + [CATEGORY_EXAMPLE_WEIGHT if tipdm else 1.0] * len(cat_ex)
+    # categories: real letters (dev split only) + the short chat-style examples + the board's taxonomy
+    c_texts = [t for t, _ in tipdm] + [e.text for e in cat_ex] + [t for t, _ in taxonomy]
+    c_y = [c for _, c in tipdm] + [e.label for e in cat_ex] + [c for _, c in taxonomy]
+    c_w = ([1.0] * len(tipdm) + [CATEGORY_EXAMPLE_WEIGHT if tipdm else 1.0] * len(cat_ex)
+           + [CATEGORY_TAXONOMY_WEIGHT] * len(taxonomy))
 
-    i_docs = _docs_counts(i_texts, table)
+    i_docs = _docs_counts(i_texts, table, title=False)
     c_docs = _docs_counts(c_texts, table)
     # vocabulary: everything from the hand-written examples; n-grams seen twice in the letters
     grams = category_vocab(c_docs[: len(tipdm)], c_docs[len(tipdm) :])
@@ -475,7 +478,8 @@ def train(data_hash: str | None = None) -> Model:
                           [d for d, y in zip(i_docs[:n_hand], i_y) if y == "out_of_scope"])
     return Model(ENGINE_VERSION, data_hash or nd.training_hash(_code_version()), vocab, intent_head,
                  category_head, table, places,
-                 {"intent_examples": len(intent_ex), "category_examples": len(cat_ex), "tipdm_dev": len(tipdm)},
+                 {"intent_examples": len(intent_ex), "category_examples": len(cat_ex), "tipdm_dev": len(tipdm),
+                  "taxonomy": len(taxonomy)},
                  civic)
 
 

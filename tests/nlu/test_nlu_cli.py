@@ -33,3 +33,18 @@ def test_importing_the_cli_trains_nothing():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=nd.REPO_ROOT,
                           timeout=60)
     assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_eval_reports_every_test_set_with_metrics(nlu):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, "eval", "--limit", "30", "--json"], capture_output=True,
+                          text=True, encoding="utf-8", cwd=nd.REPO_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    reports = {r["name"]: r for r in json.loads(proc.stdout)}
+    short = reports["embedded · category · nlu/test_categories.yml (short chat reports)"]
+    intents = reports["embedded · intent · nlu/test_intents.yml"]
+    assert short["n"] == 30 and intents["n"] == 30
+    for rep in (short, intents):
+        assert 0.0 <= rep["macro_f1"] <= 1.0 and rep["per_label"] and rep["latency_ms"]["p99"] > 0
+    assert 0.0 <= intents["report_issue recall"] <= 1.0
+    if nd.read_tipdm("test"):
+        assert reports["embedded · category · tipdm2020 split=test"]["n"] == 30

@@ -218,3 +218,27 @@ def test_entity_quick_rejects_never_skip_a_match():
         for pattern, cue in ((E._PHONE, E._NEEDS_DIGIT), (E._TICKET, E._NEEDS_DIGIT), (E._DATE, E._DATE_CUE),
                              (E._TIME, E._TIME_CUE)):
             assert not pattern.search(t) or cue.search(t), (t, pattern.pattern[:20])
+
+
+def test_title_features_mark_the_opening_of_a_letter():
+    from nlu.text import TITLE_CHARS, TITLE_PREFIX, features, normalize, title_features, words
+
+    letter = normalize("某路公交车站撤了以后，我们附近几个村子的老人出门看病买菜都很难"
+                       + "尊敬的领导:我们小区居民每天上班都要走很远。" * 5)
+    opening = "".join(letter[:TITLE_CHARS].split())
+    title = [f[len(TITLE_PREFIX):] for f in features(letter) if f.startswith(TITLE_PREFIX)]
+    assert "公交" in title and "公交车" in title
+    assert all(f in opening for f in title)  # nothing from beyond the opening
+    assert not any("领导" in f for f in title)
+    short = normalize("公交车站撤了")  # the whole text is its title: the words are reused, not cut again
+    assert title_features(short, words(short)) == title_features(short)
+
+
+def test_only_the_category_head_weighs_title_features(nlu):
+    from nlu.text import TITLE_PREFIX
+
+    model = nlu.model
+    title_ids = [i for g, i in model.vocab.items() if g.startswith(TITLE_PREFIX)]
+    assert title_ids
+    assert not model.intent.parts[0].idf[title_ids].any()
+    assert model.category.parts[0].idf[title_ids].any()
