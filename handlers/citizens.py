@@ -8,7 +8,7 @@ from datetime import datetime
 
 from bot.domain import Citizen, DomainError, OutboxMessage, Station, Ticket, TicketEvent, mask_openid
 from bot.ports import UnitOfWork
-from handlers.notify import shorten
+from handlers.notify import relay_refusal, shorten
 from handlers.services import Services, lookup_remembering_misses
 from handlers.tickets import retry_on_conflict
 
@@ -160,7 +160,9 @@ async def ticket_timeline_text(services: Services, openid: str, number: int) -> 
 
 async def add_citizen_note(services: Services, openid: str, number: int, text: str) -> str:
     """`#1024 <text>` from the citizen: kept on their own open ticket and passed to its deputy."""
-    text = text.strip()[:1000]
+    text = text.strip()
+    if refusal := relay_refusal(services.texts, number, text):
+        return refusal
     now = services.clock.now()
 
     async def note() -> str:

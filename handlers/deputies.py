@@ -280,6 +280,8 @@ async def _run_once(services: Services, deputy: Deputy, number: int, operation: 
 
 async def _accept(services: Services, deputy: Deputy, number: int, said: str = "") -> str:
     texts, now = services.texts, services.clock.now()
+    if said and (refusal := notify.relay_refusal(texts, number, said)):
+        return refusal
 
     async def operation(uow: UnitOfWork, ticket: Ticket) -> _Outcome:
         ticket.accept(deputy.code, now)
@@ -305,6 +307,8 @@ async def _relay_or_show(services: Services, deputy: Deputy, number: int, said: 
         # `#1024` alone: the deputy's own ticket in detail; anything else is the citizen
         # dialogue's business (it shows a citizen their ticket)
         return _detail(services, ticket) if ticket.deputy_code == deputy.code else None
+    if refusal := notify.relay_refusal(texts, number, said):
+        return refusal
 
     async def operation(uow: UnitOfWork, ticket: Ticket) -> _Outcome:
         # replying before 受理 accepts the ticket too; the citizen gets the one reply message
@@ -318,6 +322,8 @@ async def _relay_or_show(services: Services, deputy: Deputy, number: int, said: 
 
 async def _resolve(services: Services, deputy: Deputy, number: int, result: str) -> str:
     texts, now = services.texts, services.clock.now()
+    if refusal := notify.relay_refusal(texts, number, result):
+        return refusal
 
     async def operation(uow: UnitOfWork, ticket: Ticket) -> _Outcome:
         ticket.resolve(deputy.code, result, now)

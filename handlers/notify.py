@@ -26,6 +26,18 @@ _TEMPLATE_VALUE_MAX = 20
 # WeChat takes at most 2048 bytes in a passive reply or a customer-service text (~680 Chinese
 # characters): a citizen's details (up to 2000 characters) are cut to this in what deputies read.
 DETAILS_MAX = 200
+# Free text passed on between a citizen and a deputy (a reply, a result, a note) goes out whole or
+# not at all: longer than this (UTF-8 bytes, ~600 Chinese characters, leaving room for our wording
+# around it) and the sender is asked to split it, so nothing is cut or fails at WeChat later.
+RELAY_MAX_BYTES = 1800
+RELAY_MAX_CHARS = RELAY_MAX_BYTES // 3  # what the sender is told, in characters
+
+
+def relay_refusal(texts: Texts, number: int, text: str) -> str | None:
+    """The answer for a relayed text too long for one WeChat message, else None."""
+    if len(text.encode("utf-8")) <= RELAY_MAX_BYTES:
+        return None
+    return texts.get("relay_too_long", number=number, count=len(text), limit=RELAY_MAX_CHARS)
 
 
 def shorten(text: str, limit: int = _TEMPLATE_VALUE_MAX) -> str:

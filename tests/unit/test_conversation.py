@@ -482,6 +482,20 @@ async def test_a_citizen_answers_the_deputy_on_their_own_ticket(world: World) ->
     assert await w.say(f"#{ticket.number} 谢谢") == w.t("citizen_note_closed", number=ticket.number)
 
 
+async def test_a_note_too_long_for_one_message_is_refused_whole(world: World) -> None:
+    from handlers.notify import RELAY_MAX_CHARS
+
+    w = world
+    ticket = await file_report(w)
+    sent_before = await w.outbox_to(DEPUTY_OPENID)
+    too_long = "灯杆在村委会门口往东第三根。" * (RELAY_MAX_CHARS // 14 + 1)
+    assert await w.say(f"#{ticket.number} {too_long}") == w.t(
+        "relay_too_long", number=ticket.number, count=len(too_long), limit=RELAY_MAX_CHARS)
+    assert await w.outbox_to(DEPUTY_OPENID) == sent_before
+    async with w.uow() as uow:
+        assert [e for e in (await uow.tickets.get(ticket.number)).events if e.kind == "citizen_note"] == []
+
+
 async def test_rating_words(world: World) -> None:
     w = world
     ticket = await file_report(w, where="松陵街道 永康社区")

@@ -554,3 +554,22 @@ async def test_deputy_command_words_come_from_the_texts(one_ticket: tuple[Servic
     assert await handle_deputy_message(services, WANG, "我的工单") is None
     assert await handle_deputy_message(services, WANG, "说明书") == services.texts.get("deputy_help")
     assert await handle_deputy_message(services, WANG, "受理") == services.texts.get("deputy_need_number", example="受理 #7")
+
+
+# --- texts too long for one WeChat message ------------------------------------------------------
+@pytest.mark.parametrize("command", ["#{n} {text}", "受理 #{n} {text}", "办结 #{n} {text}"])
+async def test_a_reply_too_long_for_one_message_is_refused_whole(one_ticket: tuple[Services, int],
+                                                                 command: str) -> None:
+    from handlers.notify import RELAY_MAX_CHARS
+
+    services, n = one_ticket
+    before = await snapshot(services, n)
+    too_long = "明天上午我去现场看一下情况。" * (RELAY_MAX_CHARS // 14 + 1)
+    reply = await handle_deputy_message(services, WANG, command.format(n=n, text=too_long))
+    assert reply == services.texts.get("relay_too_long", number=n, count=len(too_long), limit=RELAY_MAX_CHARS)
+    assert await snapshot(services, n) == before  # nothing cut, nothing sent, nothing changed
+
+    fits = "明天上午我去现场看一下情况。" * (RELAY_MAX_CHARS // 14)
+    assert await handle_deputy_message(services, WANG, command.format(n=n, text=fits)) != reply
+    citizen = [m for m in await outbox(services) if m.recipient_openid == CITIZEN]
+    assert fits in citizen[-1].text and len(citizen[-1].text.encode()) <= 2048
