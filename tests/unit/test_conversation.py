@@ -393,6 +393,22 @@ async def test_questions_mid_form_are_answered_and_the_form_stays_open(world: Wo
     assert len(await w.tickets()) == 2
 
 
+async def test_a_report_that_may_be_an_emergency_starts_with_the_hotlines(world: World) -> None:
+    from handlers.conversation import EMERGENCY_HINT_MIN
+
+    w = world
+    w.nlu.on("孩子放学一直没回家，急", "report_issue", ranking=("emergency",))
+    reply = await w.say("孩子放学一直没回家，急")
+    assert reply.startswith(w.t("form_emergency_hint")) and w.t("form_started") in reply
+    assert await w.form() is not None  # the report is still taken down
+    await w.say("取消")
+
+    w.nlu.on("村口的路灯坏了", "report_issue", ranking=("emergency",))
+    w.nlu.script["村口的路灯坏了"]["intent_ranking"][1]["confidence"] = EMERGENCY_HINT_MIN / 2
+    reply = await w.say("村口的路灯坏了")
+    assert w.t("form_emergency_hint") not in reply and reply.startswith(w.t("form_started"))
+
+
 async def test_unsupported_messages_mid_form(world: World) -> None:
     await world.say("我们村口的路灯坏了一个星期了")
     reply = await world.send(kind="video", media_id="VID")
