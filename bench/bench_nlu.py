@@ -6,8 +6,8 @@ quality side by side with Rasa DIET models trained on the same data in the same 
 Rasa part (skipped, and said so, when <repo>/.rasa-venv is missing): trains an intent model on
 nlu/data with nlu/config.yml and a category model on the same category data the embedded engine
 uses (tipdm2020 split=dev, truncated to --truncate characters, plus nlu/categories and the board's
-label taxonomy), serves each
-on a free loopback port, evaluates both on the same test sets, stops them."""
+label taxonomy), serves each on a free loopback port, evaluates both on the same test sets, stops
+them."""
 from __future__ import annotations
 
 import argparse
