@@ -280,7 +280,7 @@ async def _run_once(services: Services, deputy: Deputy, number: int, operation: 
 
 async def _accept(services: Services, deputy: Deputy, number: int, said: str = "") -> str:
     texts, now = services.texts, services.clock.now()
-    if said and (refusal := notify.relay_refusal(texts, number, said)):
+    if refusal := notify.relay_refusal(texts, number, said):  # nothing said: never refused
         return refusal
 
     async def operation(uow: UnitOfWork, ticket: Ticket) -> _Outcome:

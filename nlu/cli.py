@@ -80,22 +80,21 @@ def _evaluate(parse, name: str, limit: int | None):
     from nlu import data as nd
     from nlu.evaluate import percentiles, score, timed
 
+    def categories(test_set: str, rows: list[tuple[str, str]]):
+        out, lat = timed(parse, [t for t, _ in rows])
+        rep = score(f"{name} · category · {test_set}", [c for _, c in rows],
+                    [o.get("category", {}).get("name", "") for o in out])
+        rep.latency_ms = percentiles(lat)
+        return rep
+
     reports = []
     tipdm = nd.read_tipdm("test")[:limit]
     if tipdm:
-        out, lat = timed(parse, [t for t, _ in tipdm])
-        rep = score(f"{name} · category · tipdm2020 split=test", [c for _, c in tipdm],
-                    [o.get("category", {}).get("name", "") for o in out])
-        rep.latency_ms = percentiles(lat)
-        reports.append(rep)
+        reports.append(categories("tipdm2020 split=test", tipdm))
     else:
         click.echo(f"(no {nd.tipdm_csv()}: category evaluation skipped)", err=True)
     short = nd.load_rasa_examples(nd.TEST_CATEGORIES_FILE)[:limit]
-    out, lat = timed(parse, [e.text for e in short])
-    rep = score(f"{name} · category · nlu/test_categories.yml (short chat reports)", [e.label for e in short],
-                [o.get("category", {}).get("name", "") for o in out])
-    rep.latency_ms = percentiles(lat)
-    reports.append(rep)
+    reports.append(categories("nlu/test_categories.yml (short chat reports)", [(e.text, e.label) for e in short]))
     ex = nd.load_rasa_examples(nd.TEST_INTENTS_FILE)[:limit]
     out, lat = timed(parse, [e.text for e in ex])
     rep = score(f"{name} · intent · nlu/test_intents.yml", [e.label for e in ex], [o["intent"]["name"] for o in out])
