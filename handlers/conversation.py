@@ -54,6 +54,11 @@ _VOICE_NOT_REPORT = {
     "greet", "goodbye", "thanks", "check_status", "ask_schedule", "ask_deputy", "ask_scope",
     "petition", "emergency", "rate", "cancel",
 }
+# intents whose answer is always the same text
+_FIXED_REPLIES = {
+    "petition": "citizen_petition", "emergency": "citizen_emergency", "ask_schedule": "citizen_schedule",
+    "out_of_scope": "citizen_out_of_scope", "thanks": "citizen_thanks_reply", "goodbye": "citizen_goodbye",
+}
 # intents answered mid-form when the text does not answer the question
 _DIGRESSIONS = {
     "greet", "goodbye", "thanks", "check_status", "ask_schedule", "ask_deputy", "ask_scope",
@@ -290,25 +295,13 @@ class Conversation:
             if number is not None:
                 return await citizens.ticket_timeline_text(self.services, openid, number)
             return await citizens.my_tickets_text(self.services, openid)
-        if intent == "petition":
-            return self.texts.get("citizen_petition")
-        if intent == "emergency":
-            return self.texts.get("citizen_emergency")
-        if intent == "ask_schedule":
-            return self.texts.get("citizen_schedule")
         if intent == "ask_deputy":
             station = await citizens.bound_station(self.services, openid)
             if station:
                 return self.texts.get("citizen_ask_deputy_station", station=station.name)
             return self.texts.get("citizen_ask_deputy")
-        if intent == "out_of_scope":
-            return self.texts.get("citizen_out_of_scope")
-        if intent == "thanks":
-            return self.texts.get("citizen_thanks_reply")
-        if intent == "goodbye":
-            return self.texts.get("citizen_goodbye")
         # greet, ask_scope, nlu_fallback, affirm, deny and anything new: what you can do here
-        return self.texts.get("citizen_help")
+        return self.texts.get(_FIXED_REPLIES.get(intent, "citizen_help"))
 
     # --- the report form -------------------------------------------------------------------------
     async def _start_form(
