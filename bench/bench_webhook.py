@@ -101,7 +101,7 @@ async def serve_full(port: int, store: str) -> None:
 
     from aiohttp import web
 
-    from bot.app import BotApp
+    from bot.bootstrap import BotApp
     from bot.demo import DEMO_DIR
     from bot.settings import Settings
     from bot.wechat.fake_api import FakeWeChatAPI

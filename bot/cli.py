@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,27 +14,13 @@ from rich.table import Table
 from bot.settings import PROJECT_ROOT, Settings
 from bot.texts import default_texts
 
-T = TypeVar("T")
+R = TypeVar("R")
 console = Console()
 T = default_texts().get  # command help is shown to staff: Chinese, from config/texts/cli.yaml
 
 
-def _run(coro: Awaitable[T]) -> T:
+def _run(coro: Awaitable[R]) -> R:
     return asyncio.run(coro)  # type: ignore[arg-type]
-
-
-@asynccontextmanager
-async def _storage(settings: Settings) -> AsyncIterator[Callable]:
-    """The unit-of-work factory on an up-to-date schema, so staff need no separate migrate step."""
-    from storage.migrate import upgrade
-    from storage.sql import SqlUnitOfWorkFactory
-
-    await asyncio.to_thread(upgrade, settings.database_url)
-    factory = SqlUnitOfWorkFactory(settings.database_url)
-    try:
-        yield factory
-    finally:
-        await factory.dispose()
 
 
 @click.group(help=T("cli_help_main"))
@@ -55,7 +40,7 @@ def main(verbose: bool) -> None:
 def serve(host: str | None, port: int | None) -> None:
     from aiohttp import web
 
-    from bot.app import BotApp, PathOnlyAccessLogger
+    from bot.bootstrap import BotApp, PathOnlyAccessLogger
 
     settings = Settings()
     bot = BotApp(settings)
@@ -106,12 +91,13 @@ def db_upgrade() -> None:
 @click.argument("kind", type=click.Choice(["stations", "deputies", "duty"]))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_(kind: str, file: Path) -> None:
+    from bot.bootstrap import open_storage
     from storage.importer import import_file
 
     texts = default_texts()
 
     async def go():
-        async with _storage(Settings()) as uow_factory:
+        async with open_storage(Settings()) as uow_factory:
             return await import_file(uow_factory, kind, file)
 
     report = _run(go())
@@ -134,19 +120,20 @@ def deputy() -> None:
 @deputy.command("bind-code", help=T("cli_help_bind_code"))
 @click.argument("deputy_code")
 def bind_code(deputy_code: str) -> None:
-    from bot.domain import DomainError
-    from bot.ports import SystemClock
+    from bot.bootstrap import build_services, open_storage
+    from bot.core.clock import SystemClock
+    from bot.core.errors import DomainError
     from handlers.deputies import create_bind_code
-    from handlers.services import Services
     from storage.kv import MemoryKeyValueStore
 
     texts = default_texts()
     settings = Settings()
 
     async def go() -> str:
-        async with _storage(settings) as uow_factory:
-            services = Services(uow=uow_factory, kv=MemoryKeyValueStore(), nlu=None,  # type: ignore[arg-type]
-                                clock=SystemClock(), settings=settings, texts=texts)
+        clock = SystemClock()
+        async with open_storage(settings, clock) as uow_factory:
+            services = build_services(settings, uow=uow_factory, kv=MemoryKeyValueStore(),
+                                      nlu=None, clock=clock, texts=texts)  # type: ignore[arg-type]
             return await create_bind_code(services, deputy_code)
 
     try:
@@ -160,13 +147,15 @@ def bind_code(deputy_code: str) -> None:
 @main.command(help=T("cli_help_outbox"))
 @click.option("--all", "show_all", is_flag=True, help=T("cli_opt_outbox_all"))
 def outbox(show_all: bool) -> None:
-    from bot.domain import mask_openid
+    from bot.bootstrap import open_storage
+    from bot.core.outbound import UNDELIVERED, OutboxStatus
+    from bot.core.privacy import mask_openid
 
     texts = default_texts()
-    statuses = ("pending", "held", "failed", "sent") if show_all else ("pending", "held", "failed")
+    statuses = (*UNDELIVERED, OutboxStatus.SENT) if show_all else UNDELIVERED
 
     async def go():
-        async with _storage(Settings()) as uow_factory:
+        async with open_storage(Settings()) as uow_factory:
             async with uow_factory() as uow:
                 return await uow.outbox.list(statuses)
 
@@ -207,6 +196,7 @@ def qrcode_deputy(code: str, out: Path | None) -> None:
 def _save_qrcode(kind: str, code: str, out: Path | None) -> None:
     import aiohttp
 
+    from bot.bootstrap import open_storage
     from bot.wechat.gateway import HttpWeChatGateway
     from storage.kv import build_kv
 
@@ -215,7 +205,7 @@ def _save_qrcode(kind: str, code: str, out: Path | None) -> None:
     out = out or PROJECT_ROOT / "var" / f"qrcode-{kind}-{code}.png"
 
     async def go() -> bytes:
-        async with _storage(settings) as uow_factory:
+        async with open_storage(settings) as uow_factory:
             async with uow_factory() as uow:
                 repo = uow.stations if kind == "station" else uow.deputies
                 if await repo.get(code) is None:

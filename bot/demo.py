@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.app import BotApp, PathOnlyAccessLogger
+from bot.bootstrap import BotApp, PathOnlyAccessLogger
 from bot.settings import CONFIG_DIR, PROJECT_ROOT, Settings
 from bot.texts import default_texts
 

@@ -14,9 +14,10 @@ from typing import Any
 from aiohttp import web
 from wechatpy.replies import TextReply
 
-from bot.domain import mask_openid
-from bot.messages import Inbound
-from bot.ports import KeyValueStore
+from bot.core import keys
+from bot.core.inbound import Inbound
+from bot.core.ports import KeyValueStore
+from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
 from bot.wechat.crypto import DecryptError, InvalidSignature, MessageCrypto, verify_signature
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 Handle = Callable[[Inbound], Awaitable[str | None]]
 PushLate = Callable[[Inbound, str], Awaitable[None]]
 
-DEDUPE_PREFIX = "wechat:dedupe:"
 SUCCESS = "success"  # WeChat's "received, no passive reply"
 # Values under the dedupe key: what a retry of the same message gets.
 _PENDING = "p"  # handler running (or went past the deadline: its reply is pushed)
@@ -114,7 +114,7 @@ class WeChatWebhook:
 
     async def _reply_for(self, inbound: Inbound) -> str | None:
         """The passive reply text, or None for `success`. Runs the handler at most once."""
-        key = DEDUPE_PREFIX + inbound.dedupe_key
+        key = keys.DEDUPE_PREFIX + inbound.dedupe_key
         ttl = self._settings.dedupe_ttl
         if not await self._kv.set_if_absent(key, _PENDING, ttl):
             known = await self._kv.get(key)

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain import CATEGORIES, Attachment
+from bot.core.tickets import CATEGORIES, Attachment
 from bot.texts import Texts
 from dialogues.words import Words, bare, normalize
 

@@ -6,19 +6,21 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from bot.domain import Citizen, DomainError, OutboxMessage, Station, Ticket, TicketEvent, mask_openid
-from bot.ports import UnitOfWork
-from handlers.notify import relay_refusal, shorten
-from handlers.services import Services, lookup_remembering_misses
-from handlers.tickets import retry_on_conflict
+from bot.core import keys
+from bot.core.errors import DomainError
+from bot.core.people import Citizen, Station
+from bot.core.ports import UnitOfWork
+from bot.core.privacy import mask_openid
+from bot.core.tickets import CITIZEN, SYSTEM, Ticket, TicketStatus, TimelineKind
+from handlers.notify import HEADING_SUMMARY_MAX, relay_refusal, shorten
+from handlers.services import Services, lookup_remembering_misses, retry_on_conflict
 
 log = logging.getLogger(__name__)
 
 LIST_LIMIT = 10  # a chat bubble, not a report: the newest ten
-LIST_SUMMARY_MAX = 20
 # WeChat cuts a passive reply at 2048 bytes (~680 Chinese characters): keep timelines short
-TIMELINE_EVENTS_MAX = 8
-EVENT_TEXT_MAX = 80
+TIMELINE_ENTRIES_MAX = 8
+ENTRY_TEXT_MAX = 80
 
 
 def _scene_target(scene: str) -> tuple[str, str] | None:
@@ -53,7 +55,7 @@ async def bind_station_by_scene(services: Services, openid: str, scene: str) -> 
             station = await uow.stations.get(station_code) if station_code else None
             if station:
                 citizen.station_code = station.code
-                await services.kv.delete(no_station_key(openid))
+                await services.kv.delete(keys.no_station(openid))
             else:
                 log.info("unknown QR scene %r from %s", scene, mask_openid(openid))
         await uow.citizens.save(citizen)
@@ -74,10 +76,6 @@ async def mark_unsubscribed(services: Services, openid: str) -> None:
 NO_STATION_TTL = 24 * 3600  # seconds
 
 
-def no_station_key(openid: str) -> str:
-    return f"no-station:{openid}"
-
-
 async def bound_station(services: Services, openid: str) -> Station | None:
     """The station bound by the citizen's QR scan (bind_station_by_scene forgets a remembered miss)."""
 
@@ -86,7 +84,7 @@ async def bound_station(services: Services, openid: str) -> Station | None:
             citizen = await uow.citizens.get(openid)
             return await uow.stations.get(citizen.station_code) if citizen and citizen.station_code else None
 
-    return await lookup_remembering_misses(services.kv, no_station_key(openid), NO_STATION_TTL, load)
+    return await lookup_remembering_misses(services.kv, keys.no_station(openid), NO_STATION_TTL, load)
 
 
 # --- my tickets ---------------------------------------------------------------------------------
@@ -106,7 +104,7 @@ async def my_tickets_text(services: Services, openid: str) -> str:
             texts.get(
                 "citizen_ticket_line",
                 number=ticket.number,
-                summary=shorten(ticket.summary, LIST_SUMMARY_MAX),
+                summary=shorten(ticket.summary),
                 status=_status(services, ticket),
             )
         )
@@ -125,10 +123,11 @@ async def ticket_timeline_text(services: Services, openid: str, number: int) -> 
         ticket = await uow.tickets.get(number)
         if ticket is None or ticket.citizen_openid != openid:
             return texts.get("citizen_ticket_not_found", number=number)
-        codes = {e.actor for e in ticket.events} | {e.text for e in ticket.events if e.kind == "transferred"}
+        codes = {e.actor for e in ticket.timeline}
+        codes |= {e.text for e in ticket.timeline if e.kind is TimelineKind.TRANSFERRED}
         names: dict[str, str] = {}
         for code in codes:
-            if code and code not in ("citizen", "system"):
+            if code and code not in (CITIZEN, SYSTEM):
                 deputy = await uow.deputies.get(code)
                 if deputy:
                     names[code] = deputy.name
@@ -136,7 +135,7 @@ async def ticket_timeline_text(services: Services, openid: str, number: int) -> 
         texts.get(
             "citizen_timeline_header",
             number=ticket.number,
-            summary=shorten(ticket.summary, 60),
+            summary=shorten(ticket.summary, HEADING_SUMMARY_MAX),
             category=ticket.category,
             place=ticket.place,
             status=_status(services, ticket),
@@ -148,12 +147,12 @@ async def ticket_timeline_text(services: Services, openid: str, number: int) -> 
         name = names.get(code)
         return texts.get("citizen_deputy_label", name=name) if name else texts.get("citizen_deputy_fallback")
 
-    shown = [e for e in ticket.events if e.kind in templates]
-    for event in shown[-TIMELINE_EVENTS_MAX:]:
-        deputy = label(event.text if event.kind == "transferred" else event.actor)
-        what = str(templates[event.kind]).format(deputy=deputy, text=shorten(event.text, EVENT_TEXT_MAX))
-        lines.append(texts.get("citizen_timeline_line", when=_when(services, event.at), what=what))
-    if ticket.status.value == "resolved" and ticket.rating is None:
+    shown = [e for e in ticket.timeline if e.kind in templates]
+    for entry in shown[-TIMELINE_ENTRIES_MAX:]:
+        deputy = label(entry.text if entry.kind is TimelineKind.TRANSFERRED else entry.actor)
+        what = str(templates[entry.kind]).format(deputy=deputy, text=shorten(entry.text, ENTRY_TEXT_MAX))
+        lines.append(texts.get("citizen_timeline_line", when=_when(services, entry.at), what=what))
+    if ticket.status is TicketStatus.RESOLVED and ticket.rating is None:
         lines.append(texts.get("citizen_timeline_rate_hint"))
     return "\n".join(lines)
 
@@ -173,30 +172,19 @@ async def add_citizen_note(services: Services, openid: str, number: int, text: s
 
 async def _add_note(services: Services, openid: str, number: int, text: str, now: datetime) -> str:
     texts = services.texts
-    notified = False
     async with services.uow() as uow:
         ticket = await uow.tickets.get(number)
         if ticket is None or ticket.citizen_openid != openid:
             return texts.get("citizen_ticket_not_found", number=number)
-        if not ticket.status.is_open:
-            return texts.get("citizen_note_closed", number=number)
-        ticket.events.append(TicketEvent(now, "citizen_note", "citizen", text))
+        try:
+            ticket.add_citizen_note(text, now)
+        except DomainError as error:
+            return texts.get(error.key, **error.params)
         await uow.tickets.save(ticket)
         deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
-        if deputy and deputy.openid:
-            await uow.outbox.add(
-                OutboxMessage(
-                    recipient_openid=deputy.openid,
-                    text=texts.get("citizen_note_to_deputy", number=number, text=text),
-                    created_at=now,
-                )
-            )
-            notified = True
-        await uow.commit()
-    if notified:
-        services.kick_delivery()
-        return texts.get("citizen_note_sent", number=number)
-    return texts.get("citizen_note_kept", number=number)
+        await uow.commit()  # CitizenNoted passes the note on to a reachable deputy
+    reached = deputy is not None and deputy.openid
+    return texts.get("citizen_note_sent" if reached else "citizen_note_kept", number=number)
 
 
 # --- rating -------------------------------------------------------------------------------------
@@ -226,26 +214,7 @@ async def _rate(services: Services, openid: str, score: int, comment: str) -> st
         except DomainError as error:
             return texts.get(error.key, **error.params)
         await uow.tickets.save(ticket)
-        notified = False
-        deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
-        if deputy and deputy.openid:
-            await uow.outbox.add(
-                OutboxMessage(
-                    recipient_openid=deputy.openid,
-                    text=texts.get(
-                        "citizen_rate_to_deputy",
-                        number=ticket.number,
-                        summary=shorten(ticket.summary, LIST_SUMMARY_MAX),
-                        score=score,
-                        comment=comment,
-                    ).strip(),
-                    created_at=services.clock.now(),
-                )
-            )
-            notified = True
-        await uow.commit()
-    if notified:
-        services.kick_delivery()
+        await uow.commit()  # TicketRated tells the deputy
     log.info("ticket #%s rated %s by %s", ticket.number, score, mask_openid(openid))
     key = "citizen_rate_thanks_comment" if comment else "citizen_rate_thanks"
     return texts.get(key, score=score)

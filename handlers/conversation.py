@@ -28,8 +28,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.domain import Attachment, mask_openid
-from bot.messages import Inbound
+from bot.core import keys
+from bot.core.inbound import Inbound
+from bot.core.privacy import mask_openid
+from bot.core.tickets import Attachment
 from dialogues import report_form as rf
 from dialogues.commands import find_rating, parse_rating, ticket_note, ticket_number
 from dialogues.report_form import ReportForm
@@ -64,15 +66,6 @@ _DIGRESSIONS = {
     "greet", "goodbye", "thanks", "check_status", "ask_schedule", "ask_deputy", "ask_scope",
     "petition", "out_of_scope",
 }
-
-
-def form_key(openid: str) -> str:
-    return f"form:{openid}"
-
-
-def started_key(openid: str) -> str:
-    """Outlives the form, so an answer arriving after expiry gets "that form expired", not help."""
-    return f"form-started:{openid}"
 
 
 STARTED_TTL = 24 * 3600
@@ -122,7 +115,7 @@ class Conversation:
     async def handle(self, inbound: Inbound) -> str | None:
         if not inbound.openid:
             return None
-        async with self.services.kv.lock(f"lock:user:{inbound.openid}"):
+        async with self.services.kv.lock(keys.user_lock(inbound.openid)):
             if inbound.kind == "event":
                 return await self._event(inbound)
             await self._open_window(inbound.openid)
@@ -219,8 +212,8 @@ class Conversation:
         form = await self._load_form(openid)
         if form is not None:
             return await self._continue_form(form, text, voice)
-        if await self.services.kv.get(started_key(openid)) is not None:
-            await self.services.kv.delete(started_key(openid))
+        if await self.services.kv.get(keys.form_started(openid)) is not None:
+            await self.services.kv.delete(keys.form_started(openid))
             if self._looks_like_form_answer(text):
                 return self.texts.get("form_expired", minutes=self.services.settings.form_ttl // 60)
         if not text:
@@ -326,7 +319,7 @@ class Conversation:
             started_at=self.services.clock.now().isoformat(timespec="seconds"),
         )
         await self._save_form(form)
-        await self.services.kv.set(started_key(openid), "1", ttl=STARTED_TTL)
+        await self.services.kv.set(keys.form_started(openid), "1", ttl=STARTED_TTL)
         log.info("report form started by %s", mask_openid(openid))
         lines = []
         if _confidence_of(parse, "emergency") >= EMERGENCY_HINT_MIN:
@@ -372,8 +365,8 @@ class Conversation:
         return reply + "\n\n" + rf.reminder(form, self.texts)
 
     async def _end_form(self, openid: str) -> None:
-        await self.services.kv.delete(form_key(openid))
-        await self.services.kv.delete(started_key(openid))
+        await self.services.kv.delete(keys.report_form(openid))
+        await self.services.kv.delete(keys.form_started(openid))
 
     async def _cancel(self, form: ReportForm) -> str:
         await self._end_form(form.openid)
@@ -411,16 +404,16 @@ class Conversation:
         return self.texts.get("form_submitted", number=ticket.number)
 
     async def _load_form(self, openid: str) -> ReportForm | None:
-        raw = await self.services.kv.get(form_key(openid))
+        raw = await self.services.kv.get(keys.report_form(openid))
         if raw is None:
             return None
         try:
             return ReportForm.from_json(raw)
         except (ValueError, TypeError):
             log.warning("dropping unreadable form state of %s", mask_openid(openid))
-            await self.services.kv.delete(form_key(openid))
+            await self.services.kv.delete(keys.report_form(openid))
             return None
 
     async def _save_form(self, form: ReportForm) -> None:
         # each answer renews the TTL: the form expires form_ttl after the citizen's last answer
-        await self.services.kv.set(form_key(form.openid), form.to_json(), ttl=self.services.settings.form_ttl)
+        await self.services.kv.set(keys.report_form(form.openid), form.to_json(), ttl=self.services.settings.form_ttl)

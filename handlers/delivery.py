@@ -3,12 +3,12 @@
 What is implemented, per recipient (citizen or deputy: both are followers of the account). The
 windows are short-lived state with their own expiry, so they live in the key-value store:
 - A message from the user (text, image, voice, location...) opens the customer-service window:
-  48 h, at most CS_QUOTA (5) messages, under `window:<openid>`; the user's next message resets it.
+  48 h, at most CS_QUOTA (5) messages, under keys.message_window; the user's next message resets it.
 - A follow, QR scan or menu click opens a short window: BURST_QUOTA (3) messages within
-  BURST_WINDOW (1 min), under `cswin:<openid>`. It is used only when the 48 h window is not open.
+  BURST_WINDOW (1 min), under keys.burst_window. It is used only when the 48 h window is not open.
 - Inside a window: customer-service text. Otherwise, when the message has a template key and
   settings.template_id(key) is configured: a template message. Otherwise the message is `held`
-  until the user writes again: `held:<openid>` marks that there is something to release, and each
+  until the user writes again: keys.held_mark marks that there is something to release, and each
   delivery run also releases held messages of users whose window is open (should a mark be lost).
 - Errors: 45015 (window expired) / 45047 (quota used up) mean WeChat counts the window closed:
   we mark it closed for that user and fall back to template/held at once, no blind retry.
@@ -31,8 +31,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.domain import Citizen, OutboxMessage, mask_openid
-from bot.ports import WeChatAPIError, WeChatGateway
+from bot.core import keys
+from bot.core.outbound import Channel, OutboxMessage, OutboxStatus
+from bot.core.people import Citizen
+from bot.core.ports import WeChatAPIError, WeChatGateway
+from bot.core.privacy import mask_openid
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
@@ -54,20 +57,6 @@ NOT_FOLLOWING_ERRORS = frozenset({43004})  # require subscribe
 # so another worker does not pick them up; a worker that dies mid-pass leaves them due again later.
 CLAIM_BASE = timedelta(seconds=30)
 CLAIM_PER_MESSAGE = timedelta(seconds=15)  # above the gateway's 10 s timeout per send
-CUSTOMER_SERVICE = "customer_service"
-TEMPLATE = "template"
-
-
-def burst_key(openid: str) -> str:
-    return f"cswin:{openid}"
-
-
-def window_key(openid: str) -> str:
-    return f"window:{openid}"
-
-
-def held_key(openid: str) -> str:
-    return f"held:{openid}"
 
 
 # --- the window ----------------------------------------------------------------------------------
@@ -88,22 +77,22 @@ async def record_inbound(services: Services, openid: str, *, event: str = "") ->
             citizen.subscribed = True
             await uow.citizens.save(citizen)
             await uow.commit()
-        await services.kv.set(burst_key(openid), _burst_value(now + BURST_WINDOW, 0),
+        await services.kv.set(keys.burst_window(openid), _burst_value(now + BURST_WINDOW, 0),
                               ttl=BURST_WINDOW.total_seconds() * 2)
     else:
-        await services.kv.set(window_key(openid), _window_value(now, 0), ttl=CS_WINDOW.total_seconds())
-        await services.kv.delete(burst_key(openid))  # the 48 h window supersedes it
-    if await services.kv.get(held_key(openid)) is not None:
+        await services.kv.set(keys.message_window(openid), _window_value(now, 0), ttl=CS_WINDOW.total_seconds())
+        await services.kv.delete(keys.burst_window(openid))  # the 48 h window supersedes it
+    if await services.kv.get(keys.held_mark(openid)) is not None:
         await release_held(services, openid)
 
 
 async def release_held(services: Services, openid: str) -> int:
     """Held messages for this user become pending again; returns how many."""
-    await services.kv.delete(held_key(openid))  # first: a message held meanwhile marks it again
+    await services.kv.delete(keys.held_mark(openid))  # first: a message held meanwhile marks it again
     async with services.uow() as uow:
         held = await uow.outbox.held_for(openid)
         for message in held:
-            message.status = "pending"
+            message.status = OutboxStatus.PENDING
             message.next_attempt_at = None
             await uow.outbox.save(message)
         await uow.commit()
@@ -118,7 +107,7 @@ async def release_reachable(services: Services) -> int:
     (a restarted Redis) or a message held just as the user wrote."""
     now = services.clock.now()
     async with services.uow() as uow:
-        recipients = {m.recipient_openid for m in await uow.outbox.list(("held",))}
+        recipients = {m.recipient_openid for m in await uow.outbox.list((OutboxStatus.HELD,))}
     released = 0
     for openid in recipients:
         if await _open_window(services, None, openid, now) is not None:
@@ -128,7 +117,7 @@ async def release_reachable(services: Services) -> int:
 
 async def window_state(services: Services, openid: str) -> tuple[datetime, int] | None:
     """The 48 h window's start and the messages sent in it, or None when it is shut."""
-    return _parse_window(await services.kv.get(window_key(openid)))
+    return _parse_window(await services.kv.get(keys.message_window(openid)))
 
 
 def _window_value(since: datetime, sent: int) -> str:
@@ -163,7 +152,7 @@ async def _open_window(services: Services, citizen: Citizen | None, openid: str,
     message = await window_state(services, openid)
     if message is not None and now - message[0] < CS_WINDOW and message[1] < CS_QUOTA:
         return _Window("message", *message)
-    burst = _parse_window(await services.kv.get(burst_key(openid)))
+    burst = _parse_window(await services.kv.get(keys.burst_window(openid)))
     if burst is not None and now < burst[0] and burst[1] < BURST_QUOTA:
         return _Window("burst", *burst)
     return None
@@ -252,7 +241,7 @@ async def _deliver_one(services: Services, gateway: WeChatGateway, message: Outb
             await _retry(services, message, f"{type(error).__name__}: {error}")
             return False
         else:
-            await _mark_sent(services, message, CUSTOMER_SERVICE, window)
+            await _mark_sent(services, message, Channel.CUSTOMER_SERVICE, window)
             return True
 
     template_id = services.settings.template_id(message.template_key) if message.template_key else ""
@@ -270,13 +259,13 @@ async def _deliver_one(services: Services, gateway: WeChatGateway, message: Outb
     except Exception as error:
         await _retry(services, message, f"{type(error).__name__}: {error}")
         return False
-    await _mark_sent(services, message, TEMPLATE, None)
+    await _mark_sent(services, message, Channel.TEMPLATE, None)
     return True
 
 
-async def _mark_sent(services: Services, message: OutboxMessage, channel: str, window: _Window | None) -> None:
+async def _mark_sent(services: Services, message: OutboxMessage, channel: Channel, window: _Window | None) -> None:
     now = services.clock.now()
-    message.status = "sent"
+    message.status = OutboxStatus.SENT
     message.channel = channel
     message.sent_at = now
     message.attempts += 1
@@ -289,28 +278,28 @@ async def _mark_sent(services: Services, message: OutboxMessage, channel: str, w
         openid = message.recipient_openid
         if window.kind == "message":
             ttl = CS_WINDOW - (now - window.since_or_until)
-            await services.kv.set(window_key(openid), _window_value(window.since_or_until, window.sent + 1),
+            await services.kv.set(keys.message_window(openid), _window_value(window.since_or_until, window.sent + 1),
                                   ttl=max(ttl.total_seconds(), 1.0))
         else:
             ttl = max((window.since_or_until - now).total_seconds(), 1.0) * 2
-            await services.kv.set(burst_key(openid), _burst_value(window.since_or_until, window.sent + 1), ttl=ttl)
+            await services.kv.set(keys.burst_window(openid), _burst_value(window.since_or_until, window.sent + 1), ttl=ttl)
     log.info("outbox %s sent to %s by %s", message.id, mask_openid(message.recipient_openid), channel)
 
 
 async def _close_window(services: Services, openid: str) -> None:
     """WeChat says the window is shut: it opens again when the user next writes."""
-    await services.kv.delete(window_key(openid))
-    await services.kv.delete(burst_key(openid))
+    await services.kv.delete(keys.message_window(openid))
+    await services.kv.delete(keys.burst_window(openid))
 
 
 async def _hold(services: Services, message: OutboxMessage, reason: str) -> None:
-    message.status = "held"
+    message.status = OutboxStatus.HELD
     message.last_error = reason
     message.next_attempt_at = None
     async with services.uow() as uow:
         await uow.outbox.save(message)
         await uow.commit()
-    await services.kv.set(held_key(message.recipient_openid), "1")  # released when the user writes
+    await services.kv.set(keys.held_mark(message.recipient_openid), "1")  # released when the user writes
     log.info("outbox %s held for %s: %s", message.id, mask_openid(message.recipient_openid), reason)
 
 
@@ -324,7 +313,7 @@ async def _retry(services: Services, message: OutboxMessage, error: str) -> None
     message.attempts += 1
     message.last_error = error[:500]
     if message.attempts >= MAX_ATTEMPTS:
-        message.status = "failed"
+        message.status = OutboxStatus.FAILED
         message.next_attempt_at = None
         log.error("outbox %s to %s failed after %d attempts: %s",
                   message.id, mask_openid(message.recipient_openid), message.attempts, error)

@@ -22,17 +22,20 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from bot.domain import Deputy, DomainError, OutboxMessage, Ticket, mask_openid
-from bot.ports import UnitOfWork
+from bot.core import keys
+from bot.core.errors import DomainError
+from bot.core.people import Deputy
+from bot.core.ports import UnitOfWork
+from bot.core.privacy import mask_openid
+from bot.core.tickets import Ticket
 from bot.texts import Texts
 from dialogues.words import fold_width
 from handlers import notify
-from handlers.services import Services, lookup_remembering_misses
-from handlers.tickets import retry_on_conflict
+from handlers.services import Services, lookup_remembering_misses, retry_on_conflict
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +46,6 @@ NOT_A_DEPUTY_TTL = 300  # seconds
 BIND_FAILURES_MAX = 5
 BIND_FAILURE_WINDOW = timedelta(hours=1)
 MY_TICKETS_MAX = 10  # lines in 我的工单: one chat bubble (2048 bytes), the oldest first
-LIST_SUMMARY_MAX = 20
-LIST_PLACE_MAX = 20
-
-
-def not_a_deputy_key(openid: str) -> str:
-    return f"not-deputy:{openid}"
 
 
 async def bound_deputy(services: Services, openid: str) -> Deputy | None:
@@ -58,7 +55,7 @@ async def bound_deputy(services: Services, openid: str) -> Deputy | None:
         async with services.uow() as uow:
             return await uow.deputies.by_openid(openid)
 
-    return await lookup_remembering_misses(services.kv, not_a_deputy_key(openid), NOT_A_DEPUTY_TTL, load)
+    return await lookup_remembering_misses(services.kv, keys.not_a_deputy(openid), NOT_A_DEPUTY_TTL, load)
 
 _NUMBER = r"(\d{1,9})(?!\d)"  # a ticket number; a longer run of digits is no ticket at all
 _MARK = r"(?:#|编号)\s*#?\s*"
@@ -116,13 +113,9 @@ def parse_bind_command(text: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-def bind_failures_key(openid: str) -> str:
-    return f"bind-fail:{openid}"
-
-
 async def _bind_failures(services: Services, openid: str) -> tuple[int, datetime | None]:
     """(failed attempts, end of their window) for this account; (0, None) when none count."""
-    raw = await services.kv.get(bind_failures_key(openid))
+    raw = await services.kv.get(keys.bind_failures(openid))
     try:
         count, _, until = (raw or "").partition(" ")
         ends = datetime.fromisoformat(until)
@@ -137,7 +130,7 @@ async def _count_bind_failure(services: Services, openid: str) -> None:
     count, ends = await _bind_failures(services, openid)
     ends = ends or now + BIND_FAILURE_WINDOW
     ttl = max((ends - now).total_seconds(), 1.0)
-    await services.kv.set(bind_failures_key(openid), f"{count + 1} {ends.isoformat()}", ttl=ttl)
+    await services.kv.set(keys.bind_failures(openid), f"{count + 1} {ends.isoformat()}", ttl=ttl)
 
 
 async def bind_deputy(services: Services, openid: str, code: str) -> str:
@@ -169,8 +162,8 @@ async def bind_deputy(services: Services, openid: str, code: str) -> str:
         open_count = len(await uow.tickets.list_open_for_deputy(deputy.code))
         station = await uow.stations.get(deputy.station_code)
         await uow.commit()
-    await services.kv.delete(not_a_deputy_key(openid))
-    await services.kv.delete(bind_failures_key(openid))
+    await services.kv.delete(keys.not_a_deputy(openid))
+    await services.kv.delete(keys.bind_failures(openid))
     log.info("deputy %s bound to %s", deputy.code, mask_openid(openid))
     return texts.get(
         "bind_ok",
@@ -181,13 +174,8 @@ async def bind_deputy(services: Services, openid: str, code: str) -> str:
 
 
 # --- ticket commands -----------------------------------------------------------------------------
-@dataclass
-class _Outcome:
-    reply: str
-    messages: list[OutboxMessage | None] = field(default_factory=list)
-
-
-_Operation = Callable[[UnitOfWork, Ticket], Awaitable[_Outcome]]
+# changes the ticket (its events tell the citizen and others) and returns the deputy's reply
+_Operation = Callable[[UnitOfWork, Ticket], Awaitable[str]]
 
 
 async def handle_deputy_message(services: Services, deputy: Deputy, text: str) -> str | None:
@@ -248,8 +236,8 @@ def unbound_reply(services: Services, text: str) -> str | None:
 
 
 async def _run(services: Services, deputy: Deputy, number: int, operation: _Operation) -> str:
-    """Load the ticket, apply the change and record its pushes in one unit of work; a broken
-    rule (wrong deputy, closed ticket...) is answered and changes nothing. When someone changed
+    """Load the ticket and apply the change in one unit of work (its pushes are stored on
+    commit, from the events the ticket recorded); a broken rule (wrong deputy, closed ticket...) is answered and changes nothing. When someone changed
     the ticket at the same moment, it is done once more on the fresh ticket."""
 
     async def attempt() -> str:
@@ -265,17 +253,13 @@ async def _run_once(services: Services, deputy: Deputy, number: int, operation: 
         if ticket is None:
             return texts.get("deputy_ticket_not_found", number=number)
         try:
-            outcome = await operation(uow, ticket)
+            reply = await operation(uow, ticket)
         except DomainError as error:
             log.info("deputy %s on #%d refused: %s", deputy.code, number, error.key)
             return texts.get(error.key, **error.params)
         await uow.tickets.save(ticket)
-        for message in outcome.messages:
-            if message is not None:
-                await uow.outbox.add(message)
         await uow.commit()
-    services.kick_delivery()
-    return outcome.reply
+    return reply
 
 
 async def _accept(services: Services, deputy: Deputy, number: int, said: str = "") -> str:
@@ -283,14 +267,11 @@ async def _accept(services: Services, deputy: Deputy, number: int, said: str = "
     if refusal := notify.relay_refusal(texts, number, said):  # nothing said: never refused
         return refusal
 
-    async def operation(uow: UnitOfWork, ticket: Ticket) -> _Outcome:
+    async def operation(uow: UnitOfWork, ticket: Ticket) -> str:
         ticket.accept(deputy.code, now)
-        outcome = _Outcome(texts.get("deputy_accepted_ok", number=number),
-                           [notify.citizen_accepted(texts, ticket, deputy, now)])
         if said:
             ticket.reply(deputy.code, said, now)
-            outcome.messages.append(notify.citizen_replied(texts, ticket, deputy, said, now))
-        return outcome
+        return texts.get("deputy_accepted_ok", number=number)
 
     return await _run(services, deputy, number, operation)
 
@@ -310,12 +291,10 @@ async def _relay_or_show(services: Services, deputy: Deputy, number: int, said: 
     if refusal := notify.relay_refusal(texts, number, said):
         return refusal
 
-    async def operation(uow: UnitOfWork, ticket: Ticket) -> _Outcome:
+    async def operation(uow: UnitOfWork, ticket: Ticket) -> str:
         # replying before 受理 accepts the ticket too; the citizen gets the one reply message
         accepted = ticket.reply(deputy.code, said, now)
-        key = "deputy_replied_accepted_ok" if accepted else "deputy_replied_ok"
-        return _Outcome(texts.get(key, number=number),
-                        [notify.citizen_replied(texts, ticket, deputy, said, now)])
+        return texts.get("deputy_replied_accepted_ok" if accepted else "deputy_replied_ok", number=number)
 
     return await _run(services, deputy, number, operation)
 
@@ -325,10 +304,9 @@ async def _resolve(services: Services, deputy: Deputy, number: int, result: str)
     if refusal := notify.relay_refusal(texts, number, result):
         return refusal
 
-    async def operation(uow: UnitOfWork, ticket: Ticket) -> _Outcome:
+    async def operation(uow: UnitOfWork, ticket: Ticket) -> str:
         ticket.resolve(deputy.code, result, now)
-        return _Outcome(texts.get("deputy_resolved_ok", number=number),
-                        [notify.citizen_resolved(texts, ticket, result, now)])
+        return texts.get("deputy_resolved_ok", number=number)
 
     return await _run(services, deputy, number, operation)
 
@@ -336,14 +314,12 @@ async def _resolve(services: Services, deputy: Deputy, number: int, result: str)
 async def _transfer(services: Services, deputy: Deputy, number: int, target_code: str) -> str:
     texts, now = services.texts, services.clock.now()
 
-    async def operation(uow: UnitOfWork, ticket: Ticket) -> _Outcome:
+    async def operation(uow: UnitOfWork, ticket: Ticket) -> str:
         target = await _find_deputy(uow, target_code)
         ticket.transfer(deputy.code, target, now)
-        key = "deputy_transfer_ok" if target.openid else "deputy_transfer_unbound"
         log.info("ticket #%d transferred from %s to %s", number, deputy.code, target.code)
-        return _Outcome(texts.get(key, number=number, deputy=target.name),
-                        [notify.deputy_transfer_in(texts, ticket, target, deputy, now),
-                         notify.citizen_transferred(texts, ticket, target, now)])
+        key = "deputy_transfer_ok" if target.openid else "deputy_transfer_unbound"
+        return texts.get(key, number=number, deputy=target.name)
 
     return await _run(services, deputy, number, operation)
 
@@ -383,8 +359,8 @@ async def _my_tickets(services: Services, deputy: Deputy) -> str:
             number=t.number,
             status=texts.get(f"deputy_status_{t.status.value}"),
             category=t.category,
-            place=notify.shorten(t.place, LIST_PLACE_MAX),
-            summary=notify.shorten(t.summary, LIST_SUMMARY_MAX),
+            place=notify.shorten(t.place),
+            summary=notify.shorten(t.summary),
         )
         for t in tickets[:MY_TICKETS_MAX]
     ]

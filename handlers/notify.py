@@ -1,4 +1,5 @@
-"""The pushed messages about tickets, built in one place from config/texts/notify.yaml.
+"""The pushed messages about tickets: built in one place from config/texts/notify.yaml, and
+stored by the event handlers at the end of this module (subscribed in `register`).
 
 Each builder returns an OutboxMessage (not yet stored) with
 - `text`: the customer-service message, used inside WeChat's 48 h window;
@@ -13,16 +14,38 @@ The phone number appears (text and template) only when the citizen agreed to sha
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
-from bot.domain import Deputy, OutboxMessage, Ticket
+from bot.core.events import (
+    CitizenNoted,
+    TicketAccepted,
+    TicketAssigned,
+    TicketFiled,
+    TicketRated,
+    TicketReplied,
+    TicketResolved,
+    TicketTransferred,
+)
+from bot.core.outbound import OutboxMessage
+from bot.core.people import DISTRICT_QUEUE, Deputy, Station
+from bot.core.ports import UnitOfWork
+from bot.core.tickets import Ticket
 from bot.texts import Texts
+from handlers.bus import MessageBus
+
+log = logging.getLogger(__name__)
 
 STATUS = "status"
 ASSIGNMENT = "assignment"
 
-# Template fields are shown on one line each; WeChat cuts or rejects long values.
-_TEMPLATE_VALUE_MAX = 20
+# One line of a list or a template field: WeChat cuts or rejects long template values, and a
+# list (我的诉求, 我的工单) stays one chat bubble.
+LINE_MAX = 20
+# a ticket's own heading (its timeline) shows more of the summary
+HEADING_SUMMARY_MAX = 60
 # WeChat takes at most 2048 bytes in a passive reply or a customer-service text (~680 Chinese
 # characters): a citizen's details (up to 2000 characters) are cut to this in what deputies read.
 DETAILS_MAX = 200
@@ -40,7 +63,7 @@ def relay_refusal(texts: Texts, number: int, text: str) -> str | None:
     return texts.get("relay_too_long", number=number, count=len(text), limit=RELAY_MAX_CHARS)
 
 
-def shorten(text: str, limit: int = _TEMPLATE_VALUE_MAX) -> str:
+def shorten(text: str, limit: int = LINE_MAX) -> str:
     """The text on one line (runs of white space become one space), at most `limit` characters,
     the last of them "…" when something was cut. The one shortening rule of all chat texts."""
     text = " ".join(text.split())
@@ -178,3 +201,126 @@ def staff_queue_notice(texts: Texts, ticket: Ticket, station: str, staff: Deputy
         template_data=_assignment_data(texts, ticket, "notify_tpl_staff_first", contact=False),
         created_at=at,
     )
+
+
+def station_label(texts: Texts, station: Station | None, code: str) -> str:
+    if station is not None:
+        return station.name
+    return texts.get("notify_district_name") if code == DISTRICT_QUEUE else code
+
+
+async def _staff_of(uow: UnitOfWork, station_code: str) -> Sequence[Deputy]:
+    """The station's bound deputies (the district queue has none of its own)."""
+    if station_code == DISTRICT_QUEUE:
+        return []
+    return [d for d in await uow.deputies.list(station_code) if d.openid]
+
+
+# --- event handlers: each stores its pushes in the transaction of the change ---------------------
+async def _store(uow: UnitOfWork, *messages: OutboxMessage | None) -> None:
+    for message in messages:
+        if message is not None:
+            await uow.outbox.add(message)
+
+
+async def _ticket(uow: UnitOfWork, number: int) -> Ticket:
+    ticket = await uow.tickets.get(number)
+    if ticket is None:
+        raise LookupError(f"no ticket #{number}")
+    return ticket
+
+
+async def _deputy(uow: UnitOfWork, code: str | None) -> Deputy | None:
+    return await uow.deputies.get(code) if code else None
+
+
+async def _required_deputy(uow: UnitOfWork, code: str) -> Deputy:
+    deputy = await _deputy(uow, code)
+    if deputy is None:
+        raise LookupError(f"no deputy {code!r}")
+    return deputy
+
+
+async def on_ticket_filed(texts: Texts, event: TicketFiled, uow: UnitOfWork) -> None:
+    """The citizen hears where the report went; the deputy who took it, or the station's staff
+    when it waits for the next shift."""
+    ticket = await _ticket(uow, event.number)
+    label = station_label(texts, await uow.stations.get(event.station_code), event.station_code)
+    if event.deputy_code is None:
+        staff = await _staff_of(uow, event.station_code)
+        await _store(uow, citizen_filed(texts, ticket, label, None, event.at),
+                     *(staff_queue_notice(texts, ticket, label, s, event.at) for s in staff))
+        return
+    deputy = await _required_deputy(uow, event.deputy_code)
+    if not deputy.openid:
+        log.warning("ticket #%d assigned to %s who has not bound WeChat", ticket.number, deputy.code)
+    await _store(uow, citizen_filed(texts, ticket, label, deputy, event.at),
+                 deputy_assignment(texts, ticket, deputy, event.at))
+
+
+async def on_ticket_assigned(texts: Texts, event: TicketAssigned, uow: UnitOfWork) -> None:
+    ticket, deputy = await _ticket(uow, event.number), await _required_deputy(uow, event.deputy_code)
+    await _store(uow, citizen_assigned(texts, ticket, deputy, event.at),
+                 deputy_assignment(texts, ticket, deputy, event.at))
+
+
+async def on_ticket_accepted(texts: Texts, event: TicketAccepted, uow: UnitOfWork) -> None:
+    if event.by_reply:
+        return  # the reply is the citizen's news
+    ticket, deputy = await _ticket(uow, event.number), await _required_deputy(uow, event.deputy_code)
+    await _store(uow, citizen_accepted(texts, ticket, deputy, event.at))
+
+
+async def on_ticket_replied(texts: Texts, event: TicketReplied, uow: UnitOfWork) -> None:
+    ticket, deputy = await _ticket(uow, event.number), await _required_deputy(uow, event.deputy_code)
+    await _store(uow, citizen_replied(texts, ticket, deputy, event.text, event.at))
+
+
+async def on_ticket_resolved(texts: Texts, event: TicketResolved, uow: UnitOfWork) -> None:
+    await _store(uow, citizen_resolved(texts, await _ticket(uow, event.number), event.result, event.at))
+
+
+async def on_ticket_transferred(texts: Texts, event: TicketTransferred, uow: UnitOfWork) -> None:
+    ticket = await _ticket(uow, event.number)
+    target = await _required_deputy(uow, event.to_deputy)
+    source = await _required_deputy(uow, event.from_deputy)
+    await _store(uow, deputy_transfer_in(texts, ticket, target, source, event.at),
+                 citizen_transferred(texts, ticket, target, event.at))
+
+
+async def on_citizen_noted(texts: Texts, event: CitizenNoted, uow: UnitOfWork) -> None:
+    """Passed on to the ticket's deputy, when there is one who can be reached."""
+    deputy = await _deputy(uow, (await _ticket(uow, event.number)).deputy_code)
+    if deputy and deputy.openid:
+        await _store(uow, OutboxMessage(
+            recipient_openid=deputy.openid,
+            text=texts.get("citizen_note_to_deputy", number=event.number, text=event.text),
+            created_at=event.at,
+        ))
+
+
+async def on_ticket_rated(texts: Texts, event: TicketRated, uow: UnitOfWork) -> None:
+    ticket = await _ticket(uow, event.number)
+    deputy = await _deputy(uow, ticket.deputy_code)
+    if deputy and deputy.openid:
+        await _store(uow, OutboxMessage(
+            recipient_openid=deputy.openid,
+            text=texts.get("citizen_rate_to_deputy", number=ticket.number, summary=shorten(ticket.summary),
+                           score=event.score, comment=event.comment).strip(),
+            created_at=event.at,
+        ))
+
+
+def register(bus: MessageBus, texts: Texts) -> None:
+    """Who is told what about a ticket: the one list of push handlers."""
+    for event_type, handler in (
+        (TicketFiled, on_ticket_filed),
+        (TicketAssigned, on_ticket_assigned),
+        (TicketAccepted, on_ticket_accepted),
+        (TicketReplied, on_ticket_replied),
+        (TicketResolved, on_ticket_resolved),
+        (TicketTransferred, on_ticket_transferred),
+        (CitizenNoted, on_citizen_noted),
+        (TicketRated, on_ticket_rated),
+    ):
+        bus.subscribe(event_type, partial(handler, texts))

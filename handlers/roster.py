@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from bot.domain import DutyShift
+from bot.core.people import DutyShift
 
 
 def on_duty(shifts: Iterable[DutyShift], station_code: str, at: datetime) -> list[str]:

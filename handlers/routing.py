@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from bot.domain import DISTRICT_QUEUE, Station, StationKind
+from bot.core.people import DISTRICT_QUEUE, Station, StationKind
 
 # Administrative suffixes people add or leave out ("梅堰村" / "梅堰", "黎里镇" / "黎里").
 # Longest first so "社区居委会" is stripped whole rather than leaving "社区".

@@ -1,15 +1,20 @@
-"""What every use case gets: the ports, the clock, settings and texts (built in bot/app.py)."""
+"""What every use case gets: the ports, the clock, settings and texts (built in bot/bootstrap.py),
+and the small helpers use cases share."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bot.domain import Attachment
-from bot.ports import NLU, Clock, KeyValueStore, UnitOfWorkFactory
+from bot.core.clock import Clock
+from bot.core.ports import ConcurrentUpdate, NLU, KeyValueStore, UnitOfWorkFactory
+from bot.core.tickets import Attachment
 from bot.settings import Settings
 from bot.texts import Texts
 
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -20,13 +25,13 @@ def _no_kick() -> None:
 
 @dataclass
 class Services:
-    uow: UnitOfWorkFactory
+    uow: UnitOfWorkFactory  # its commits dispatch domain events (handlers/bus.py)
     kv: KeyValueStore
     nlu: NLU
     clock: Clock
     settings: Settings
     texts: Texts
-    # called after a commit that added outbox messages, so delivery starts at once
+    # delivery starts at once: the bus calls it after a commit that stored outbox messages
     kick_delivery: Callable[[], None] = field(default=_no_kick)
 
 
@@ -57,3 +62,14 @@ async def lookup_remembering_misses(kv: KeyValueStore, miss_key: str, ttl: float
     if found is None:
         await kv.set(miss_key, "1", ttl=ttl)
     return found
+
+
+async def retry_on_conflict(operation: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run `operation`, which opens and commits its own unit of work; when its ticket save failed
+    because someone changed the same ticket at the same time (ConcurrentUpdate), run it once
+    more, on fresh data. A second conflict is raised."""
+    try:
+        return await operation()
+    except ConcurrentUpdate:
+        log.warning("concurrent change while %s; trying once more", what)
+    return await operation()

@@ -1,4 +1,4 @@
-"""The Chinese NLU behind bot.ports.NLU: an embedded engine (default) and a Rasa server backend.
+"""The Chinese NLU behind bot.core.ports.NLU: an embedded engine (default) and a Rasa server backend.
 
 Importing this package loads nothing heavy; the embedded model is loaded (or trained) on first use."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.ports import NLU
+    from bot.core.ports import NLU
     from bot.settings import Settings
 
 

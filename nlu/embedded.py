@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.domain import CATEGORIES
+from bot.core.tickets import CATEGORIES
 from nlu import data as nd
 from nlu.entities import EntityExtractor
 from nlu.text import MAX_CLASSIFY_CHARS, WORD_PREFIX, build_table, features, normalize
@@ -532,9 +532,3 @@ def load_embedded() -> EmbeddedNLU:
                 _singleton = EmbeddedNLU(load_or_train())
     return _singleton
 
-
-async def load_embedded_async() -> EmbeddedNLU:
-    """For an event loop: a first training run takes seconds, so do it off the loop."""
-    if _singleton is not None:
-        return _singleton
-    return await asyncio.to_thread(load_embedded)

@@ -41,7 +41,7 @@ def _entity(e: dict[str, Any]) -> dict[str, Any]:
 
 
 class RasaNLU:
-    """bot.ports.NLU backed by a Rasa server."""
+    """bot.core.ports.NLU backed by a Rasa server."""
 
     def __init__(self, url: str, timeout: float, fallback: _SyncParser,
                  session: aiohttp.ClientSession | None = None, warn_every: float = 60.0) -> None:

@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from bot.domain import CATEGORIES
+from bot.core.tickets import CATEGORIES
 from nlu import data as nd
 from nlu import embedded as emb
 from nlu import text

@@ -15,8 +15,9 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from bot.domain import CATEGORIES, DEPUTY_LEVELS, Deputy, DutyShift, Station, StationKind
-from bot.ports import UnitOfWorkFactory
+from bot.core.people import DEPUTY_LEVELS, Deputy, DutyShift, Station, StationKind
+from bot.core.ports import UnitOfWorkFactory
+from bot.core.tickets import CATEGORIES
 from bot.texts import Texts, default_texts
 
 KINDS = ("stations", "deputies", "duty")

@@ -1,4 +1,4 @@
-"""Key-value stores behind bot.ports.KeyValueStore: in-process memory (one process) and Redis."""
+"""Key-value stores behind bot.core.ports.KeyValueStore: in-process memory (one process) and Redis."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.ports import KeyValueStore
+    from bot.core.ports import KeyValueStore
     from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ class LockTimeout(Exception):
 
 def printable_key(key: str) -> str:
     """A key for logs and errors: its last part (often an openid) masked."""
-    from bot.domain import mask_openid
+    from bot.core.privacy import mask_openid
 
     head, _, last = key.rpartition(":")
     return f"{head}:{mask_openid(last)}" if head else mask_openid(key)

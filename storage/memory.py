@@ -1,11 +1,13 @@
-"""In-memory unit of work: every repository of bot.ports, for unit tests and single-process runs.
+"""In-memory unit of work: every repository of bot.core.ports, for unit tests and single-process runs.
 
 Semantics match the SQL implementation (one contract suite covers both):
 - changes made inside a unit of work are staged and become visible to others only on commit;
   leaving `async with` without commit (or calling rollback) discards them;
 - repositories hand out and store copies, so mutating a returned object changes nothing until save;
 - ticket numbers and outbox ids come from counters that, like database sequences, are never reused
-  (a rolled-back ticket still consumes its number).
+  (a rolled-back ticket still consumes its number);
+- each committed ticket has a version, like the SQL row's: saving (or committing) a ticket that
+  someone else committed since it was read raises ConcurrentUpdate.
 """
 from __future__ import annotations
 
@@ -13,13 +15,15 @@ import copy
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from bot.domain import Citizen, Deputy, DutyShift, OutboxMessage, Station, Ticket, TicketStatus
-from bot.ports import SystemClock
-
-FIRST_TICKET_NUMBER = 1001
+from bot.core.clock import Clock, SystemClock
+from bot.core.events import Event
+from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
+from bot.core.people import Citizen, Deputy, DutyShift, Station
+from bot.core.ports import ConcurrentUpdate
+from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -29,8 +33,7 @@ _DELETED: Any = object()
 
 def duty_key(shift: DutyShift) -> tuple[str, str, str, Any]:
     """The identity of a shift: (station, deputy, day, start); dates and weekdays never collide."""
-    day = shift.day.isoformat() if isinstance(shift.day, date) else f"w{int(shift.day)}"
-    return (shift.station_code, shift.deputy_code, day, shift.start)
+    return (shift.station_code, shift.deputy_code, shift.day_key, shift.start)
 
 
 class _Table(Generic[K, V]):
@@ -90,6 +93,7 @@ class MemoryDatabase:
         self.citizens: _Table[str, Citizen] = _Table()
         self.outbox: _Table[int, OutboxMessage] = _Table()
         self.bind_codes: _Table[str, _BindCode] = _Table()
+        self.ticket_versions: dict[int, int] = {}  # number -> committed version
         self.ticket_numbers = itertools.count(FIRST_TICKET_NUMBER)
         self.outbox_ids = itertools.count(1)
 
@@ -167,30 +171,61 @@ class MemoryDutyRepository:
 
 
 class MemoryTicketRepository:
-    def __init__(self, rows: _Staged[int, Ticket], numbers: Callable[[], int]) -> None:
+    def __init__(self, rows: _Staged[int, Ticket], numbers: Callable[[], int], versions: dict[int, int]) -> None:
         self._rows = rows
         self._numbers = numbers
+        self._versions = versions  # committed, shared by all units of work
+        self._read: dict[int, int] = {}  # number -> version when first handed out here
+        self.saved: set[int] = set()
+        self.handed_out: list[Ticket] = []  # the unit of work collects their recorded events
+
+    def _out(self, ticket: Ticket) -> Ticket:
+        self._read.setdefault(ticket.number, self._versions.get(ticket.number, 0))
+        self.handed_out.append(ticket)
+        return ticket
+
+    def check_versions(self) -> None:
+        for number in self.saved:
+            if self._versions.get(number, 0) != self._read.get(number, 0):
+                raise ConcurrentUpdate(f"ticket #{number} changed meanwhile")
+
+    def commit(self) -> None:
+        for number in self.saved:
+            self._versions[number] = self._read[number] = self._versions.get(number, 0) + 1
+        self.saved.clear()
+
+    def rollback(self) -> None:
+        self.saved.clear()
+        self._read.clear()
+        self.handed_out.clear()
 
     async def add(self, ticket: Ticket) -> Ticket:
         ticket.number = self._numbers()
-        self._rows.put(ticket.number, ticket)
-        return ticket.copy()
+        self._rows.put(ticket.number, ticket.copy())
+        self.saved.add(ticket.number)
+        return self._out(ticket.copy())
 
     async def get(self, number: int) -> Ticket | None:
-        return self._rows.get(number)
+        ticket = self._rows.get(number)
+        return self._out(ticket) if ticket else None
 
     async def save(self, ticket: Ticket) -> None:
         if self._rows.get(ticket.number) is None:
             raise LookupError(f"no ticket #{ticket.number}")
-        self._rows.put(ticket.number, ticket)
+        self.saved.add(ticket.number)
+        self.check_versions()
+        self._rows.put(ticket.number, ticket.copy())
+
+    def _list(self, found: list[Ticket]) -> list[Ticket]:
+        return [self._out(t) for t in found]
 
     async def list_for_citizen(self, openid: str) -> Sequence[Ticket]:
         found = [t for t in self._rows.values() if t.citizen_openid == openid]
-        return sorted(found, key=lambda t: t.number, reverse=True)  # newest first
+        return self._list(sorted(found, key=lambda t: t.number, reverse=True))  # newest first
 
     async def list_open_for_deputy(self, deputy_code: str) -> Sequence[Ticket]:
         found = [t for t in self._rows.values() if t.deputy_code == deputy_code and t.status.is_open]
-        return sorted(found, key=lambda t: t.number)  # oldest first
+        return self._list(sorted(found, key=lambda t: t.number))  # oldest first
 
     async def open_counts(self, deputy_codes: Sequence[str]) -> dict[str, int]:
         counts = {code: 0 for code in deputy_codes}
@@ -207,7 +242,7 @@ class MemoryTicketRepository:
             and t.deputy_code is None
             and (station_code is None or t.station_code == station_code)
         ]
-        return sorted(found, key=lambda t: (t.created_at, t.number))
+        return self._list(sorted(found, key=lambda t: (t.created_at, t.number)))
 
     async def awaiting_rating(self, openid: str) -> Ticket | None:
         found = [
@@ -215,7 +250,8 @@ class MemoryTicketRepository:
             for t in self._rows.values()
             if t.citizen_openid == openid and t.status is TicketStatus.RESOLVED and t.rating is None
         ]
-        return max(found, key=lambda t: t.number, default=None)
+        newest = max(found, key=lambda t: t.number, default=None)
+        return self._out(newest) if newest else None
 
 
 class MemoryCitizenRepository:
@@ -230,14 +266,15 @@ class MemoryCitizenRepository:
 
 
 class MemoryOutboxRepository:
-    def __init__(self, rows: _Staged[int, OutboxMessage], ids: Callable[[], int]) -> None:
+    def __init__(self, rows: _Staged[int, OutboxMessage], ids: Callable[[], int], clock: Clock) -> None:
         self._rows = rows
         self._ids = ids
+        self._clock = clock
 
     async def add(self, message: OutboxMessage) -> OutboxMessage:
         message.id = self._ids()
         if message.created_at is None:
-            message.created_at = SystemClock().now()
+            message.created_at = self._clock.now()
         self._rows.put(message.id, message)
         return copy.deepcopy(message)
 
@@ -245,12 +282,12 @@ class MemoryOutboxRepository:
         found = [
             m
             for m in self._rows.values()
-            if m.status == "pending" and (m.next_attempt_at is None or m.next_attempt_at <= now)
+            if m.status == OutboxStatus.PENDING and (m.next_attempt_at is None or m.next_attempt_at <= now)
         ]
         return sorted(found, key=lambda m: m.id or 0)[:limit]
 
     async def held_for(self, openid: str) -> Sequence[OutboxMessage]:
-        found = [m for m in self._rows.values() if m.status == "held" and m.recipient_openid == openid]
+        found = [m for m in self._rows.values() if m.status == OutboxStatus.HELD and m.recipient_openid == openid]
         return sorted(found, key=lambda m: m.id or 0)
 
     async def save(self, message: OutboxMessage) -> None:
@@ -258,7 +295,7 @@ class MemoryOutboxRepository:
             raise LookupError(f"no outbox message {message.id}")
         self._rows.put(message.id, message)
 
-    async def list(self, statuses: Sequence[str] = ("pending", "held", "failed")) -> Sequence[OutboxMessage]:
+    async def list(self, statuses: Sequence[OutboxStatus] = UNDELIVERED) -> Sequence[OutboxMessage]:
         found = [m for m in self._rows.values() if m.status in statuses]
         return sorted(found, key=lambda m: m.id or 0)
 
@@ -285,7 +322,7 @@ class MemoryBindCodeRepository:
 
 # --- unit of work --------------------------------------------------------------------------------
 class MemoryUnitOfWork:
-    def __init__(self, db: MemoryDatabase) -> None:
+    def __init__(self, db: MemoryDatabase, clock: Clock) -> None:
         self._db = db
         self._staged: list[_Staged[Any, Any]] = []
 
@@ -297,9 +334,9 @@ class MemoryUnitOfWork:
         self.stations = MemoryStationRepository(stage(db.stations))
         self.deputies = MemoryDeputyRepository(stage(db.deputies))
         self.duty = MemoryDutyRepository(stage(db.duty))
-        self.tickets = MemoryTicketRepository(stage(db.tickets), lambda: next(db.ticket_numbers))
+        self.tickets = MemoryTicketRepository(stage(db.tickets), lambda: next(db.ticket_numbers), db.ticket_versions)
         self.citizens = MemoryCitizenRepository(stage(db.citizens))
-        self.outbox = MemoryOutboxRepository(stage(db.outbox), lambda: next(db.outbox_ids))
+        self.outbox = MemoryOutboxRepository(stage(db.outbox), lambda: next(db.outbox_ids), clock)
         self.bind_codes = MemoryBindCodeRepository(stage(db.bind_codes))
 
     async def __aenter__(self) -> MemoryUnitOfWork:
@@ -310,22 +347,38 @@ class MemoryUnitOfWork:
 
     async def commit(self) -> None:
         # no await in here: the whole commit is atomic with respect to other tasks
+        try:
+            self.tickets.check_versions()
+        except ConcurrentUpdate:
+            await self.rollback()  # as the database does: nothing of this transaction is kept
+            raise
         for staged in self._staged:
             staged.commit()
+        self.tickets.commit()
 
     async def rollback(self) -> None:
         for staged in self._staged:
             staged.rollback()
+        self.tickets.rollback()
+
+    def collect_new_events(self) -> list[Event]:
+        events: list[Event] = []
+        for ticket in self.tickets.handed_out:
+            events += ticket.events
+            ticket.events.clear()
+        return events
 
 
 class MemoryUnitOfWorkFactory:
-    """`factory()` returns a new unit of work over the state this factory owns."""
+    """`factory()` returns a new unit of work over the state this factory owns; `clock` dates
+    outbox messages stored without a time (bot/bootstrap.py passes the app's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self.database = MemoryDatabase()
+        self._clock = clock or SystemClock()
 
     def __call__(self) -> MemoryUnitOfWork:
-        return MemoryUnitOfWork(self.database)
+        return MemoryUnitOfWork(self.database, self._clock)
 
     async def dispose(self) -> None:
         return None

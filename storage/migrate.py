@@ -29,7 +29,8 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database at `database_url` to `revision` (sqlite+aiosqlite or postgresql+asyncpg).
 
     Synchronous; runs its own event loop. Called from inside a running loop, it runs in a helper
-    thread (blocking the caller until done) — prefer `await upgrade_async(url)` there."""
+    thread (blocking the caller until done) — in the app, `await asyncio.to_thread(upgrade, url)`
+    (bot/bootstrap.py) keeps the loop free."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -49,6 +50,3 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     if errors:
         raise errors[0]
 
-
-async def upgrade_async(database_url: str, revision: str = "head") -> None:
-    await asyncio.to_thread(upgrade, database_url, revision)

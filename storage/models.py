@@ -3,7 +3,7 @@ domain never sees these classes.
 
 References between aggregates (deputy → station, ticket → deputy, …) are plain codes without
 foreign keys: the district queue is a station code with no row, and import order is checked by
-the importer. Child rows of a ticket (events, attachments) do have foreign keys."""
+the importer. Child rows of a ticket (timeline entries, attachments) do have foreign keys."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-FIRST_TICKET_NUMBER = 1001
+from bot.core.tickets import FIRST_TICKET_NUMBER
 
 # named constraints so migrations can refer to them on every backend
 NAMING = {
@@ -116,8 +116,8 @@ class TicketRow(Base):
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     rating_comment: Mapped[str] = mapped_column(Text, default="")
 
-    events: Mapped[list[TicketEventRow]] = relationship(
-        order_by="TicketEventRow.seq", cascade="all, delete-orphan", lazy="selectin"
+    timeline: Mapped[list[TimelineRow]] = relationship(
+        order_by="TimelineRow.seq", cascade="all, delete-orphan", lazy="selectin"
     )
     attachments: Mapped[list[TicketAttachmentRow]] = relationship(
         order_by="TicketAttachmentRow.seq", cascade="all, delete-orphan", lazy="selectin"
@@ -126,7 +126,8 @@ class TicketRow(Base):
     __mapper_args__: dict[str, Any] = {"version_id_col": version}
 
 
-class TicketEventRow(Base):
+class TimelineRow(Base):
+    # the table keeps its first name: renaming it would be a migration for nothing
     __tablename__ = "ticket_events"
     __table_args__ = (UniqueConstraint("ticket_number", "seq", name="uq_ticket_events_seq"),)
 

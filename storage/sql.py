@@ -11,22 +11,16 @@ from typing import Any
 
 from sqlalchemy import event, func, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.exc import StaleDataError
 
-from bot.domain import (
-    Attachment,
-    Citizen,
-    Deputy,
-    DutyShift,
-    OutboxMessage,
-    Station,
-    StationKind,
-    Ticket,
-    TicketEvent,
-    TicketStatus,
-)
-from bot.ports import SystemClock
+from bot.core.clock import Clock, SystemClock
+from bot.core.events import Event
+from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
+from bot.core.people import Citizen, Deputy, DutyShift, Station, StationKind
+from bot.core.ports import ConcurrentUpdate
+from bot.core.tickets import Attachment, AttachmentKind, Ticket, TicketStatus, TimelineEntry, TimelineKind
 from storage.models import (
     BindCodeRow,
     CitizenRow,
@@ -35,7 +29,7 @@ from storage.models import (
     OutboxRow,
     StationRow,
     TicketAttachmentRow,
-    TicketEventRow,
+    TimelineRow,
     TicketRow,
 )
 
@@ -116,10 +110,6 @@ def _deputy(row: DeputyRow) -> Deputy:
     )
 
 
-def _day_key(day: date | int) -> str:
-    return day.isoformat() if isinstance(day, date) else f"w{int(day)}"
-
-
 def _shift(row: DutyShiftRow) -> DutyShift:
     day: date | int = row.day_date if row.day_date is not None else int(row.weekday or 0)
     return DutyShift(row.station_code, row.deputy_code, day, row.start, row.end)
@@ -139,8 +129,8 @@ def _ticket(row: TicketRow) -> Ticket:
         deputy_code=row.deputy_code,
         phone=row.phone,
         share_contact=row.share_contact,
-        attachments=[Attachment(a.kind, a.media_id, a.url, a.text) for a in row.attachments],
-        events=[TicketEvent(e.at, e.kind, e.actor, e.text) for e in row.events],
+        attachments=[Attachment(AttachmentKind(a.kind), a.media_id, a.url, a.text) for a in row.attachments],
+        timeline=[TimelineEntry(e.at, TimelineKind(e.kind), e.actor, e.text) for e in row.timeline],
         rating=row.rating,
         rating_comment=row.rating_comment,
     )
@@ -166,13 +156,13 @@ def _ticket_fields(ticket: Ticket) -> dict[str, Any]:
 
 def _append_children(row: TicketRow, ticket: Ticket) -> None:
     """Timelines only grow: rows beyond those stored are new."""
-    for seq in range(len(row.events), len(ticket.events)):
-        e = ticket.events[seq]
-        row.events.append(TicketEventRow(seq=seq, at=e.at, kind=e.kind, actor=e.actor, text=e.text))
+    for seq in range(len(row.timeline), len(ticket.timeline)):
+        e = ticket.timeline[seq]
+        row.timeline.append(TimelineRow(seq=seq, at=e.at, kind=str(e.kind), actor=e.actor, text=e.text))
     for seq in range(len(row.attachments), len(ticket.attachments)):
         a = ticket.attachments[seq]
         row.attachments.append(
-            TicketAttachmentRow(seq=seq, kind=a.kind, media_id=a.media_id, url=a.url, text=a.text)
+            TicketAttachmentRow(seq=seq, kind=str(a.kind), media_id=a.media_id, url=a.url, text=a.text)
         )
 
 
@@ -183,7 +173,7 @@ def _message(row: OutboxRow) -> OutboxMessage:
         template_key=row.template_key,
         template_data=dict(row.template_data or {}),
         id=row.id,
-        status=row.status,
+        status=OutboxStatus(row.status),
         channel=row.channel,
         attempts=row.attempts,
         next_attempt_at=row.next_attempt_at,
@@ -199,7 +189,7 @@ def _message_fields(message: OutboxMessage) -> dict[str, Any]:
         "text": message.text,
         "template_key": message.template_key,
         "template_data": dict(message.template_data),
-        "status": message.status,
+        "status": str(message.status),
         "channel": message.channel,
         "attempts": message.attempts,
         "next_attempt_at": message.next_attempt_at,
@@ -313,7 +303,7 @@ class SqlDutyRepository:
         return rows
 
     async def upsert(self, shift: DutyShift) -> bool:
-        key = _day_key(shift.day)
+        key = shift.day_key
         rows = await self._station_rows(shift.station_code)
         row = rows.get((shift.deputy_code, key, shift.start))
         if row is None:
@@ -345,21 +335,26 @@ class SqlTicketRepository:
         # the session's identity map holds rows weakly; keeping the rows we handed out means a later
         # save() checks the version that was read, so a concurrent change is detected, not overwritten
         self._seen: dict[int, TicketRow] = {}
+        self.handed_out: list[Ticket] = []  # the unit of work collects their recorded events
 
     def _out(self, row: TicketRow) -> Ticket:
         self._seen[row.number] = row
-        return _ticket(row)
+        ticket = _ticket(row)
+        self.handed_out.append(ticket)
+        return ticket
 
     async def add(self, ticket: Ticket) -> Ticket:
         row = TicketRow(**_ticket_fields(ticket))
-        row.events = []
+        row.timeline = []
         row.attachments = []
         _append_children(row, ticket)
         self._s.add(row)
         await self._s.flush()  # the database hands out the number
         self._seen[row.number] = row
         ticket.number = row.number
-        return ticket.copy()
+        added = ticket.copy()
+        self.handed_out.append(added)
+        return added
 
     async def get(self, number: int) -> Ticket | None:
         row = await self._s.get(TicketRow, number)
@@ -372,12 +367,15 @@ class SqlTicketRepository:
         fields = _ticket_fields(ticket)
         del fields["created_at"], fields["citizen_openid"]  # fixed when filed
         _assign(row, fields)
-        if len(ticket.events) > len(row.events) or len(ticket.attachments) > len(row.attachments):
+        if len(ticket.timeline) > len(row.timeline) or len(ticket.attachments) > len(row.attachments):
             # a timeline entry alone is a change too: bump the version so a concurrent save notices
             flag_modified(row, "status")
         _append_children(row, ticket)
-        # flush now: a concurrent change (version mismatch) surfaces here as StaleDataError
-        await self._s.flush()
+        # flush now: a concurrent change (version mismatch) surfaces here
+        try:
+            await self._s.flush()
+        except StaleDataError as error:
+            raise ConcurrentUpdate(f"ticket #{ticket.number} changed meanwhile") from error
 
     async def _list(self, query: Any) -> list[Ticket]:
         return [self._out(r) for r in await self._s.scalars(query)]
@@ -451,12 +449,13 @@ class SqlCitizenRepository:
 
 
 class SqlOutboxRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self._s = session
+        self._clock = clock
 
     async def add(self, message: OutboxMessage) -> OutboxMessage:
         if message.created_at is None:
-            message.created_at = SystemClock().now()
+            message.created_at = self._clock.now()
         row = OutboxRow(created_at=message.created_at, **_message_fields(message))
         self._s.add(row)
         await self._s.flush()
@@ -467,7 +466,7 @@ class SqlOutboxRepository:
         query = (
             select(OutboxRow)
             .where(
-                OutboxRow.status == "pending",
+                OutboxRow.status == str(OutboxStatus.PENDING),
                 (OutboxRow.next_attempt_at.is_(None)) | (OutboxRow.next_attempt_at <= now),
             )
             .order_by(OutboxRow.id)
@@ -481,7 +480,7 @@ class SqlOutboxRepository:
     async def held_for(self, openid: str) -> Sequence[OutboxMessage]:
         rows = await self._s.scalars(
             select(OutboxRow)
-            .where(OutboxRow.recipient_openid == openid, OutboxRow.status == "held")
+            .where(OutboxRow.recipient_openid == openid, OutboxRow.status == str(OutboxStatus.HELD))
             .order_by(OutboxRow.id)
         )
         return [_message(r) for r in rows]
@@ -492,9 +491,9 @@ class SqlOutboxRepository:
             raise LookupError(f"no outbox message {message.id}")
         _assign(row, _message_fields(message))
 
-    async def list(self, statuses: Sequence[str] = ("pending", "held", "failed")) -> Sequence[OutboxMessage]:
+    async def list(self, statuses: Sequence[OutboxStatus] = UNDELIVERED) -> Sequence[OutboxMessage]:
         rows = await self._s.scalars(
-            select(OutboxRow).where(OutboxRow.status.in_(list(statuses))).order_by(OutboxRow.id)
+            select(OutboxRow).where(OutboxRow.status.in_([str(s) for s in statuses])).order_by(OutboxRow.id)
         )
         return [_message(r) for r in rows]
 
@@ -547,8 +546,9 @@ class SqlUnitOfWork:
     outbox: SqlOutboxRepository
     bind_codes: SqlBindCodeRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self._sessions = sessions
+        self._clock = clock
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> SqlUnitOfWork:
@@ -558,7 +558,7 @@ class SqlUnitOfWork:
         self.duty = SqlDutyRepository(session)
         self.tickets = SqlTicketRepository(session)
         self.citizens = SqlCitizenRepository(session)
-        self.outbox = SqlOutboxRepository(session)
+        self.outbox = SqlOutboxRepository(session, self._clock)
         self.bind_codes = SqlBindCodeRepository(session)
         return self
 
@@ -570,25 +570,38 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self._session is not None, "use `async with uow:`"
-        await self._session.commit()
+        try:
+            await self._session.commit()
+        except StaleDataError as error:
+            raise ConcurrentUpdate("a ticket changed meanwhile") from error
+
+    def collect_new_events(self) -> list[Event]:
+        events: list[Event] = []
+        for ticket in self.tickets.handed_out:
+            events += ticket.events
+            ticket.events.clear()
+        return events
 
     async def rollback(self) -> None:
         assert self._session is not None, "use `async with uow:`"
         await self._session.rollback()
         # rows added in the rolled-back transaction are gone
         self.tickets._seen.clear()
+        self.tickets.handed_out.clear()  # their events were never stored
         self.duty._by_station.clear()
 
 
 class SqlUnitOfWorkFactory:
-    """`factory()` gives a unit of work on a new session; `await factory.dispose()` at shutdown."""
+    """`factory()` gives a unit of work on a new session; `await factory.dispose()` at shutdown.
+    `clock` dates outbox messages stored without a time (bot/bootstrap.py passes the app's)."""
 
-    def __init__(self, database_url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, database_url: str, *, clock: Clock | None = None, **engine_kwargs: Any) -> None:
         self.engine = create_engine_for(database_url, **engine_kwargs)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._clock = clock or SystemClock()
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions)
+        return SqlUnitOfWork(self._sessions, self._clock)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

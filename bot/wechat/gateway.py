@@ -1,4 +1,4 @@
-"""bot.ports.WeChatGateway over aiohttp: every WeChat API call, token fetch included, against
+"""bot.core.ports.WeChatGateway over aiohttp: every WeChat API call, token fetch included, against
 settings.wechat_api_base. Never wechatpy's synchronous client: this runs on the event loop."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.domain import mask_openid
-from bot.ports import KeyValueStore, WeChatAPIError
+from bot.core.ports import KeyValueStore, WeChatAPIError
+from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.wechat.token import TOKEN_ERRCODES, AccessTokenManager
 

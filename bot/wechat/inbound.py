@@ -1,4 +1,4 @@
-"""Inbound WeChat XML → bot.messages.Inbound.
+"""Inbound WeChat XML → bot.core.inbound.Inbound.
 
 The XML is checked with defusedxml (no DTD, no entities, no external references) before
 wechatpy/xmltodict ever sees it; wechatpy then classifies the message. Anything we do not know is
@@ -15,10 +15,10 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
-from bot.messages import Inbound
+from bot.core.inbound import Inbound, InboundKind
 
 QRSCENE_PREFIX = "qrscene_"
-_MEDIA_KINDS = ("image", "voice", "video", "shortvideo")
+_MEDIA_KINDS = (InboundKind.IMAGE, InboundKind.VOICE, InboundKind.VIDEO, InboundKind.SHORTVIDEO)
 
 
 class MalformedMessage(ValueError):
@@ -95,10 +95,10 @@ def _map(data: dict[str, Any]) -> Inbound:
         "msg_id": _text(data, "MsgId"),
     }
     if msg_type == "text":
-        return Inbound(kind="text", text=_text(data, "Content"), **common)
+        return Inbound(kind=InboundKind.TEXT, text=_text(data, "Content"), **common)
     if msg_type in _MEDIA_KINDS:
         return Inbound(
-            kind=msg_type,
+            kind=InboundKind(msg_type),
             text=_text(data, "Recognition") if msg_type == "voice" else "",
             media_id=_text(data, "MediaId"),
             pic_url=_text(data, "PicUrl"),
@@ -106,7 +106,7 @@ def _map(data: dict[str, Any]) -> Inbound:
         )
     if msg_type == "location":
         return Inbound(
-            kind="location",
+            kind=InboundKind.LOCATION,
             latitude=_float(data, "Location_X"),
             longitude=_float(data, "Location_Y"),
             label=_text(data, "Label"),
@@ -115,13 +115,13 @@ def _map(data: dict[str, Any]) -> Inbound:
         )
     if msg_type == "link":
         # Inbound has no url field; the link's Url rides in event_key (as for VIEW events).
-        return Inbound(kind="link", text=_text(data, "Title"), event_key=_text(data, "Url"), **common)
+        return Inbound(kind=InboundKind.LINK, text=_text(data, "Title"), event_key=_text(data, "Url"), **common)
     if msg_type == "event":
         return _map_event(data, common)
     raw_type = msg_type or "-"
     if _text(data, "Event"):
         raw_type += ":" + _text(data, "Event")
-    return Inbound(kind="unknown", raw_type=raw_type, text=_text(data, "Content"), **common)
+    return Inbound(kind=InboundKind.UNKNOWN, raw_type=raw_type, text=_text(data, "Content"), **common)
 
 
 def _map_event(data: dict[str, Any], common: dict[str, Any]) -> Inbound:
@@ -149,7 +149,7 @@ def _map_event(data: dict[str, Any], common: dict[str, Any]) -> Inbound:
             latitude, longitude = _float(info, "Location_X"), _float(info, "Location_Y")
             label = _text(info, "Label")
     return Inbound(
-        kind="event",
+        kind=InboundKind.EVENT,
         event=event,
         event_key=key,
         scene=scene,

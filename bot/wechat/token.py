@@ -8,12 +8,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from bot.ports import KeyValueStore
+from bot.core import keys
+from bot.core.ports import KeyValueStore
 
 log = logging.getLogger(__name__)
 
-TOKEN_KEY = "wechat:access_token"
-LOCK_KEY = "wechat:access_token:lock"
 # invalid credential / invalid access_token / access_token expired: refetch and retry once
 TOKEN_ERRCODES = frozenset({40001, 40014, 42001})
 
@@ -28,22 +27,22 @@ class AccessTokenManager:
         self._lock_timeout = lock_timeout  # must exceed one fetch's HTTP timeout
 
     async def get(self) -> str:
-        token = await self._kv.get(TOKEN_KEY)
+        token = await self._kv.get(keys.WECHAT_TOKEN)
         if token:
             return token
-        async with self._kv.lock(LOCK_KEY, timeout=self._lock_timeout):
-            token = await self._kv.get(TOKEN_KEY)  # someone refreshed while we waited
+        async with self._kv.lock(keys.WECHAT_TOKEN_LOCK, timeout=self._lock_timeout):
+            token = await self._kv.get(keys.WECHAT_TOKEN)  # someone refreshed while we waited
             if token:
                 return token
             token, expires_in = await self._fetch()
             # Expire early so no call goes out with a token about to lapse; never below half its life.
             ttl = max(expires_in - self._margin, expires_in / 2, 1.0)
-            await self._kv.set(TOKEN_KEY, token, ttl)
+            await self._kv.set(keys.WECHAT_TOKEN, token, ttl)
             log.info("wechat access_token refreshed (valid %ds, cached %ds)", expires_in, int(ttl))
             return token
 
     async def invalidate(self, stale: str) -> None:
         """Drop `stale` — unless another caller already replaced it (then keep the new one)."""
-        async with self._kv.lock(LOCK_KEY, timeout=self._lock_timeout):
-            if await self._kv.get(TOKEN_KEY) == stale:
-                await self._kv.delete(TOKEN_KEY)
+        async with self._kv.lock(keys.WECHAT_TOKEN_LOCK, timeout=self._lock_timeout):
+            if await self._kv.get(keys.WECHAT_TOKEN) == stale:
+                await self._kv.delete(keys.WECHAT_TOKEN)

@@ -6,7 +6,8 @@ import csv
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 
-from bot.domain import CATEGORIES, DEPUTY_LEVELS, DutyShift
+from bot.core.people import DEPUTY_LEVELS, DutyShift
+from bot.core.tickets import CATEGORIES
 from bot.settings import CONFIG_DIR
 
 DEMO = CONFIG_DIR / "demo"

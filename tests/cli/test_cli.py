@@ -80,7 +80,7 @@ async def test_bind_code_is_printed_for_a_known_deputy_only(tmp_path: Path) -> N
 
 
 async def test_outbox_lists_waiting_messages_with_masked_recipients(tmp_path: Path) -> None:
-    from bot.domain import OutboxMessage
+    from bot.core.outbound import OutboxMessage
     from storage.migrate import upgrade
     from storage.sql import SqlUnitOfWorkFactory
 

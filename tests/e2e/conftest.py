@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from e2e_stack import AES_KEY, APPID, TOKEN, SettableClock, Stack, write_data
 
-from bot.app import BotApp
+from bot.bootstrap import BotApp
 from bot.settings import Settings
 from bot.wechat.fake_api import FakeWeChatAPI
 from storage.importer import import_file

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient
 
-from bot.app import BotApp
+from bot.bootstrap import BotApp
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.fake_api import FakeWeChatAPI
 from bot.wechat.platform import event_xml, message_xml, open_reply, signed_request, text_xml

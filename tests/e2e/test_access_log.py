@@ -6,7 +6,7 @@ import logging
 import aiohttp
 from aiohttp import web
 
-from bot.app import PathOnlyAccessLogger
+from bot.bootstrap import PathOnlyAccessLogger
 
 
 async def test_access_log_has_the_path_but_not_the_query(caplog, unused_tcp_port: int) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from bot.domain import TicketStatus
+from bot.core.tickets import TicketStatus
 from bot.texts import default_texts
 from handlers.deputies import create_bind_code
 from e2e_stack import Stack
@@ -146,7 +146,7 @@ async def test_ticket_waits_in_the_queue_until_a_shift_starts(stack: Stack) -> N
     assert waiting.deputy_code is None and waiting.status is TicketStatus.FILED
 
     stack.clock.current = datetime(2026, 12, 1, 14, 0)
-    assert await stack.bot.drain_queues() == 1
+    assert await stack.bot.run_job("drain_queues") == 1
     assigned = await ticket(stack, number)
     assert assigned.deputy_code == "D003" and assigned.status is TicketStatus.ASSIGNED
     await stack.delivered()

@@ -1,7 +1,7 @@
 """The training data: held-out test set is really held out, places come from the station data."""
 from __future__ import annotations
 
-from bot.domain import CATEGORIES
+from bot.core.tickets import CATEGORIES
 from nlu import data as nd
 from nlu.embedded import INTENTS
 from nlu.text import normalize

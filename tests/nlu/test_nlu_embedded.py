@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from bot.domain import CATEGORIES
+from bot.core.tickets import CATEGORIES
 from nlu import data as nd
 from nlu.embedded import FALLBACK_INTENT, INTENTS
 

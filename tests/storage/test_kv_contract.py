@@ -1,4 +1,4 @@
-"""One contract for bot.ports.KeyValueStore, run against the memory store and real Redis."""
+"""One contract for bot.core.ports.KeyValueStore, run against the memory store and real Redis."""
 from __future__ import annotations
 
 import asyncio

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from bot.domain import Station, StationKind
+from bot.core.people import Station, StationKind
 from storage.importer import END_OF_DAY, import_file
 
 STATIONS_CSV = """code,name,kind,town,address,specialties,places

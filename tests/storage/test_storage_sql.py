@@ -8,9 +8,9 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm.exc import StaleDataError
 
-from bot.domain import Station, StationKind, Ticket
+from bot.core.people import Station, StationKind
+from bot.core.tickets import Ticket
 from storage.sql import SqlUnitOfWorkFactory
 
 T0 = datetime(2026, 12, 1, 9, 0)
@@ -47,22 +47,3 @@ async def test_sqlite_writers_from_two_engines_queue_instead_of_failing(sql_back
     finally:
         for factory in factories:
             await factory.dispose()
-
-
-async def test_concurrent_ticket_saves_do_not_silently_overwrite(sql_uow_factory, sql_backend) -> None:
-    if sql_backend[0] != "postgres":
-        pytest.skip("SQLite serialises units of work; the conflict cannot arise")
-    async with sql_uow_factory() as uow:
-        number = (await uow.tickets.add(new_ticket())).number
-        await uow.commit()
-    async with sql_uow_factory() as first, sql_uow_factory() as second:
-        a = await first.tickets.get(number)
-        b = await second.tickets.get(number)
-        a.assign("D001", T0)
-        await first.tickets.save(a)
-        await first.commit()
-        b.assign("D002", T0)
-        with pytest.raises(StaleDataError):
-            await second.tickets.save(b)
-    async with sql_uow_factory() as uow:
-        assert (await uow.tickets.get(number)).deputy_code == "D001"

@@ -1,4 +1,4 @@
-"""One contract for the unit of work and every repository of bot.ports, run against memory,
+"""One contract for the unit of work and every repository of bot.core.ports, run against memory,
 SQLite and PostgreSQL."""
 from __future__ import annotations
 
@@ -7,18 +7,11 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from bot.domain import (
-    Attachment,
-    Citizen,
-    Deputy,
-    DutyShift,
-    OutboxMessage,
-    Station,
-    StationKind,
-    Ticket,
-    TicketEvent,
-    TicketStatus,
-)
+from bot.core.events import TicketAccepted, TicketAssigned
+from bot.core.outbound import OutboxMessage
+from bot.core.people import Citizen, Deputy, DutyShift, Station, StationKind
+from bot.core.ports import ConcurrentUpdate
+from bot.core.tickets import Attachment, Ticket, TicketStatus, TimelineEntry
 
 T0 = datetime(2026, 12, 1, 9, 30)
 
@@ -56,7 +49,7 @@ def ticket(openid: str = "citizen-1", station_code: str = "S01", at: datetime = 
         phone="13912345678",
         share_contact=True,
         attachments=[Attachment("image", media_id="m1", url="http://x/1.jpg"), Attachment("voice", "m2", text="路灯坏了")],
-        events=[TicketEvent(at, "filed", "citizen")],
+        timeline=[TimelineEntry(at, "filed", "citizen")],
     )
     base.update(kw)
     return Ticket(**base)
@@ -70,6 +63,60 @@ async def add_ticket(factory, **kw) -> Ticket:
 
 
 # --- unit of work ----------------------------------------------------------------------------------
+async def test_concurrent_ticket_saves_raise_concurrent_update(uow_factory, backend) -> None:
+    """The version check: of two units of work that read the same ticket, the second to save
+    gets ConcurrentUpdate (the port's exception, whatever the storage) and overwrites nothing."""
+    if backend[0] == "sqlite":
+        pytest.skip("SQLite serialises units of work; the conflict cannot arise")
+    number = (await add_ticket(uow_factory)).number
+    async with uow_factory() as first, uow_factory() as second:
+        a = await first.tickets.get(number)
+        b = await second.tickets.get(number)
+        a.assign("D001", T0)
+        await first.tickets.save(a)
+        await first.commit()
+        b.assign("D002", T0)
+        with pytest.raises(ConcurrentUpdate):
+            await second.tickets.save(b)
+            await second.commit()
+    async with uow_factory() as uow:
+        assert (await uow.tickets.get(number)).deputy_code == "D001"
+
+
+async def test_a_stale_save_fails_even_when_only_the_timeline_grew(uow_factory, backend) -> None:
+    if backend[0] == "sqlite":
+        pytest.skip("SQLite serialises units of work; the conflict cannot arise")
+    number = (await add_ticket(uow_factory)).number
+    async with uow_factory() as first, uow_factory() as second:
+        a = await first.tickets.get(number)
+        b = await second.tickets.get(number)
+        a.add_citizen_note("还有一根", T0)
+        await first.tickets.save(a)
+        await first.commit()
+        b.add_citizen_note("也坏了", T0)
+        with pytest.raises(ConcurrentUpdate):
+            await second.tickets.save(b)
+            await second.commit()
+
+
+async def test_commit_collects_the_events_of_handed_out_tickets_once(uow_factory) -> None:
+    number = (await add_ticket(uow_factory)).number
+    async with uow_factory() as uow:
+        t = await uow.tickets.get(number)
+        t.assign("D001", T0)
+        t.accept("D001", T0)
+        await uow.tickets.save(t)
+        assert uow.collect_new_events() == [TicketAssigned(number, "D001", T0), TicketAccepted(number, "D001", T0)]
+        assert uow.collect_new_events() == []
+        await uow.commit()
+    async with uow_factory() as uow:
+        t = await uow.tickets.get(number)
+        assert t.events == []  # events are not stored
+        t.resolve("D001", "好了", T0)
+        await uow.rollback()
+        assert uow.collect_new_events() == []  # undone changes announce nothing
+
+
 async def test_changes_visible_after_commit(uow_factory) -> None:
     async with uow_factory() as uow:
         await uow.stations.upsert(station())
@@ -311,7 +358,7 @@ async def test_returned_tickets_are_copies(uow_factory) -> None:
     async with uow_factory() as uow:
         fresh = await uow.tickets.get(t.number)
     assert fresh.status is TicketStatus.FILED and fresh.deputy_code is None
-    assert len(fresh.events) == 1 and len(fresh.attachments) == 2
+    assert len(fresh.timeline) == 1 and len(fresh.attachments) == 2
 
 
 async def test_save_persists_the_whole_lifecycle(uow_factory) -> None:
@@ -335,7 +382,7 @@ async def test_save_persists_the_whole_lifecycle(uow_factory) -> None:
         async with uow_factory() as uow:
             assert await uow.tickets.get(t.number) == expected
     assert expected.status is TicketStatus.RESOLVED and expected.rating == 5
-    assert [e.kind for e in expected.events] == ["filed", "assigned", "accepted", "replied", "resolved", "rated"]
+    assert [e.kind for e in expected.timeline] == ["filed", "assigned", "accepted", "replied", "resolved", "rated"]
 
 
 async def test_save_transfer_moves_station(uow_factory) -> None:
@@ -349,7 +396,7 @@ async def test_save_transfer_moves_station(uow_factory) -> None:
     async with uow_factory() as uow:
         got = await uow.tickets.get(t.number)
     assert (got.deputy_code, got.station_code, got.status) == ("D009", "S09", TicketStatus.ASSIGNED)
-    assert got.events[-1] == TicketEvent(T0, "transferred", "D001", "D009")
+    assert got.timeline[-1] == TimelineEntry(T0, "transferred", "D001", "D009")
 
 
 async def test_save_without_commit_is_lost(uow_factory) -> None:
@@ -360,7 +407,7 @@ async def test_save_without_commit_is_lost(uow_factory) -> None:
         await uow.tickets.save(current)
     async with uow_factory() as uow:
         got = await uow.tickets.get(t.number)
-    assert got.status is TicketStatus.FILED and len(got.events) == 1
+    assert got.status is TicketStatus.FILED and len(got.timeline) == 1
 
 
 async def test_save_unknown_ticket_raises(uow_factory) -> None:
@@ -550,10 +597,10 @@ async def test_a_deputy_command_is_redone_after_a_real_concurrent_change(
     is then done once more on the fresh ticket."""
     if sql_backend[0] != "postgres":
         pytest.skip("SQLite serialises units of work; the conflict cannot arise")
+    from bot.bootstrap import build_services
     from bot.settings import Settings
     from bot.texts import default_texts
     from handlers.deputies import handle_deputy_message
-    from handlers.services import Services
     from storage.kv import MemoryKeyValueStore
     from storage.sql import SqlTicketRepository
 
@@ -561,8 +608,8 @@ async def test_a_deputy_command_is_redone_after_a_real_concurrent_change(
         def now(self) -> datetime:
             return T0
 
-    services = Services(uow=sql_uow_factory, kv=MemoryKeyValueStore(), nlu=None, clock=Clock(),  # type: ignore[arg-type]
-                        settings=Settings(_env_file=None), texts=default_texts())  # type: ignore[call-arg]
+    services = build_services(Settings(_env_file=None), uow=sql_uow_factory, kv=MemoryKeyValueStore(),  # type: ignore[call-arg]
+                              nlu=None, clock=Clock(), texts=default_texts())  # type: ignore[arg-type]
     wang = deputy(openid="wx-wang")
     async with sql_uow_factory() as uow:
         await uow.stations.upsert(station())
@@ -582,7 +629,7 @@ async def test_a_deputy_command_is_redone_after_a_real_concurrent_change(
             async with sql_uow_factory() as other:
                 fresh = await other.tickets.get(changed.number)
                 if meanwhile == "citizen_note":
-                    fresh.events.append(TicketEvent(T0, "citizen_note", "citizen", "还有一根也坏了"))
+                    fresh.add_citizen_note("还有一根也坏了", T0)
                 else:  # the same deputy answered from another phone: that accepted it already
                     fresh.reply("D001", "马上到", T0)
                 await other.tickets.save(fresh)
@@ -598,10 +645,10 @@ async def test_a_deputy_command_is_redone_after_a_real_concurrent_change(
     if meanwhile == "citizen_note":
         assert reply == services.texts.get("deputy_accepted_ok", number=filed.number)
         assert stored.status is TicketStatus.ACCEPTED
-        assert [e.kind for e in stored.events] == ["filed", "assigned", "citizen_note", "accepted"]
+        assert [e.kind for e in stored.timeline] == ["filed", "assigned", "citizen_note", "accepted"]
         assert len([m for m in outbox if m.recipient_openid == "citizen-1"]) == 1  # one accepted notice
     else:
         assert reply == services.texts.get("ticket_already_accepted", number=filed.number)
         assert stored.status is TicketStatus.REPLIED
-        assert [e.kind for e in stored.events] == ["filed", "assigned", "accepted", "replied"]
+        assert [e.kind for e in stored.timeline] == ["filed", "assigned", "accepted", "replied"]
         assert outbox == []

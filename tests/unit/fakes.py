@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from bot.domain import Deputy, DutyShift, OutboxMessage, Station, StationKind, Ticket
-from bot.ports import WeChatAPIError
+from bot.bootstrap import build_services
+from bot.core.outbound import OutboxMessage
+from bot.core.people import Deputy, DutyShift, Station, StationKind
+from bot.core.ports import ConcurrentUpdate, WeChatAPIError
+from bot.core.tickets import Ticket
 from bot.settings import Settings
 from bot.texts import default_texts
 from handlers.services import ReportDraft, Services
@@ -139,15 +142,9 @@ def make_services(
         template_id_assignment="TPL-ASSIGN" if templates else "",
         template_id_status="TPL-STATUS" if templates else "",
     )
-    return Services(
-        uow=MemoryUnitOfWorkFactory(),
-        kv=MemoryKeyValueStore(),
-        nlu=NullNLU(),
-        clock=clock or FixedClock(),
-        settings=settings,
-        texts=default_texts(),
-        kick_delivery=KickCounter(),
-    )
+    clock = clock or FixedClock()
+    return build_services(settings, uow=MemoryUnitOfWorkFactory(clock), kv=MemoryKeyValueStore(),
+                          nlu=NullNLU(), clock=clock, texts=default_texts(), kick_delivery=KickCounter())
 
 
 async def seed(services: Services, *, stations: Sequence[Station] = STATIONS,
@@ -189,9 +186,7 @@ async def get_ticket(services: Services, number: int) -> Ticket:
 
 
 def stale_saves(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
-    """Make the next `times` ticket saves fail as SqlTicketRepository does on a version mismatch."""
-    from sqlalchemy.orm.exc import StaleDataError
-
+    """Make the next `times` ticket saves fail as the repositories do on a version mismatch."""
     from storage.memory import MemoryTicketRepository
 
     left = list(range(times))
@@ -200,7 +195,7 @@ def stale_saves(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
     async def flaky_save(self, ticket):  # type: ignore[no-untyped-def]
         if left:
             left.pop()
-            raise StaleDataError("UPDATE statement on table 'tickets' expected to update 1 row(s); 0 were matched.")
+            raise ConcurrentUpdate(f"ticket #{ticket.number} changed meanwhile")
         await save(self, ticket)
 
     monkeypatch.setattr(MemoryTicketRepository, "save", flaky_save)

@@ -9,14 +9,17 @@ from typing import Any
 
 import pytest
 
-import storage.kv
-from bot.domain import Attachment, Deputy, DutyShift, Station, StationKind, Ticket, TicketStatus
-from bot.messages import Inbound
+from bot.bootstrap import build_services
+from bot.core.inbound import Inbound
+from bot.core.people import Deputy, DutyShift, Station, StationKind
+from bot.core.tickets import Attachment, Ticket, TicketStatus
 from bot.settings import Settings
 from bot.texts import Texts
+import storage.kv
 from fakes import RecordingGateway, stale_saves
+from bot.core.keys import report_form
 from handlers import delivery, deputies, tickets
-from handlers.conversation import Conversation, form_key
+from handlers.conversation import Conversation
 from handlers.services import Services
 from storage.kv import MemoryKeyValueStore
 from storage.memory import MemoryUnitOfWorkFactory
@@ -98,16 +101,14 @@ class World:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.fake_time = FakeTime()
         monkeypatch.setattr(storage.kv, "time", self.fake_time)
-        self.uow = MemoryUnitOfWorkFactory()
+        self.clock = FixedClock(NOW)
+        self.uow = MemoryUnitOfWorkFactory(self.clock)
         self.kv = MemoryKeyValueStore()
         self.nlu = FakeNLU()
-        self.clock = FixedClock(NOW)
         self.kicks = 0
         self.texts = Texts.load()
-        self.services = Services(
-            uow=self.uow, kv=self.kv, nlu=self.nlu, clock=self.clock, settings=Settings(),
-            texts=self.texts, kick_delivery=self._kick,
-        )
+        self.services = build_services(Settings(), uow=self.uow, kv=self.kv, nlu=self.nlu, clock=self.clock,
+                                       texts=self.texts, kick_delivery=self._kick)
         self.conversation = Conversation(self.services)
         self._ids = itertools.count(1)
 
@@ -145,7 +146,7 @@ class World:
         return reply
 
     async def form(self, openid: str = CITIZEN) -> str | None:
-        return await self.kv.get(form_key(openid))
+        return await self.kv.get(report_form(openid))
 
     async def tickets(self, openid: str = CITIZEN) -> list[Ticket]:
         async with self.uow() as uow:
@@ -493,7 +494,7 @@ async def test_a_citizen_answers_the_deputy_on_their_own_ticket(world: World) ->
     assert "您补充：村委会门口第三根" in await w.say(f"#{ticket.number}")
     assert await w.say(f"#{other.number} 我也想说两句") == w.t("citizen_ticket_not_found", number=other.number)
     async with w.uow() as uow:
-        assert [e.kind for e in (await uow.tickets.get(other.number)).events if e.kind == "citizen_note"] == []
+        assert [e.kind for e in (await uow.tickets.get(other.number)).timeline if e.kind == "citizen_note"] == []
     await w.say(f"办结 #{ticket.number} 已修好", DEPUTY_OPENID)
     assert await w.say(f"#{ticket.number} 谢谢") == w.t("citizen_note_closed", number=ticket.number)
 
@@ -509,7 +510,7 @@ async def test_a_note_too_long_for_one_message_is_refused_whole(world: World) ->
         "relay_too_long", number=ticket.number, count=len(too_long), limit=RELAY_MAX_CHARS)
     assert await w.outbox_to(DEPUTY_OPENID) == sent_before
     async with w.uow() as uow:
-        assert [e for e in (await uow.tickets.get(ticket.number)).events if e.kind == "citizen_note"] == []
+        assert [e for e in (await uow.tickets.get(ticket.number)).timeline if e.kind == "citizen_note"] == []
 
 
 async def test_rating_words(world: World) -> None:
@@ -558,7 +559,7 @@ async def test_unknown_message_kinds_get_a_polite_reply(world: World) -> None:
 async def test_held_messages_are_released_when_the_citizen_writes(world: World) -> None:
     w = world
     async with w.uow() as uow:
-        from bot.domain import OutboxMessage
+        from bot.core.outbound import OutboxMessage
 
         held = await uow.outbox.add(OutboxMessage(recipient_openid=CITIZEN, text="旧消息"))
         await uow.commit()
@@ -640,22 +641,21 @@ async def test_a_citizen_note_and_a_rating_survive_one_concurrent_change(
     stale_saves(monkeypatch, 1)
     assert await w.say(f"#{ticket.number} 村委会门口第三根") == w.t("citizen_note_sent", number=ticket.number)
     [noted] = await w.tickets()
-    assert [e.kind for e in noted.events].count("citizen_note") == 1
+    assert [e.kind for e in noted.timeline].count("citizen_note") == 1
     assert sum("村委会门口第三根" in text for text in await w.outbox_to(DEPUTY_OPENID)) == 1
 
     await w.say(f"办结 #{ticket.number} 已修好", DEPUTY_OPENID)
     stale_saves(monkeypatch, 1)
     assert await w.say("5") == w.t("citizen_rate_thanks", score=5)
     [rated] = await w.tickets()
-    assert rated.rating == 5 and [e.kind for e in rated.events].count("rated") == 1
+    assert rated.rating == 5 and [e.kind for e in rated.timeline].count("rated") == 1
     # a second conflict in a row is not hidden
-    from sqlalchemy.orm.exc import StaleDataError
-
+    from bot.core.ports import ConcurrentUpdate
     from handlers import citizens
 
     another = await file_report(w)
     stale_saves(monkeypatch, 2)
-    with pytest.raises(StaleDataError):
+    with pytest.raises(ConcurrentUpdate):
         await citizens.add_citizen_note(w.services, CITIZEN, another.number, "再补充一句")
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from bot.domain import Citizen, OutboxMessage
+from bot.core import keys
+from bot.core.outbound import OutboxMessage
+from bot.core.people import Citizen
 from fakes import (
     CITIZEN,
     CITIZEN_2,
@@ -23,7 +25,6 @@ from handlers.delivery import (
     MAX_ATTEMPTS,
     DeliveryWorker,
     deliver_due,
-    held_key,
     record_inbound,
     window_state,
     retry_delay,
@@ -306,7 +307,7 @@ async def test_a_lost_held_mark_is_made_up_for_by_the_next_delivery_run() -> Non
     await add(services)
     await deliver_due(services, gateway)
     assert await statuses(services) == ["held"]
-    await services.kv.delete(held_key(CITIZEN))  # e.g. Redis restarted without persistence
+    await services.kv.delete(keys.held_mark(CITIZEN))  # e.g. Redis restarted without persistence
 
     await record_inbound(services, CITIZEN)
     assert await statuses(services) == ["held"]
@@ -321,7 +322,7 @@ async def test_the_held_sweep_runs_once_per_interval_not_on_every_kick() -> None
     assert await worker.run_once() == 0  # the first run sweeps (nothing held yet)
     await add(services)
     await deliver_due(services, gateway)
-    await services.kv.delete(held_key(CITIZEN))  # a lost mark: only the sweep can find it
+    await services.kv.delete(keys.held_mark(CITIZEN))  # a lost mark: only the sweep can find it
     await record_inbound(services, CITIZEN)
 
     assert await worker.run_once() == 0  # a kick within the interval: no sweep

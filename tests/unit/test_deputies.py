@@ -5,7 +5,9 @@ import re
 
 import pytest
 
-from bot.domain import Deputy, DomainError, TicketStatus
+from bot.core.errors import DomainError
+from bot.core.people import Deputy
+from bot.core.tickets import TicketStatus
 from fakes import (
     stale_saves,
     CITIZEN,
@@ -164,7 +166,7 @@ async def test_accept_with_words_relays_them(one_ticket: tuple[Services, int]) -
     services, n = one_ticket
     await handle_deputy_message(services, WANG, f"受理 #{n} 明天上午去看")
     ticket = await get_ticket(services, n)
-    assert [e.kind for e in ticket.events][-2:] == ["accepted", "replied"]
+    assert [e.kind for e in ticket.timeline][-2:] == ["accepted", "replied"]
     citizen = [m.text for m in await outbox(services) if m.recipient_openid == CITIZEN]
     assert "明天上午去看" in citizen[-1]
 
@@ -177,7 +179,7 @@ async def test_relay_spellings(one_ticket: tuple[Services, int], template: str) 
     assert reply is not None and "转给" in reply
     ticket = await get_ticket(services, n)
     assert ticket.status is TicketStatus.REPLIED
-    assert ticket.events[-1].text == "已经联系了供电所"
+    assert ticket.timeline[-1].text == "已经联系了供电所"
     citizen = [m for m in await outbox(services) if m.recipient_openid == CITIZEN]
     assert "王晓梅代表回复" in citizen[-1].text and "已经联系了供电所" in citizen[-1].text
 
@@ -187,7 +189,7 @@ async def test_resolve_asks_the_citizen_to_rate(one_ticket: tuple[Services, int]
     reply = await handle_deputy_message(services, WANG, f"办结＃{n}　路灯已经修好")
     assert reply is not None and "已办结" in reply
     ticket = await get_ticket(services, n)
-    assert ticket.status is TicketStatus.RESOLVED and ticket.events[-1].text == "路灯已经修好"
+    assert ticket.status is TicketStatus.RESOLVED and ticket.timeline[-1].text == "路灯已经修好"
     last = [m for m in await outbox(services) if m.recipient_openid == CITIZEN][-1]
     assert "路灯已经修好" in last.text and "满意度" in last.text
     assert last.template_data["keyword2"] == "已办结，请评价"
@@ -224,7 +226,7 @@ async def test_transfer_to_an_unbound_deputy_says_so(one_ticket: tuple[Services,
 
 async def snapshot(services: Services, n: int) -> tuple[object, ...]:
     ticket = await get_ticket(services, n)
-    return ticket.status, ticket.deputy_code, ticket.station_code, len(ticket.events), len(await outbox(services))
+    return ticket.status, ticket.deputy_code, ticket.station_code, len(ticket.timeline), len(await outbox(services))
 
 
 @pytest.mark.parametrize(
@@ -383,7 +385,7 @@ async def test_marked_numbers_may_run_into_text_bare_ones_need_a_separator(
     assert reply == services.texts.get("deputy_accepted_ok", number=n)
     ticket = await get_ticket(services, n)
     assert ticket.status is (TicketStatus.REPLIED if said else TicketStatus.ACCEPTED)
-    assert (ticket.events[-1].text == said) if said else ticket.events[-1].kind == "accepted"
+    assert (ticket.timeline[-1].text == said) if said else ticket.timeline[-1].kind == "accepted"
 
 
 async def test_resolve_and_transfer_with_marked_numbers(one_ticket: tuple[Services, int]) -> None:
@@ -392,7 +394,7 @@ async def test_resolve_and_transfer_with_marked_numbers(one_ticket: tuple[Servic
         "deputy_transfer_ok", number=n, deputy="李建国")
     assert await handle_deputy_message(services, LI, f"办结 #{n} 已修好") == services.texts.get(
         "deputy_resolved_ok", number=n)
-    assert (await get_ticket(services, n)).events[-1].text == "已修好"
+    assert (await get_ticket(services, n)).timeline[-1].text == "已修好"
 
 
 # --- overlong numbers (B4) ---------------------------------------------------------------------
@@ -435,7 +437,7 @@ async def test_replying_to_an_assigned_ticket_accepts_it_first(one_ticket: tuple
     reply = await handle_deputy_message(services, WANG, f"#{n} 明天上午去看")
     assert reply == services.texts.get("deputy_replied_accepted_ok", number=n)
     ticket = await get_ticket(services, n)
-    assert [e.kind for e in ticket.events][-2:] == ["accepted", "replied"]
+    assert [e.kind for e in ticket.timeline][-2:] == ["accepted", "replied"]
     assert ticket.status is TicketStatus.REPLIED
     # one message to the citizen: the reply says the deputy took it on
     citizen = [m for m in await outbox(services) if m.recipient_openid == CITIZEN][pushed:]
@@ -448,7 +450,7 @@ async def test_replying_to_an_assigned_ticket_accepts_it_first(one_ticket: tuple
     # a second reply is an ordinary reply
     assert await handle_deputy_message(services, WANG, f"#{n} 到了") == services.texts.get(
         "deputy_replied_ok", number=n)
-    assert [e.kind for e in (await get_ticket(services, n)).events].count("accepted") == 1
+    assert [e.kind for e in (await get_ticket(services, n)).timeline].count("accepted") == 1
 
 
 # --- bind codes are never handed out twice (B6) ------------------------------------------------
@@ -509,7 +511,7 @@ async def test_a_deputy_command_is_retried_once_after_a_concurrent_change(
         "deputy_accepted_ok", number=n)
     assert conflicts == []  # the conflict happened and was retried
     ticket = await get_ticket(services, n)
-    assert [e.kind for e in ticket.events].count("accepted") == 1
+    assert [e.kind for e in ticket.timeline].count("accepted") == 1
     assert ticket.status is TicketStatus.ACCEPTED
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain import Attachment
+from bot.core.tickets import Attachment
 from bot.texts import Texts
 from dialogues import report_form as rf
 from dialogues.commands import find_rating, parse_rating, ticket_note, ticket_number

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.domain import DISTRICT_QUEUE, TicketStatus
+from bot.core.people import DISTRICT_QUEUE
+from bot.core.tickets import TicketStatus
 from fakes import (
     CITIZEN,
     CITIZEN_2,
@@ -42,7 +43,7 @@ async def test_waiting_ticket_is_assigned_when_the_shift_starts() -> None:
 
     stored = await get_ticket(services, ticket.number)
     assert (stored.status, stored.deputy_code) == (TicketStatus.ASSIGNED, "D003")
-    assert stored.events[-1].kind == "assigned" and stored.events[-1].at == datetime(2026, 12, 7, 14, 0)
+    assert stored.timeline[-1].kind == "assigned" and stored.timeline[-1].at == datetime(2026, 12, 7, 14, 0)
     new = (await outbox(services))[before:]
     citizen = [m for m in new if m.recipient_openid == CITIZEN]
     deputy = [m for m in new if m.recipient_openid == ZHOU_OPENID]

@@ -5,7 +5,7 @@ from datetime import date, datetime, time
 
 import pytest
 
-from bot.domain import DISTRICT_QUEUE, DutyShift, Station, StationKind
+from bot.core.people import DISTRICT_QUEUE, DutyShift, Station, StationKind
 from handlers.roster import on_duty
 from handlers.routing import choose_deputy, choose_station, normalize_place
 

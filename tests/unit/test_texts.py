@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.domain import TicketStatus
+from bot.core.tickets import TicketStatus, TimelineKind
 from bot.texts import TEXTS_DIR, default_texts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +52,7 @@ def test_every_text_key_is_used() -> None:
 
 
 def test_every_timeline_event_text_is_an_event_the_code_records() -> None:
-    recorded = set(re.findall(r'TicketEvent\(\s*\w+,\s*"(\w+)"', SOURCES))
+    recorded = {TimelineKind[name].value
+                for name in re.findall(r'TimelineEntry\(\s*\w+,\s*TimelineKind\.(\w+)', SOURCES)}
     shown = set(default_texts().raw("citizen_event"))
     assert shown <= recorded, shown - recorded

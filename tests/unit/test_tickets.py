@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.domain import DISTRICT_QUEUE, Attachment, Citizen, TicketStatus
+from bot.core.people import DISTRICT_QUEUE, Citizen
+from bot.core.tickets import Attachment, TicketStatus
 from fakes import (
     CITIZEN,
     CITIZEN_2,
@@ -21,8 +22,8 @@ from fakes import (
     outbox,
     seed,
 )
-from handlers.deputies import handle_deputy_message
 from handlers.delivery import deliver_due, record_inbound
+from handlers.deputies import handle_deputy_message
 from handlers.tickets import submit_report
 
 
@@ -38,7 +39,7 @@ async def test_report_goes_to_the_on_duty_deputy_of_the_named_place() -> None:
     assert ticket.deputy_code == "D001"  # D001 and D002 both free: first in order
     stored = await get_ticket(services, ticket.number)
     assert stored.status is TicketStatus.ASSIGNED
-    assert [e.kind for e in stored.events] == ["filed", "assigned"]
+    assert [e.kind for e in stored.timeline] == ["filed", "assigned"]
     assert stored.details == "晚上路过很黑"
     assert services.kick_delivery.count == 1  # type: ignore[attr-defined]
 
@@ -207,7 +208,7 @@ async def test_the_whole_loop_reaches_the_citizen() -> None:
     assert "路灯已经换好了" in texts[3] and "1 到 5" in texts[3]
     stored = await get_ticket(services, n)
     assert stored.status is TicketStatus.RESOLVED
-    assert [e.kind for e in stored.events] == ["filed", "assigned", "accepted", "replied", "resolved"]
+    assert [e.kind for e in stored.timeline] == ["filed", "assigned", "accepted", "replied", "resolved"]
     async with services.uow() as uow:
         awaiting = await uow.tickets.awaiting_rating(CITIZEN)
     assert awaiting is not None and awaiting.number == n  # the dialogue asks for 满意度 next

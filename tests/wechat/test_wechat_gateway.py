@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.ports import WeChatAPIError
+from bot.core.keys import WECHAT_TOKEN
+from bot.core.ports import WeChatAPIError
 from bot.settings import Settings
 from bot.wechat.fake_api import FakeWeChatAPI
 from bot.wechat.gateway import HttpWeChatGateway
-from bot.wechat.token import TOKEN_KEY, AccessTokenManager
+from bot.wechat.token import AccessTokenManager
 from storage.kv import MemoryKeyValueStore
 
 CITIZEN = "oCitizen_abcdefghijklmnop"
@@ -48,7 +49,7 @@ async def test_send_text_fetches_token_and_sends(gateway: HttpWeChatGateway, fak
     assert token_call["query"]["appid"] == "wxtestappid000001"
     assert "secret" not in token_call["query"]  # the fake keeps no secrets in its log
     [send] = _outbound(fake_api, SEND)
-    assert send["query"]["access_token"] == fake_api.current_token == await kv.get(TOKEN_KEY)
+    assert send["query"]["access_token"] == fake_api.current_token == await kv.get(WECHAT_TOKEN)
     assert send["json"] == {"touser": CITIZEN, "msgtype": "text", "text": {"content": "您的诉求 #12 已由代表受理"}}
     assert fake_api.sent_texts(CITIZEN) == ["您的诉求 #12 已由代表受理"]
 
@@ -134,7 +135,7 @@ async def test_token_endpoint_error(fake_api_client: TestClient, kv: MemoryKeyVa
     finally:
         await gw.aclose()
     assert err.value.errcode == 40125
-    assert await kv.get(TOKEN_KEY) is None
+    assert await kv.get(WECHAT_TOKEN) is None
 
 
 async def test_template_message(gateway: HttpWeChatGateway, fake_api: FakeWeChatAPI) -> None:

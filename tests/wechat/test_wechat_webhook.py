@@ -10,10 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.messages import Inbound
+from bot.core.inbound import Inbound
+from bot.core.keys import DEDUPE_PREFIX
 from bot.settings import Settings
 from bot.texts import default_texts
-from bot.webhook import DEDUPE_PREFIX, WEBHOOK_KEY, add_webhook_routes
+from bot.webhook import WEBHOOK_KEY, add_webhook_routes
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.platform import event_xml, message_xml, open_reply, sign, signed_request, text_xml, verify_query
 from storage.kv import MemoryKeyValueStore

@@ -1,6 +1,6 @@
 """The ports the application talks through. Implementations live in storage/, bot/wechat/ and nlu/.
 
-All datetimes are naive, in the district's local time (Asia/Shanghai): duty rosters are written that way.
+All datetimes are naive, in the district's local time (bot/core/clock.py).
 """
 from __future__ import annotations
 
@@ -8,20 +8,16 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
-from bot.domain import Citizen, Deputy, DutyShift, OutboxMessage, Station, Ticket
-
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
+from bot.core.events import Event
+from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
+from bot.core.people import Citizen, Deputy, DutyShift, Station
+from bot.core.tickets import Ticket
 
 
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(LOCAL_TZ).replace(tzinfo=None)
+class ConcurrentUpdate(Exception):
+    """Someone else changed the same aggregate since it was read (the version check): nothing of
+    this unit of work is stored. Try the whole operation again on fresh data."""
 
 
 # --- fast shared state: Redis, or in-process memory for a single process ------------------------
@@ -78,7 +74,8 @@ class TicketRepository(Protocol):
         ...
     async def get(self, number: int) -> Ticket | None: ...
     async def save(self, ticket: Ticket) -> None:
-        """Persist status, deputy, station, rating and any new events/attachments."""
+        """Persist status, deputy, station, rating and any new timeline entries/attachments.
+        Raises ConcurrentUpdate (here or at commit) when the ticket changed since it was read."""
         ...
     async def list_for_citizen(self, openid: str) -> Sequence[Ticket]: ...
     async def list_open_for_deputy(self, deputy_code: str) -> Sequence[Ticket]: ...
@@ -103,7 +100,7 @@ class OutboxRepository(Protocol):
         ...
     async def held_for(self, openid: str) -> Sequence[OutboxMessage]: ...
     async def save(self, message: OutboxMessage) -> None: ...
-    async def list(self, statuses: Sequence[str] = ("pending", "held", "failed")) -> Sequence[OutboxMessage]: ...
+    async def list(self, statuses: Sequence[OutboxStatus] = UNDELIVERED) -> Sequence[OutboxMessage]: ...
 
 
 class BindCodeRepository(Protocol):
@@ -130,8 +127,13 @@ class UnitOfWork(Protocol):
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...
-    async def commit(self) -> None: ...
+    async def commit(self) -> None:
+        """Raises ConcurrentUpdate when a saved ticket was changed by someone else meanwhile."""
+        ...
     async def rollback(self) -> None: ...
+    def collect_new_events(self) -> list[Event]:
+        """The domain events recorded by the aggregates this unit of work handed out, each once."""
+        ...
 
 
 class UnitOfWorkFactory(Protocol):

@@ -2,12 +2,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.core import keys
+
+
+class InboundKind(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    VOICE = "voice"
+    VIDEO = "video"
+    SHORTVIDEO = "shortvideo"
+    LOCATION = "location"
+    LINK = "link"
+    EVENT = "event"
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
 class Inbound:
     openid: str  # FromUserName
-    kind: str  # text | image | voice | video | shortvideo | location | link | event | unknown
+    kind: InboundKind
     created_at: int = 0  # CreateTime, unix seconds
     msg_id: str = ""  # MsgId; empty for events
     text: str = ""  # text Content; voice Recognition; link title
@@ -23,7 +38,4 @@ class Inbound:
 
     @property
     def dedupe_key(self) -> str:
-        """WeChat retries carry the same MsgId; events have none, so sender + CreateTime."""
-        if self.msg_id:
-            return f"msg:{self.msg_id}"
-        return f"evt:{self.openid}:{self.created_at}:{self.event}"
+        return keys.inbound_dedupe(self.msg_id, self.openid, self.created_at, self.event)

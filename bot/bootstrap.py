@@ -1,0 +1,192 @@
+"""The composition root: everything is built here, for `serve`, `demo`, the command line and the
+tests (cosmicpython's bootstrap.py).
+
+- `build_services(...)`: the use cases' Services over given ports, with the message bus wired
+  (push handlers in the transaction, delivery kicked after it). Unit tests call it with memory
+  stores; the app calls it with the real ones.
+- `BotApp`: one running bot (stores from Settings, NLU, WeChat gateway, conversation, delivery
+  worker, scheduled jobs, the web app): `await start()`, serve `web_app`, `await stop()`.
+- `open_storage(settings)`: the unit-of-work factory on an up-to-date schema, for CLI commands.
+- `JOBS`: the scheduled jobs, module-level functions of the app (python-telegram-bot's job queue),
+  registered in `BotApp.start`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.core.clock import Clock, SystemClock
+from bot.core.events import MessagesQueued
+from bot.core.inbound import Inbound
+from bot.core.outbound import OutboxMessage
+from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
+from bot.core.privacy import mask_openid
+from bot.settings import Settings
+from bot.texts import Texts, default_texts
+from handlers import notify
+from handlers.bus import BusUnitOfWorkFactory, MessageBus
+from handlers.conversation import Conversation
+from handlers.delivery import DeliveryWorker
+from handlers.queue import assign_waiting
+from handlers.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def subscribe_all(bus: MessageBus, services: Services) -> None:
+    """Every event subscription of the application. A new feature subscribes here."""
+    notify.register(bus, services.texts)  # pushes about tickets, stored in the transaction
+    # late-bound: the app's delivery worker is built after the Services it needs
+    bus.subscribe_after_commit(MessagesQueued, lambda _: services.kick_delivery())
+
+
+def build_services(settings: Settings, *, uow: UnitOfWorkFactory, kv: KeyValueStore, nlu: NLU,
+                   clock: Clock, texts: Texts | None = None,
+                   kick_delivery: Callable[[], None] | None = None) -> Services:
+    """The use cases' Services; `uow` is the storage's factory (memory or SQL), wrapped so each
+    commit dispatches the recorded events. `kick_delivery` may be set later (the app's delivery
+    worker needs the Services first)."""
+    bus = MessageBus()
+    services = Services(uow=BusUnitOfWorkFactory(uow, bus), kv=kv, nlu=nlu, clock=clock,
+                        settings=settings, texts=texts or default_texts())
+    if kick_delivery is not None:
+        services.kick_delivery = kick_delivery
+    subscribe_all(bus, services)
+    return services
+
+
+@asynccontextmanager
+async def open_storage(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Any]:
+    """The SQL unit-of-work factory on an up-to-date schema, so staff need no separate migrate step."""
+    from storage.migrate import upgrade
+    from storage.sql import SqlUnitOfWorkFactory
+
+    await asyncio.to_thread(upgrade, settings.database_url)  # Alembic is synchronous: off the loop
+    factory = SqlUnitOfWorkFactory(settings.database_url, clock=clock)
+    try:
+        yield factory
+    finally:
+        await factory.dispose()
+
+
+# --- scheduled jobs --------------------------------------------------------------------------------
+async def drain_queues(bot: BotApp) -> int:
+    """Waiting tickets get a deputy as shifts start."""
+    assigned = await assign_waiting(bot.services)
+    if assigned:
+        log.info("assigned %d waiting tickets", assigned)
+    return assigned
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    run: Callable[[BotApp], Awaitable[Any]]
+    trigger: Callable[[], Any]  # a fresh APScheduler trigger
+
+
+JOBS = (
+    # shifts start on whole minutes (HH:MM): a check at second 0 drains each station queue at the
+    # moment its next shift begins
+    Job("drain_queues", drain_queues, lambda: CronTrigger(second=0)),
+)
+
+
+# --- the running app -------------------------------------------------------------------------------
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """Access log without the query string: WeChat puts the sender's openid there."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %s %d %.1fms", request.remote, request.method, request.path,
+                         response.status, time * 1000)
+
+
+@dataclass
+class BotApp:
+    """One running bot: call `await start()`, serve `web_app`, then `await stop()`."""
+
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    nlu: NLU | None = None  # injected in tests; built from settings otherwise
+    gateway: WeChatGateway | None = None
+    run_migrations: bool = True
+
+    services: Services = field(init=False)
+    web_app: web.Application = field(init=False)
+
+    async def start(self) -> None:
+        from bot.webhook import add_webhook_routes
+        from bot.wechat.gateway import HttpWeChatGateway
+        from nlu import build_nlu
+        from storage.kv import build_kv
+        from storage.migrate import upgrade
+        from storage.sql import SqlUnitOfWorkFactory
+
+        if self.run_migrations:
+            await asyncio.to_thread(upgrade, self.settings.database_url)  # Alembic is synchronous
+        self.kv = build_kv(self.settings)
+        self.uow_factory = SqlUnitOfWorkFactory(self.settings.database_url, clock=self.clock)
+        # every WeChat call is bounded: a hung call must not outlive the token lock or a delivery claim
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10, connect=5))
+        if self.gateway is None:
+            self.gateway = HttpWeChatGateway(self.settings, self.kv, self.http)
+        if self.nlu is None:
+            # loads (or, after a data change, trains) the model: seconds of CPU, off the loop
+            self.nlu = await asyncio.to_thread(build_nlu, self.settings)
+        self.services = build_services(self.settings, uow=self.uow_factory, kv=self.kv, nlu=self.nlu,
+                                       clock=self.clock)
+        self.delivery = DeliveryWorker(self.services, self.gateway)
+        self.services.kick_delivery = self.delivery.kick
+        self.conversation = Conversation(self.services)
+        self.delivery.start()
+
+        self._job_running = asyncio.Lock()  # stop() waits for a job under way
+        self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
+        for job in JOBS:
+            self.scheduler.add_job(self.run_job, job.trigger(), args=[job.id], id=job.id,
+                                   max_instances=1, coalesce=True)
+        self.scheduler.start()
+
+        self.web_app = web.Application(client_max_size=self.settings.max_body_bytes * 2)
+        add_webhook_routes(self.web_app, settings=self.settings, kv=self.kv,
+                           handle=self.conversation.handle, push_late=self.push_late)
+        self.web_app.router.add_get("/healthz", self._healthz)
+
+    async def run_job(self, job_id: str) -> Any:
+        """Run one job of JOBS now (the scheduler calls this; tests too) and return its result."""
+        job = next(j for j in JOBS if j.id == job_id)
+        async with self._job_running:
+            return await job.run(self)
+
+    async def push_late(self, inbound: Inbound, text: str) -> None:
+        """A reply that missed the passive-reply deadline goes out as a pushed message."""
+        async with self.services.uow() as uow:  # its commit kicks delivery
+            await uow.outbox.add(OutboxMessage(recipient_openid=inbound.openid, text=text,
+                                               created_at=self.clock.now()))
+            await uow.commit()
+        log.info("late reply for %s queued for push", mask_openid(inbound.openid))
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        async with self._job_running:
+            pass
+        await self.delivery.stop()
+        close_nlu = getattr(self.nlu, "close", None)  # the Rasa backend holds an HTTP session
+        if close_nlu is not None:
+            await close_nlu()
+        await self.http.close()
+        await self.uow_factory.dispose()
+        await self.kv.close()

@@ -1,0 +1,68 @@
+"""Every key-value store key, built in one place so no two features collide. Keys ending in an
+openid are masked in logs by storage/kv.py printable_key (their last part)."""
+from __future__ import annotations
+
+# --- locks (KeyValueStore.lock) ------------------------------------------------------------------
+# one assignment at a time across workers (fewest-open-tickets counts and round robin stay exact)
+ASSIGN_LOCK = "lock:assign"
+WECHAT_TOKEN_LOCK = "wechat:access_token:lock"
+
+
+def user_lock(openid: str) -> str:
+    """Everything for one user runs under this lock before any state is loaded."""
+    return f"lock:user:{openid}"
+
+
+# --- shared values -----------------------------------------------------------------------------
+WECHAT_TOKEN = "wechat:access_token"
+DEDUPE_PREFIX = "wechat:dedupe:"
+
+
+def inbound_dedupe(msg_id: str, openid: str, created_at: int, event: str) -> str:
+    """WeChat retries carry the same MsgId; events have none, so sender + CreateTime."""
+    if msg_id:
+        return f"msg:{msg_id}"
+    return f"evt:{openid}:{created_at}:{event}"
+
+
+def round_robin(station_code: str) -> str:
+    """The deputy last assigned a ticket at this station."""
+    return f"rr:{station_code}"
+
+
+def no_station(openid: str) -> str:
+    """A remembered miss: this citizen has scanned no station's QR code."""
+    return f"no-station:{openid}"
+
+
+def not_a_deputy(openid: str) -> str:
+    """A remembered miss: this account is bound to no deputy."""
+    return f"not-deputy:{openid}"
+
+
+def bind_failures(openid: str) -> str:
+    return f"bind-fail:{openid}"
+
+
+def message_window(openid: str) -> str:
+    """WeChat's 48 h customer-service window."""
+    return f"window:{openid}"
+
+
+def burst_window(openid: str) -> str:
+    """The 1-minute window after a follow, scan or menu click."""
+    return f"cswin:{openid}"
+
+
+def held_mark(openid: str) -> str:
+    """Something is held for this user until they write again."""
+    return f"held:{openid}"
+
+
+def report_form(openid: str) -> str:
+    return f"form:{openid}"
+
+
+def form_started(openid: str) -> str:
+    """Outlives the form, so an answer arriving after expiry gets "that form expired", not help."""
+    return f"form-started:{openid}"
