@@ -15,7 +15,6 @@ import yaml
 NLU_DIR = Path(__file__).resolve().parent
 REPO_ROOT = NLU_DIR.parent
 DATA_DIR = NLU_DIR / "data"
-NLU_FILE = DATA_DIR / "nlu.yml"
 CATEGORIES_FILE = NLU_DIR / "categories" / "categories.yml"  # a separate Rasa model, not in data/
 PLACES_FILE = DATA_DIR / "places.yml"
 TEST_INTENTS_FILE = NLU_DIR / "test_intents.yml"

@@ -194,10 +194,6 @@ class EmbeddedNLU:
         }
 
 
-def _ranking(labels: tuple[str, ...], p: np.ndarray) -> list[dict[str, Any]]:
-    return _ranked(labels, np.round(p, 4).tolist())  # one vectorised round
-
-
 def _ranked(labels: tuple[str, ...], vals: list[float]) -> list[dict[str, Any]]:
     """Labels by rounded confidence, highest first (stable: ties keep label order)."""
     order = sorted(range(len(vals)), key=vals.__getitem__, reverse=True)

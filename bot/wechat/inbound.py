@@ -50,12 +50,8 @@ def check_xml(xml_text: str | bytes) -> Element:
     return root
 
 
-def to_inbound(xml_text: str | bytes) -> Inbound:
-    """Parse a decrypted WeChat message. Raises MalformedMessage on bad or hostile XML."""
-    return parse(xml_text).inbound
-
-
 def parse(xml_text: str | bytes) -> ParsedMessage:
+    """Parse a decrypted WeChat message. Raises MalformedMessage on bad or hostile XML."""
     check_xml(xml_text)
     data = _wechatpy_data(xml_text)
     openid = _text(data, "FromUserName")

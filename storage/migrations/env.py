@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.models import Base
-from storage.sql import ensure_sqlite_directory
+from storage.sql_engine import ensure_sqlite_directory
 
 config = context.config
 target_metadata = Base.metadata

@@ -11,7 +11,7 @@ from sqlalchemy import inspect, text
 
 from storage.migrate import upgrade
 from storage.models import Base
-from storage.sql import create_engine_for
+from storage.sql_engine import create_engine_for
 
 
 async def _schema_diff(url: str) -> list:

@@ -6,7 +6,7 @@ import pytest
 from wechatpy.crypto.base import BasePrpCrypto
 
 from bot.wechat.crypto import DecryptError, InvalidSignature, MessageCrypto, verify_signature
-from bot.wechat.inbound import MalformedMessage, to_inbound
+from bot.wechat.inbound import MalformedMessage, parse
 from bot.wechat.platform import read_reply, sign, signed_request, text_xml
 from wechat_samples import WECHAT_DATA, load_vectors
 
@@ -44,7 +44,7 @@ def test_decrypt_vectors(vid: str) -> None:
     plain = _crypto(v).decrypt_message(v["request_xml"], v["msg_signature"], v["timestamp"], v["nonce"])
     assert plain == v["decrypted_plaintext"]
     assert plain.strip() == _plain_file(v)
-    inbound = to_inbound(plain)
+    inbound = parse(plain).inbound
     assert inbound.kind == "text"
     for field, value in v.get("expected_fields", {}).items():
         assert {"Content": inbound.text, "FromUserName": inbound.openid}[field] == value

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.wechat.inbound import MalformedMessage, parse, to_inbound
+from bot.wechat.inbound import MalformedMessage, parse
 from bot.wechat.platform import image_xml, location_xml, voice_xml
 
 from wechat_samples import BILLION_LAUGHS, EXTERNAL_ENTITY, WECHAT_DATA, load_manifest
@@ -23,7 +23,7 @@ def test_manifest_covers_every_sample_file() -> None:
 @pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
 def test_every_sample_parses(entry: dict) -> None:
     xml = (WECHAT_DATA / entry["file"]).read_text(encoding="utf-8")
-    inbound = to_inbound(xml)
+    inbound = parse(xml).inbound
     assert inbound.openid
     assert inbound.created_at > 0
     msg_type, event = entry["MsgType"], entry["Event"]
@@ -40,7 +40,7 @@ def test_every_sample_parses(entry: dict) -> None:
         assert inbound.kind == "unknown"
         assert inbound.raw_type.startswith(msg_type)
     # the bytes form reads the same
-    assert to_inbound(xml.encode("utf-8")) == inbound
+    assert parse(xml.encode("utf-8")).inbound == inbound
 
 
 def _sample(name: str) -> str:
@@ -55,33 +55,33 @@ def test_text_message_fields() -> None:
 
 
 def test_voice_recognition_becomes_text() -> None:
-    i = to_inbound(_sample("xml_werobot/test_parser__test_voice_message.xml"))
+    i = parse(_sample("xml_werobot/test_parser__test_voice_message.xml")).inbound
     assert (i.kind, i.text, i.media_id) == ("voice", "Meow~", "media_id")
-    plain = to_inbound(_sample("xml_wechatpy/test_parser__test_parse_voice_message.xml"))
+    plain = parse(_sample("xml_wechatpy/test_parser__test_parse_voice_message.xml")).inbound
     assert plain.kind == "voice" and plain.text == "" and plain.media_id == "media_id"
 
 
 def test_image_location_link_fields() -> None:
-    image = to_inbound(_sample("xml_wechatpy/test_parser__test_parse_image_message.xml"))
+    image = parse(_sample("xml_wechatpy/test_parser__test_parse_image_message.xml")).inbound
     assert image.kind == "image" and image.media_id == "media_id" and image.pic_url == "this is a url"
-    loc = to_inbound(_sample("xml_wechatpy/test_parser__test_parse_location_message.xml"))
+    loc = parse(_sample("xml_wechatpy/test_parser__test_parse_location_message.xml")).inbound
     assert (loc.kind, loc.latitude, loc.longitude, loc.label) == ("location", 23.134521, 113.358803, "位置信息")
-    link = to_inbound(_sample("xml_wechatpy/test_parser__test_parse_link_message.xml"))
+    link = parse(_sample("xml_wechatpy/test_parser__test_parse_link_message.xml")).inbound
     assert link.kind == "link" and link.text == "公众平台官网链接" and link.event_key == "url"
 
 
 def test_events_fields() -> None:
-    follow = to_inbound(_sample("xml_werobot/test_parser__test_subscribe_event_2.xml"))
+    follow = parse(_sample("xml_werobot/test_parser__test_subscribe_event_2.xml")).inbound
     assert (follow.event, follow.scene, follow.event_key) == ("subscribe", "123123", "qrscene_123123")
-    scan = to_inbound(_sample("xml_wechatpy/test_events__test_scan_event.xml"))
+    scan = parse(_sample("xml_wechatpy/test_events__test_scan_event.xml")).inbound
     assert (scan.event, scan.scene) == ("scan", "SCENE_VALUE")
-    location = to_inbound(_sample("xml_werobot/test_parser__test_location_event.xml"))
+    location = parse(_sample("xml_werobot/test_parser__test_location_event.xml")).inbound
     assert (location.event, location.latitude, location.longitude) == ("location", 23.137466, 113.352425)
-    picked = to_inbound(_sample("xml_wechatpy/test_events__test_location_select_event.xml"))
+    picked = parse(_sample("xml_wechatpy/test_events__test_location_select_event.xml")).inbound
     assert picked.event == "location_select" and picked.label.startswith("广州市海珠区")
-    click = to_inbound(_sample("xml_wechatpy/test_parser__test_parse_click_event.xml"))
+    click = parse(_sample("xml_wechatpy/test_parser__test_parse_click_event.xml")).inbound
     assert click.event == "click" and click.event_key == "EVENTKEY"
-    unknown = to_inbound(_sample("xml_werobot/test_parser__test_unknown_event.xml"))
+    unknown = parse(_sample("xml_werobot/test_parser__test_unknown_event.xml")).inbound
     assert unknown.kind == "event" and unknown.event == "unknown"
 
 
@@ -94,22 +94,22 @@ def _event(event: str, key: str) -> str:
 
 
 def test_station_qr_scene_on_follow_and_on_scan() -> None:
-    follow = to_inbound(_event("subscribe", "qrscene_station:S01"))
+    follow = parse(_event("subscribe", "qrscene_station:S01")).inbound
     assert (follow.kind, follow.event, follow.scene) == ("event", "subscribe", "station:S01")
-    scan = to_inbound(_event("SCAN", "station:S01"))
+    scan = parse(_event("SCAN", "station:S01")).inbound
     assert (scan.event, scan.scene) == ("scan", "station:S01")
-    plain = to_inbound(_event("subscribe", ""))
+    plain = parse(_event("subscribe", "")).inbound
     assert plain.event == "subscribe" and plain.scene == ""
-    assert to_inbound(_event("unsubscribe", "")).event == "unsubscribe"
-    assert to_inbound(_event("TEMPLATESENDJOBFINISH", "")).event == "templatesendjobfinish"
+    assert parse(_event("unsubscribe", "")).inbound.event == "unsubscribe"
+    assert parse(_event("TEMPLATESENDJOBFINISH", "")).inbound.event == "templatesendjobfinish"
 
 
 def test_unknown_message_type_is_kept_not_raised() -> None:
     xml = ("<xml><ToUserName>gh</ToUserName><FromUserName>oX1234567890</FromUserName><CreateTime>1</CreateTime>"
            "<MsgType>miniprogrampage</MsgType><Title>t</Title><MsgId>42</MsgId></xml>")
-    i = to_inbound(xml)
+    i = parse(xml).inbound
     assert (i.kind, i.raw_type, i.msg_id) == ("unknown", "miniprogrampage", "42")
-    no_type = to_inbound("<xml><FromUserName>oX1234567890</FromUserName><CreateTime>1</CreateTime></xml>")
+    no_type = parse("<xml><FromUserName>oX1234567890</FromUserName><CreateTime>1</CreateTime></xml>").inbound
     assert no_type.kind == "unknown"
 
 
@@ -137,14 +137,14 @@ EXTERNAL_DTD = """<?xml version="1.0"?>
 )
 def test_bad_and_hostile_xml_is_refused(xml: str | bytes) -> None:
     with pytest.raises(MalformedMessage):
-        to_inbound(xml)
+        parse(xml).inbound
 
 
 def test_platform_media_and_location_messages_parse() -> None:
-    image = to_inbound(image_xml("o1", "gh_x", media_id="M1", msg_id=11))
+    image = parse(image_xml("o1", "gh_x", media_id="M1", msg_id=11)).inbound
     assert (image.kind, image.media_id, image.msg_id) == ("image", "M1", "11") and image.pic_url.startswith("http")
-    voice = to_inbound(voice_xml("o1", "gh_x", "桥上的栏杆断了", msg_id=12))
+    voice = parse(voice_xml("o1", "gh_x", "桥上的栏杆断了", msg_id=12)).inbound
     assert (voice.kind, voice.text) == ("voice", "桥上的栏杆断了") and voice.media_id
-    location = to_inbound(location_xml("o1", "gh_x", 31.1605, 120.6422, "松陵街道", msg_id=13))
+    location = parse(location_xml("o1", "gh_x", 31.1605, 120.6422, "松陵街道", msg_id=13)).inbound
     assert (location.kind, location.latitude, location.longitude, location.label) == \
         ("location", 31.1605, 120.6422, "松陵街道")

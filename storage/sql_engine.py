@@ -1,0 +1,61 @@
+"""Async SQLAlchemy engines for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    """A SQLite file's parent directory must exist before the first connection."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_engine_for(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine for `url`. SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE so that
+    concurrent writers queue for the write lock instead of failing half-way through a transaction."""
+    # a failed statement's parameters (openids, phone numbers) must not reach the logs
+    kwargs.setdefault("hide_parameters", True)
+    if not is_sqlite(url):
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_async_engine(url, **kwargs)
+
+    ensure_sqlite_directory(url)
+    kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    # SQLite has one writer at a time: one connection per process lets this process's transactions
+    # queue in the pool (woken at once) instead of in SQLite's busy handler (which sleeps and polls).
+    kwargs.setdefault("pool_size", 1)
+    kwargs.setdefault("max_overflow", 0)
+    kwargs.setdefault("pool_timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    # every unit of work ends its transaction (commit, or rollback on close): a second ROLLBACK
+    # when the pool takes the connection back is a wasted trip to the database thread
+    kwargs.setdefault("pool_reset_on_return", None)
+    engine = create_async_engine(url, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # take transaction control away from the sqlite3 module; BEGIN is emitted below
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, no fsync per commit
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,156 @@
+"""SQL repositories of stations, deputies, duty shifts and citizens (see storage/sql.py)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.people import Citizen, Deputy, DutyShift, Station
+from storage.models import CitizenRow, DeputyRow, DutyShiftRow, StationRow
+from storage.sql_mapping import assign_changed, deputy_of, shift_of, station_of
+
+
+class SqlStationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, code: str) -> Station | None:
+        row = await self._s.get(StationRow, code)
+        return station_of(row) if row else None
+
+    async def list(self) -> Sequence[Station]:
+        rows = await self._s.scalars(select(StationRow).order_by(StationRow.code))
+        return [station_of(r) for r in rows]
+
+    async def upsert(self, station: Station) -> bool:
+        row = await self._s.get(StationRow, station.code)
+        if row is not None and station_of(row) == station:
+            return False
+        fields = {
+            "name": station.name,
+            "kind": str(station.kind),
+            "town": station.town,
+            "address": station.address,
+            "specialties": list(station.specialties),
+            "places": list(station.places),
+        }
+        if row is None:
+            self._s.add(StationRow(code=station.code, **fields))
+        else:
+            assign_changed(row, fields)
+        return True
+
+
+class SqlDeputyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, code: str) -> Deputy | None:
+        row = await self._s.get(DeputyRow, code)
+        return deputy_of(row) if row else None
+
+    async def by_openid(self, openid: str) -> Deputy | None:
+        row = await self._s.scalar(select(DeputyRow).where(DeputyRow.openid == openid))
+        return deputy_of(row) if row else None
+
+    async def list(self, station_code: str | None = None) -> Sequence[Deputy]:
+        query = select(DeputyRow).order_by(DeputyRow.code)
+        if station_code is not None:
+            query = query.where(DeputyRow.station_code == station_code)
+        return [deputy_of(r) for r in await self._s.scalars(query)]
+
+    async def upsert(self, deputy: Deputy) -> bool:
+        row = await self._s.get(DeputyRow, deputy.code)
+        fields = {
+            "name": deputy.name,
+            "level": deputy.level,
+            "station_code": deputy.station_code,
+            "phone": deputy.phone,
+        }
+        if row is None:
+            self._s.add(DeputyRow(code=deputy.code, openid=deputy.openid, **fields))
+            return True
+        if all(getattr(row, k) == v for k, v in fields.items()):
+            return False
+        assign_changed(row, fields)  # the bound openid stays
+        return True
+
+    async def bind(self, code: str, openid: str) -> None:
+        if await self._s.get(DeputyRow, code) is None:
+            raise LookupError(f"no deputy {code!r}")
+        # one WeChat account speaks for one deputy: a re-bind moves the account (openid is unique,
+        # so the old holder is cleared first, in its own statement)
+        await self._s.execute(
+            update(DeputyRow).where(DeputyRow.openid == openid, DeputyRow.code != code).values(openid=None)
+        )
+        await self._s.execute(update(DeputyRow).where(DeputyRow.code == code).values(openid=openid))
+
+
+class SqlDutyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+        # a roster import upserts hundreds of shifts: load each station's rows once, not per shift
+        self._by_station: dict[str, dict[tuple[str, str, Any], DutyShiftRow]] = {}
+
+    async def list(self, station_code: str | None = None) -> Sequence[DutyShift]:
+        query = select(DutyShiftRow).order_by(
+            DutyShiftRow.station_code, DutyShiftRow.deputy_code, DutyShiftRow.day_key, DutyShiftRow.start
+        )
+        if station_code is not None:
+            query = query.where(DutyShiftRow.station_code == station_code)
+        return [shift_of(r) for r in await self._s.scalars(query)]
+
+    async def _station_rows(self, station_code: str) -> dict[tuple[str, str, Any], DutyShiftRow]:
+        rows = self._by_station.get(station_code)
+        if rows is None:
+            found = await self._s.scalars(select(DutyShiftRow).where(DutyShiftRow.station_code == station_code))
+            rows = self._by_station[station_code] = {(r.deputy_code, r.day_key, r.start): r for r in found}
+        return rows
+
+    async def upsert(self, shift: DutyShift) -> bool:
+        key = shift.day_key
+        rows = await self._station_rows(shift.station_code)
+        row = rows.get((shift.deputy_code, key, shift.start))
+        if row is None:
+            is_date = isinstance(shift.day, date)
+            row = DutyShiftRow(
+                station_code=shift.station_code,
+                deputy_code=shift.deputy_code,
+                day_key=key,
+                day_date=shift.day if is_date else None,
+                weekday=None if is_date else int(shift.day),
+                start=shift.start,
+                end=shift.end,
+            )
+            self._s.add(row)
+            rows[(shift.deputy_code, key, shift.start)] = row
+            return True
+        if row.end == shift.end:
+            return False
+        row.end = shift.end
+        return True
+
+
+class SqlCitizenRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, openid: str) -> Citizen | None:
+        row = await self._s.get(CitizenRow, openid)
+        if row is None:
+            return None
+        return Citizen(row.openid, row.station_code, row.subscribed)
+
+    async def save(self, citizen: Citizen) -> None:
+        fields = {
+            "station_code": citizen.station_code,
+            "subscribed": citizen.subscribed,
+        }
+        row = await self._s.get(CitizenRow, citizen.openid)
+        if row is None:
+            self._s.add(CitizenRow(openid=citizen.openid, **fields))
+        else:
+            assign_changed(row, fields)
