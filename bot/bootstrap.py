@@ -6,7 +6,8 @@ tests (cosmicpython's bootstrap.py).
   stores; the app calls it with the real ones.
 - `BotApp`: one running bot (stores from Settings, NLU, WeChat gateway, conversation, delivery
   worker, scheduled jobs, the web app): `await start()`, serve `web_app`, `await stop()`.
-- `open_storage(settings)`: the unit-of-work factory on an up-to-date schema, for CLI commands.
+- `open_storage(settings)`, `command_services(settings)`, `open_gateway(settings)`: what a CLI
+  command needs (storage on an up-to-date schema; Services over it; the WeChat gateway).
 - `JOBS`: the scheduled jobs, module-level functions of the app (python-telegram-bot's job queue),
   registered in `BotApp.start`.
 """
@@ -41,6 +42,9 @@ from handlers.queue import assign_waiting
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
+
+# every WeChat call is bounded: a hung call must not outlive the token lock or a delivery claim
+WECHAT_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
 
 
 def subscribe_all(bus: MessageBus, services: Services) -> None:
@@ -77,6 +81,32 @@ async def open_storage(settings: Settings, clock: Clock | None = None) -> AsyncI
         yield factory
     finally:
         await factory.dispose()
+
+
+@asynccontextmanager
+async def command_services(settings: Settings) -> AsyncIterator[Services]:
+    """Services for a one-off command: SQL storage, an in-process key-value store (its keys end
+    with the command), no NLU."""
+    from storage.kv import MemoryKeyValueStore
+
+    clock = SystemClock()
+    async with open_storage(settings, clock) as uow_factory:
+        yield build_services(settings, uow=uow_factory, kv=MemoryKeyValueStore(), nlu=None,  # type: ignore[arg-type]
+                             clock=clock)
+
+
+@asynccontextmanager
+async def open_gateway(settings: Settings) -> AsyncIterator[WeChatGateway]:
+    """The WeChat gateway with its own key-value store (the shared access_token) and HTTP session."""
+    from bot.wechat.gateway import HttpWeChatGateway
+    from storage.kv import build_kv
+
+    kv = build_kv(settings)
+    try:
+        async with aiohttp.ClientSession(timeout=WECHAT_TIMEOUT) as session:
+            yield HttpWeChatGateway(settings, kv, session)
+    finally:
+        await kv.close()
 
 
 # --- scheduled jobs --------------------------------------------------------------------------------
@@ -136,8 +166,7 @@ class BotApp:
             await asyncio.to_thread(upgrade, self.settings.database_url)  # Alembic is synchronous
         self.kv = build_kv(self.settings)
         self.uow_factory = SqlUnitOfWorkFactory(self.settings.database_url, clock=self.clock)
-        # every WeChat call is bounded: a hung call must not outlive the token lock or a delivery claim
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10, connect=5))
+        self.http = aiohttp.ClientSession(timeout=WECHAT_TIMEOUT)
         if self.gateway is None:
             self.gateway = HttpWeChatGateway(self.settings, self.kv, self.http)
         if self.nlu is None:

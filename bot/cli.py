@@ -120,20 +120,14 @@ def deputy() -> None:
 @deputy.command("bind-code", help=T("cli_help_bind_code"))
 @click.argument("deputy_code")
 def bind_code(deputy_code: str) -> None:
-    from bot.bootstrap import build_services, open_storage
-    from bot.core.clock import SystemClock
+    from bot.bootstrap import command_services
     from bot.core.errors import DomainError
     from handlers.deputies import create_bind_code
-    from storage.kv import MemoryKeyValueStore
 
     texts = default_texts()
-    settings = Settings()
 
     async def go() -> str:
-        clock = SystemClock()
-        async with open_storage(settings, clock) as uow_factory:
-            services = build_services(settings, uow=uow_factory, kv=MemoryKeyValueStore(),
-                                      nlu=None, clock=clock, texts=texts)  # type: ignore[arg-type]
+        async with command_services(Settings()) as services:
             return await create_bind_code(services, deputy_code)
 
     try:
@@ -194,11 +188,7 @@ def qrcode_deputy(code: str, out: Path | None) -> None:
 
 
 def _save_qrcode(kind: str, code: str, out: Path | None) -> None:
-    import aiohttp
-
-    from bot.bootstrap import open_storage
-    from bot.wechat.gateway import HttpWeChatGateway
-    from storage.kv import build_kv
+    from bot.bootstrap import open_gateway, open_storage
 
     texts = default_texts()
     settings = Settings()
@@ -210,12 +200,8 @@ def _save_qrcode(kind: str, code: str, out: Path | None) -> None:
                 repo = uow.stations if kind == "station" else uow.deputies
                 if await repo.get(code) is None:
                     raise click.ClickException(texts.get(f"cli_unknown_{kind}", code=code))
-        kv = build_kv(settings)
-        async with aiohttp.ClientSession() as session:
-            try:
-                return await HttpWeChatGateway(settings, kv, session).create_qrcode(f"{kind}:{code}")
-            finally:
-                await kv.close()
+        async with open_gateway(settings) as gateway:
+            return await gateway.create_qrcode(f"{kind}:{code}")
 
     png = _run(go())
     out.parent.mkdir(parents=True, exist_ok=True)

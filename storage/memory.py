@@ -23,7 +23,7 @@ from bot.core.events import Event
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.ports import ConcurrentUpdate
-from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus
+from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus, take_events
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -362,11 +362,7 @@ class MemoryUnitOfWork:
         self.tickets.rollback()
 
     def collect_new_events(self) -> list[Event]:
-        events: list[Event] = []
-        for ticket in self.tickets.handed_out:
-            events += ticket.events
-            ticket.events.clear()
-        return events
+        return take_events(self.tickets.handed_out)
 
 
 class MemoryUnitOfWorkFactory:

@@ -19,7 +19,7 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.events import Event
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
 from bot.core.ports import ConcurrentUpdate
-from bot.core.tickets import Ticket, TicketStatus
+from bot.core.tickets import Ticket, TicketStatus, take_events
 from storage.models import BindCodeRow, OutboxRow, TicketRow
 from storage.sql_engine import create_engine_for
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
@@ -255,11 +255,7 @@ class SqlUnitOfWork:
             raise ConcurrentUpdate("a ticket changed meanwhile") from error
 
     def collect_new_events(self) -> list[Event]:
-        events: list[Event] = []
-        for ticket in self.tickets.handed_out:
-            events += ticket.events
-            ticket.events.clear()
-        return events
+        return take_events(self.tickets.handed_out)
 
     async def rollback(self) -> None:
         assert self._session is not None, "use `async with uow:`"

@@ -5,6 +5,7 @@ event (bot/core/events.py; dispatched when the unit of work commits)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -208,3 +209,13 @@ class Ticket:
     def copy(self) -> Ticket:
         """A copy with its own lists and no recorded events."""
         return dataclasses.replace(self, attachments=list(self.attachments), timeline=list(self.timeline), events=[])
+
+
+def take_events(tickets: Iterable[Ticket]) -> list[Event]:
+    """The events these tickets recorded, in order, each handed over once (the units of work's
+    collect_new_events)."""
+    events: list[Event] = []
+    for ticket in tickets:
+        events += ticket.events
+        ticket.events.clear()
+    return events
