@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bot.core.clock import Clock
-from bot.core.ports import ConcurrentUpdate, NLU, KeyValueStore, UnitOfWorkFactory
+from bot.core.ports import NLU, ConcurrentUpdate, KeyValueStore, UnitOfWorkFactory
 from bot.core.tickets import Attachment
 from bot.settings import Settings
 from bot.texts import Texts
-
 
 log = logging.getLogger(__name__)
 

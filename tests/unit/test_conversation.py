@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
+import storage.kv
 from bot.bootstrap import build_services
 from bot.core.inbound import Inbound
+from bot.core.keys import report_form
 from bot.core.people import Deputy, DutyShift, Station, StationKind
 from bot.core.tickets import Attachment, Ticket, TicketStatus
 from bot.settings import Settings
 from bot.texts import Texts
-import storage.kv
 from fakes import RecordingGateway, stale_saves
-from bot.core.keys import report_form
 from handlers import delivery, deputies, tickets
 from handlers.conversation import Conversation
 from handlers.services import Services
