@@ -328,8 +328,8 @@ async def _retry(services: Services, message: OutboxMessage, error: str) -> None
 
 # --- the worker ----------------------------------------------------------------------------------
 class DeliveryWorker:
-    """Runs delivery passes when kicked (services.kick_delivery after a commit) and every
-    `interval` seconds anyway, so retries and anything missed still go out."""
+    """Runs delivery passes when kicked (the bus calls services.kick_delivery after a commit that
+    stored messages) and every `interval` seconds anyway, so retries and anything missed still go out."""
 
     def __init__(self, services: Services, gateway: WeChatGateway, *, interval: float = 15.0,
                  batch: int = 50) -> None:

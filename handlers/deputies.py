@@ -237,8 +237,9 @@ def unbound_reply(services: Services, text: str) -> str | None:
 
 async def _run(services: Services, deputy: Deputy, number: int, operation: _Operation) -> str:
     """Load the ticket and apply the change in one unit of work (its pushes are stored on
-    commit, from the events the ticket recorded); a broken rule (wrong deputy, closed ticket...) is answered and changes nothing. When someone changed
-    the ticket at the same moment, it is done once more on the fresh ticket."""
+    commit, from the events the ticket recorded); a broken rule (wrong deputy, closed ticket...)
+    is answered and changes nothing. When someone changed the ticket at the same moment, it is
+    done once more on the fresh ticket."""
 
     async def attempt() -> str:
         return await _run_once(services, deputy, number, operation)
