@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from bot.core.parse import ParseResult
 from bot.domain import Citizen, Deputy, DutyShift, OutboxMessage, Station, Ticket
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -162,6 +163,6 @@ class WeChatGateway(Protocol):
 
 # --- NLU -----------------------------------------------------------------------------------------
 class NLU(Protocol):
-    async def parse(self, text: str) -> dict[str, Any]:
-        """Rasa's /model/parse shape plus `category` and `category_ranking`."""
+    async def parse(self, text: str) -> ParseResult:
+        """Built from Rasa's /model/parse shape plus `category` and `category_ranking`."""
         ...

@@ -26,8 +26,8 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from bot.core.parse import ParseResult
 from bot.domain import Attachment, mask_openid
 from bot.messages import Inbound
 from dialogues import report_form as rf
@@ -78,39 +78,10 @@ def started_key(openid: str) -> str:
 STARTED_TTL = 24 * 3600
 
 
-def _intent(parse: dict[str, Any]) -> tuple[str, float]:
-    intent = parse.get("intent") or {}
-    try:
-        return str(intent.get("name") or "nlu_fallback"), float(intent.get("confidence") or 0.0)
-    except (TypeError, ValueError, AttributeError):
-        return "nlu_fallback", 0.0
-
-
-def _confidence_of(parse: dict[str, Any] | None, name: str) -> float:
-    for item in (parse or {}).get("intent_ranking") or ():
-        if isinstance(item, dict) and item.get("name") == name:
-            try:
-                return float(item.get("confidence") or 0.0)
-            except (TypeError, ValueError):
-                return 0.0
-    return 0.0
-
-
-def _best_real_intent(parse: dict[str, Any]) -> str:
-    for item in parse.get("intent_ranking") or ():
-        name = item.get("name") if isinstance(item, dict) else None
-        if name and name != "nlu_fallback":
-            return str(name)
-    return ""
-
-
-def _ticket_entity(parse: dict[str, Any]) -> int | None:
-    for entity in parse.get("entities") or ():
-        if entity.get("entity") == "ticket":
-            digits = "".join(ch for ch in str(entity.get("value", "")) if ch.isdigit())
-            if digits:
-                return int(digits[:9])
-    return None
+def _ticket_entity(parse: ParseResult) -> int | None:
+    entity = parse.entity("ticket")
+    digits = "".join(ch for ch in entity.value if ch.isdigit()) if entity else ""
+    return int(digits[:9]) if digits else None
 
 
 class Conversation:
@@ -247,13 +218,12 @@ class Conversation:
             return self.texts.get("citizen_help")
         return None
 
-    async def _parse(self, text: str) -> dict[str, Any]:
+    async def _parse(self, text: str) -> ParseResult:
         try:
-            parse = await self.services.nlu.parse(text)
+            return await self.services.nlu.parse(text)
         except Exception:  # noqa: BLE001 - the NLU must never take the conversation down
             log.exception("NLU parse failed")
-            return {"text": text, "intent": {"name": "nlu_fallback", "confidence": 0.0}, "entities": []}
-        return parse if isinstance(parse, dict) else {"intent": {"name": "nlu_fallback"}}
+            return ParseResult.fallback(text)
 
     async def _citizen_text(self, openid: str, text: str, voice: Attachment | None) -> str:
         rating = parse_rating(text, self.words) if voice is None else None
@@ -263,13 +233,13 @@ class Conversation:
         if command is not None:
             return command
         parse = await self._parse(text)
-        intent, _ = _intent(parse)
+        intent = parse.intent
 
         if voice is not None and intent not in _VOICE_NOT_REPORT:
             return await self._start_form(openid, text=text, parse=parse, attachment=voice)
         if intent == "report_issue":
             return await self._start_form(openid, text=text, parse=parse, attachment=voice)
-        if intent == "nlu_fallback" and _best_real_intent(parse) == "report_issue" and (
+        if intent == "nlu_fallback" and parse.best_real_intent() == "report_issue" and (
             len(text) >= FALLBACK_REPORT_MIN_CHARS and self.words.has_content(text)
         ):
             return await self._start_form(openid, text=text, parse=parse)
@@ -288,7 +258,7 @@ class Conversation:
             return self.texts.get("citizen_nothing_to_cancel")
         return await self._answer_intent(openid, intent, parse)
 
-    async def _answer_intent(self, openid: str, intent: str, parse: dict[str, Any]) -> str:
+    async def _answer_intent(self, openid: str, intent: str, parse: ParseResult) -> str:
         """The reply to an intent that needs no form (also used for mid-form digressions)."""
         if intent == "check_status":
             number = _ticket_entity(parse)
@@ -309,7 +279,7 @@ class Conversation:
         openid: str,
         *,
         text: str = "",
-        parse: dict[str, Any] | None = None,
+        parse: ParseResult | None = None,
         attachment: Attachment | None = None,
         category: str | None = None,
         intro: str = "",
@@ -329,7 +299,7 @@ class Conversation:
         await self.services.kv.set(started_key(openid), "1", ttl=STARTED_TTL)
         log.info("report form started by %s", mask_openid(openid))
         lines = []
-        if _confidence_of(parse, "emergency") >= EMERGENCY_HINT_MIN:
+        if parse is not None and parse.confidence_of("emergency") >= EMERGENCY_HINT_MIN:
             lines.append(self.texts.get("form_emergency_hint"))
         if intro:
             lines.append(self.texts.get(intro))
@@ -351,7 +321,7 @@ class Conversation:
             if command is not None:
                 return self._with_reminder(command, form)
         parse = await self._parse(text)
-        intent, confidence = _intent(parse)
+        intent, confidence = parse.intent, parse.confidence
         if intent == "emergency" and confidence >= EMERGENCY_MIN_CONFIDENCE:
             await self._save_form(form)  # keep an attached voice
             return self._with_reminder(self.texts.get("citizen_emergency"), form)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.core.parse import ParseResult
 from bot.domain import Deputy, DutyShift, OutboxMessage, Station, StationKind, Ticket
 from bot.ports import WeChatAPIError
 from bot.settings import Settings
@@ -36,8 +37,8 @@ class FixedClock:
 
 
 class NullNLU:
-    async def parse(self, text: str) -> dict[str, Any]:
-        return {"intent": {"name": "nlu_fallback", "confidence": 0.0}, "entities": [], "intent_ranking": []}
+    async def parse(self, text: str) -> ParseResult:
+        return ParseResult.fallback(text)
 
 
 @dataclass

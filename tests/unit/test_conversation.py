@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import storage.kv
+from bot.core.parse import ParseResult
 from bot.domain import Attachment, Deputy, DutyShift, Station, StationKind, Ticket, TicketStatus
 from bot.messages import Inbound
 from bot.settings import Settings
@@ -80,18 +81,18 @@ class FakeNLU:
             "category_ranking": [],
         }
 
-    async def parse(self, text: str) -> dict[str, Any]:
+    async def parse(self, text: str) -> ParseResult:
         self.calls.append(text)
         if text in self.script:
-            return self.script[text]
-        return {
+            return ParseResult.from_dict(self.script[text])
+        return ParseResult.from_dict({
             "text": text,
             "intent": {"name": "nlu_fallback", "confidence": 0.3},
             "entities": [],
             "intent_ranking": [{"name": "out_of_scope", "confidence": 0.3}],
             "category": {"name": "其他", "confidence": 0.2},
             "category_ranking": [],
-        }
+        })
 
 
 class World:
