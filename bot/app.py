@@ -16,7 +16,8 @@ from bot.messages import Inbound
 from bot.ports import NLU, Clock, SystemClock, WeChatGateway
 from bot.settings import Settings
 from bot.texts import default_texts
-from handlers.conversation import Conversation
+from handlers.chat import ROUTERS
+from handlers.chat.router import Dispatcher
 from handlers.delivery import DeliveryWorker
 from handlers.queue import assign_waiting
 from handlers.services import Services
@@ -75,7 +76,7 @@ class BotApp:
         )
         self.delivery = DeliveryWorker(self.services, self.gateway)
         self.services.kick_delivery = self.delivery.kick
-        self.conversation = Conversation(self.services)
+        self.conversation = Dispatcher(self.services, ROUTERS)
         self.delivery.start()
 
         self._draining = asyncio.Lock()  # stop() waits for a queue drain under way

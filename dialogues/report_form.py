@@ -12,13 +12,12 @@ Slots, asked in this order, each only while still missing:
 - At confirm, 否/修改 opens a small "which part?" menu; the chosen slot is cleared and asked
   again, then the summary comes back.
 
-The state is a JSON-serialisable dataclass; the conversation keeps it in the key-value store
-with a TTL, so an abandoned form simply disappears and creates nothing.
+The state is a dataclass of plain data; the chat keeps it as the user's scene state (handlers/chat),
+which expires, so an abandoned form simply disappears and creates nothing.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,12 +139,11 @@ class ReportForm:
         return [Attachment(**a) for a in self.attachments]
 
     # --- serialisation -------------------------------------------------------------------------
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+    def to_data(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, raw: str) -> ReportForm:
-        data = json.loads(raw)
+    def from_data(cls, data: dict[str, Any]) -> ReportForm:
         known = {f.name for f in dataclasses.fields(cls)}
         # tolerate keys written by a newer or older version of this form
         return cls(**{k: v for k, v in data.items() if k in known})
