@@ -61,7 +61,7 @@ _VILLAGE_AFTER = re.compile(r"^([^\s\d的地在了和与跟这那有是，。,.!
 
 def place_entities(parse: ParseResult | None) -> str:
     """The place entities of an NLU result in text order, e.g. '松陵街道 永康社区'."""
-    if not parse:
+    if parse is None:
         return ""
     text = parse.text
     found = sorted((e for e in parse.entities_of("place") if e.value), key=lambda e: e.start or 0)
@@ -82,7 +82,7 @@ def place_entities(parse: ParseResult | None) -> str:
 
 
 def phone_entity(parse: ParseResult | None) -> str | None:
-    for entity in parse.entities_of("phone") if parse else ():
+    for entity in parse.entities_of("phone") if parse is not None else ():
         phone = normalize_phone(entity.value) if entity.value else None
         if phone:
             return phone
@@ -91,7 +91,7 @@ def phone_entity(parse: ParseResult | None) -> str | None:
 
 def category_of(parse: ParseResult | None) -> tuple[str, float]:
     """(category, confidence) from an NLU result; (其他, 0) when missing, unknown or too unsure."""
-    if parse and parse.category in CATEGORIES and parse.category != FALLBACK_CATEGORY and (
+    if parse is not None and parse.category in CATEGORIES and parse.category != FALLBACK_CATEGORY and (
         parse.category_confidence >= MIN_CATEGORY_CONFIDENCE
     ):
         return parse.category, parse.category_confidence

@@ -93,9 +93,12 @@ class Context:
     scenes: dict[str, Scene]
     state: SceneState | None = None  # the live scene, if any
     expired: SceneState | None = None  # a scene that expired unanswered
-    kind: str = ""
-    entered: bool = False  # a scene was entered or left while handling this message
+    kind: str = field(init=False)  # what the routers' filters name (see the module docstring)
+    scene_changed: bool = False  # a scene was entered or left while handling this message
     _parse: ParseResult | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.kind = kind_of(self.inbound)
 
     @property
     def openid(self) -> str:
@@ -130,7 +133,7 @@ class Context:
     async def enter(self, scene: str, data: dict[str, Any]) -> None:
         """Put the user in `scene` (leaving any other: one scene at a time)."""
         self.state = await self.store.enter(self.openid, scene, data, self.scenes[scene].ttl(self.services))
-        self.entered = True
+        self.scene_changed = True
 
     async def save(self, data: dict[str, Any]) -> None:
         assert self.state is not None, "save() outside a scene"
@@ -140,7 +143,7 @@ class Context:
     async def leave(self) -> None:
         await self.store.clear(self.openid)
         self.state = None
-        self.entered = True
+        self.scene_changed = True
 
 
 class Dispatcher:
@@ -160,8 +163,11 @@ class Dispatcher:
             return None
         # before any state is loaded: two quick messages of one user never race on it
         async with self.services.kv.lock(f"lock:user:{inbound.openid}"):
-            ctx = Context(self.services, inbound, self.words, self.store, self.scenes, kind=kind_of(inbound))
+            ctx = Context(self.services, inbound, self.words, self.store, self.scenes)
             state = await self.store.load(inbound.openid)
+            if state is not None and state.scene not in self.scenes:  # a mode since removed
+                await self.store.clear(inbound.openid)
+                state = None
             if state is not None and state.expired(self.services.clock.now()):
                 ctx.expired = state
             else:
@@ -177,7 +183,7 @@ class Dispatcher:
             reply = await self._run(router, ctx)
             if reply is None:
                 continue
-            if position >= self._after_scenes and ctx.state is not None and not ctx.entered:
+            if position >= self._after_scenes and ctx.state is not None and not ctx.scene_changed:
                 reply += "\n\n" + self.scenes[ctx.state.scene].reminder(ctx)
             return reply
         return None
