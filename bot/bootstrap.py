@@ -36,7 +36,8 @@ from bot.settings import Settings
 from bot.texts import Texts, default_texts
 from handlers import notify
 from handlers.bus import BusUnitOfWorkFactory, MessageBus
-from handlers.conversation import Conversation
+from handlers.chat import ROUTERS
+from handlers.chat.router import Dispatcher
 from handlers.delivery import DeliveryWorker
 from handlers.queue import assign_waiting
 from handlers.services import Services
@@ -176,7 +177,7 @@ class BotApp:
                                        clock=self.clock)
         self.delivery = DeliveryWorker(self.services, self.gateway)
         self.services.kick_delivery = self.delivery.kick
-        self.conversation = Conversation(self.services)
+        self.conversation = Dispatcher(self.services, ROUTERS)
         self.delivery.start()
 
         self._job_running = asyncio.Lock()  # stop() waits for a job under way

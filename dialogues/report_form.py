@@ -12,17 +12,17 @@ Slots, asked in this order, each only while still missing:
 - At confirm, 否/修改 opens a small "which part?" menu; the chosen slot is cleared and asked
   again, then the summary comes back.
 
-The state is a JSON-serialisable dataclass; the conversation keeps it in the key-value store
-with a TTL, so an abandoned form simply disappears and creates nothing.
+The state is a dataclass of plain data; the chat keeps it as the user's scene state (handlers/chat),
+which expires, so an abandoned form simply disappears and creates nothing.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.parse import ParseResult
 from bot.core.tickets import CATEGORIES, Attachment
 from bot.texts import Texts
 from dialogues.words import Words, bare, normalize
@@ -59,15 +59,12 @@ def normalize_phone(text: str) -> str | None:
 _VILLAGE_AFTER = re.compile(r"^([^\s\d的地在了和与跟这那有是，。,.!！?？、]{1,6}?(?:社区|村|小区))")
 
 
-def place_entities(parse: dict[str, Any] | None) -> str:
+def place_entities(parse: ParseResult | None) -> str:
     """The place entities of an NLU result in text order, e.g. '松陵街道 永康社区'."""
-    if not parse:
+    if parse is None:
         return ""
-    text = str(parse.get("text") or "")
-    found = sorted(
-        (e for e in parse.get("entities") or () if e.get("entity") == "place" and e.get("value")),
-        key=lambda e: e.get("start") or 0,
-    )
+    text = parse.text
+    found = sorted((e for e in parse.entities_of("place") if e.value), key=lambda e: e.start or 0)
     values: list[str] = []
 
     def add(value: str) -> None:
@@ -75,34 +72,29 @@ def place_entities(parse: dict[str, Any] | None) -> str:
             values.append(value)
 
     for entity in found:
-        add(str(entity["value"]).strip())
-        end = entity.get("end")
-        if text and isinstance(end, int) and 0 <= end <= len(text):
+        add(entity.value.strip())
+        end = entity.end
+        if text and end is not None and 0 <= end <= len(text):
             village = _VILLAGE_AFTER.match(text[end:])
             if village:
                 add(village.group(1))
     return " ".join(values)
 
 
-def phone_entity(parse: dict[str, Any] | None) -> str | None:
-    for entity in (parse or {}).get("entities") or ():
-        if entity.get("entity") == "phone" and entity.get("value"):
-            phone = normalize_phone(str(entity["value"]))
-            if phone:
-                return phone
+def phone_entity(parse: ParseResult | None) -> str | None:
+    for entity in parse.entities_of("phone") if parse is not None else ():
+        phone = normalize_phone(entity.value) if entity.value else None
+        if phone:
+            return phone
     return None
 
 
-def category_of(parse: dict[str, Any] | None) -> tuple[str, float]:
+def category_of(parse: ParseResult | None) -> tuple[str, float]:
     """(category, confidence) from an NLU result; (其他, 0) when missing, unknown or too unsure."""
-    category = (parse or {}).get("category") or {}
-    name = category.get("name") if isinstance(category, dict) else None
-    try:
-        confidence = float(category.get("confidence") or 0.0) if isinstance(category, dict) else 0.0
-    except (TypeError, ValueError):
-        confidence = 0.0
-    if name in CATEGORIES and name != FALLBACK_CATEGORY and confidence >= MIN_CATEGORY_CONFIDENCE:
-        return str(name), confidence
+    if parse is not None and parse.category in CATEGORIES and parse.category != FALLBACK_CATEGORY and (
+        parse.category_confidence >= MIN_CATEGORY_CONFIDENCE
+    ):
+        return parse.category, parse.category_confidence
     return FALLBACK_CATEGORY, 0.0
 
 
@@ -147,12 +139,11 @@ class ReportForm:
         return [Attachment(**a) for a in self.attachments]
 
     # --- serialisation -------------------------------------------------------------------------
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), ensure_ascii=False)
+    def to_data(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, raw: str) -> ReportForm:
-        data = json.loads(raw)
+    def from_data(cls, data: dict[str, Any]) -> ReportForm:
         known = {f.name for f in dataclasses.fields(cls)}
         # tolerate keys written by a newer or older version of this form
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -183,7 +174,7 @@ def start_form(
     words: Words,
     *,
     text: str = "",
-    parse: dict[str, Any] | None = None,
+    parse: ParseResult | None = None,
     category: str | None = None,
     station: tuple[str, str, str] | None = None,
     attachment: Attachment | None = None,
@@ -225,7 +216,7 @@ def _set_summary(form: ReportForm, text: str) -> None:
     form.details, form.details_done = text, True
 
 
-def _take_category(form: ReportForm, parse: dict[str, Any] | None) -> None:
+def _take_category(form: ReportForm, parse: ParseResult | None) -> None:
     name, confidence = category_of(parse)
     if name != FALLBACK_CATEGORY and confidence > form.category_confidence:
         form.category, form.category_confidence = name, confidence
@@ -253,7 +244,7 @@ def attachment_note(form: ReportForm, attachment: Attachment) -> Outcome:
 
 
 # --- answers ----------------------------------------------------------------------------------
-def answer(form: ReportForm, text: str, words: Words, parse: dict[str, Any] | None = None) -> Outcome:
+def answer(form: ReportForm, text: str, words: Words, parse: ParseResult | None = None) -> Outcome:
     """Fill the current step with `text` (the conversation has already ruled out digressions)."""
     if words.is_cancel(text):
         return Outcome(action="cancel")

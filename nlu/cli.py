@@ -66,7 +66,7 @@ def parse_cmd(backend: str | None, rasa_url: str | None) -> None:
         try:
             for line in sys.stdin:
                 result = await engine.parse(line.rstrip("\r\n"))
-                sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+                sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
                 sys.stdout.flush()
         finally:
             await engine.close()

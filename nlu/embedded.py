@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.core.parse import ParseResult
 from bot.core.tickets import CATEGORIES
 from nlu import data as nd
 from nlu.entities import EntityExtractor
@@ -134,16 +135,17 @@ class EmbeddedNLU:
         return e / e.sum(), ec / ec.sum()
 
     # --- the port ---------------------------------------------------------------------------
-    async def parse(self, text: str) -> dict[str, Any]:
+    async def parse(self, text: str) -> ParseResult:
         # a chat message parses in ~0.3 ms: inline is cheaper than a thread hop. A long letter
         # (up to ~15 ms at 5,000 characters) goes to a worker thread so the event loop keeps serving
         # other users meanwhile (the parse is pure Python + numpy over immutable model arrays:
         # thread-safe).
         if isinstance(text, str) and len(text) > INLINE_MAX_CHARS:
-            return await asyncio.to_thread(self.parse_sync, text)
-        return self.parse_sync(text)
+            return ParseResult.from_dict(await asyncio.to_thread(self.parse_sync, text))
+        return ParseResult.from_dict(self.parse_sync(text))
 
     def parse_sync(self, text: str) -> dict[str, Any]:
+        """The engine's own answer in Rasa's shape (what `zhitongche nlu parse` prints)."""
         if not isinstance(text, str):
             text = "" if text is None else str(text)
         try:

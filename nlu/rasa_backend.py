@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from bot.core.parse import ParseResult
+
 log = logging.getLogger(__name__)
 
 
@@ -81,7 +83,7 @@ class RasaNLU:
             raise RasaUnavailable("answer is not a Rasa parse result")
         return result
 
-    async def parse(self, text: str) -> dict[str, Any]:
+    async def parse(self, text: str) -> ParseResult:
         local = self.fallback.parse_sync(text)
         try:
             remote = await self.parse_rasa(text)
@@ -93,8 +95,8 @@ class RasaNLU:
                 log.warning("Rasa NLU at %s unavailable (%s); the embedded engine answers instead "
                             "(%d failures so far)", self.url, exc, self.failures)
             local["backend"] = "embedded-fallback"
-            return local
-        return {
+            return ParseResult.from_dict(local)
+        return ParseResult.from_dict({
             "text": text,
             "intent": {"name": remote["intent"]["name"], "confidence": float(remote["intent"]["confidence"])},
             "entities": [_entity(e) for e in remote.get("entities", [])],
@@ -102,4 +104,4 @@ class RasaNLU:
             "category": local["category"],
             "category_ranking": local["category_ranking"],
             "backend": "rasa",
-        }
+        })

@@ -59,10 +59,6 @@ def held_mark(openid: str) -> str:
     return f"held:{openid}"
 
 
-def report_form(openid: str) -> str:
-    return f"form:{openid}"
-
-
-def form_started(openid: str) -> str:
-    """Outlives the form, so an answer arriving after expiry gets "that form expired", not help."""
-    return f"form-started:{openid}"
+def scene(openid: str) -> str:
+    """The user's one conversation state (scene, data, started, expires): handlers/chat/state.py."""
+    return f"scene:{openid}"

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.core.events import Event
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
+from bot.core.parse import ParseResult
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.tickets import Ticket
 
@@ -164,6 +165,6 @@ class WeChatGateway(Protocol):
 
 # --- NLU -----------------------------------------------------------------------------------------
 class NLU(Protocol):
-    async def parse(self, text: str) -> dict[str, Any]:
-        """Rasa's /model/parse shape plus `category` and `category_ranking`."""
+    async def parse(self, text: str) -> ParseResult:
+        """Built from Rasa's /model/parse shape plus `category` and `category_ranking`."""
         ...

@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from bot.core.parse import ParseResult
 from bot.core.tickets import CATEGORIES
 from nlu import data as nd
 from nlu.embedded import FALLBACK_INTENT, INTENTS
@@ -122,7 +123,9 @@ def test_non_string_input_does_not_raise(nlu):
 
 def test_async_parse_is_the_same_as_sync(nlu):
     text = "代表你好，路灯坏了"
-    assert asyncio.run(nlu.parse(text)) == nlu.parse_sync(text)
+    result = asyncio.run(nlu.parse(text))
+    assert result == ParseResult.from_dict(nlu.parse_sync(text))
+    assert result.to_dict() == nlu.parse_sync(text)
 
 
 def test_async_parse_of_a_long_letter_does_not_block_the_event_loop(nlu):
@@ -159,7 +162,7 @@ def test_async_parse_of_a_long_letter_does_not_block_the_event_loop(nlu):
     assert seen["served_during_parse"] is True
     long_thread, short_thread = seen["threads"]
     assert long_thread != loop_thread and short_thread == loop_thread  # short texts stay inline
-    assert result == real(letter) and short == real("路灯坏了")
+    assert result.to_dict() == real(letter) and short.to_dict() == real("路灯坏了")
 
 
 @pytest.mark.parametrize("text,civic", [

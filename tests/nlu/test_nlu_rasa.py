@@ -27,14 +27,14 @@ async def test_real_rasa_server_parses_through_the_backend(nlu):
     engine = build_nlu(Settings(nlu_backend="rasa", rasa_url=os.environ["ZTC_RASA_URL"], rasa_timeout=10))
     try:
         result = await engine.parse("我们村口的路灯坏了一个星期了，在松陵")
-        assert result["backend"] == "rasa"
-        assert result["intent"]["name"] == "report_issue"
-        assert result["category"]["name"] == "城乡建设"  # categories come from the embedded engine
-        places = [e for e in result["entities"] if e["entity"] == "place"]
-        assert places and places[0]["value"] == "松陵街道"  # EntitySynonymMapper, from places.yml
-        assert all("confidence" in e for e in result["entities"])
+        assert result.backend == "rasa"
+        assert result.intent == "report_issue"
+        assert result.category == "城乡建设"  # categories come from the embedded engine
+        places = result.entities_of("place")
+        assert places and places[0].value == "松陵街道"  # EntitySynonymMapper, from places.yml
+        assert all("confidence" in e for e in result.to_dict()["entities"])
         greet = await engine.parse("你好")
-        assert greet["intent"]["name"] == "greet"
+        assert greet.intent == "greet"
     finally:
         await engine.close()
 
@@ -45,9 +45,9 @@ async def test_nothing_listening_falls_back_with_a_warning(nlu, caplog):
         result = await engine.parse("着火了，快来人")
         again = await engine.parse("你好")
     await engine.close()
-    assert result["backend"] == "embedded-fallback"
-    assert result["intent"]["name"] == "emergency"
-    assert again["intent"]["name"] == "greet"
+    assert result.backend == "embedded-fallback"
+    assert result.intent == "emergency"
+    assert again.intent == "greet"
     warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(warnings) == 1  # one clear line, not one per message
     assert engine.failures == 2
@@ -94,9 +94,9 @@ async def test_misbehaving_server_falls_back(nlu, fake_rasa, kind):
     engine = RasaNLU(url, timeout=0.3, fallback=nlu)
     result = await engine.parse("老板拖欠工资三个月了")
     await engine.close()
-    assert result["backend"] == "embedded-fallback"
-    assert result["intent"]["name"] == "report_issue"
-    assert result["category"]["name"] == "劳动和社会保障"
+    assert result.backend == "embedded-fallback"
+    assert result.intent == "report_issue"
+    assert result.category == "劳动和社会保障"
 
 
 async def test_good_server_answer_is_used_with_embedded_category(nlu, fake_rasa):
@@ -105,6 +105,16 @@ async def test_good_server_answer_is_used_with_embedded_category(nlu, fake_rasa)
     engine = RasaNLU(url, timeout=5, fallback=nlu)
     result = await engine.parse("老板拖欠工资三个月了")
     await engine.close()
-    assert result["backend"] == "rasa"
-    assert result["intent"] == {"name": "greet", "confidence": 0.9}  # whatever the server says
-    assert result["category"]["name"] == "劳动和社会保障"
+    local = nlu.parse_sync("老板拖欠工资三个月了")
+    assert result.backend == "rasa"
+    assert (result.intent, result.confidence) == ("greet", 0.9)  # whatever the server says
+    assert result.category == "劳动和社会保障"
+    # `zhitongche nlu parse --backend rasa` prints this dict: its shape is public
+    assert result.to_dict() == {
+        "text": "老板拖欠工资三个月了", "intent": {"name": "greet", "confidence": 0.9}, "entities": [],
+        "intent_ranking": [{"name": "greet", "confidence": 0.9}],
+        "category": local["category"], "category_ranking": local["category_ranking"],
+        "backend": "rasa",
+    }
+    assert list(result.to_dict()) == ["text", "intent", "entities", "intent_ranking", "category",
+                                      "category_ranking", "backend"]

@@ -11,6 +11,7 @@ import pytest
 
 from bot.bootstrap import build_services
 from bot.core.outbound import OutboxMessage
+from bot.core.parse import ParseResult
 from bot.core.people import Deputy, DutyShift, Station, StationKind
 from bot.core.ports import ConcurrentUpdate, WeChatAPIError
 from bot.core.tickets import Ticket
@@ -39,8 +40,8 @@ class FixedClock:
 
 
 class NullNLU:
-    async def parse(self, text: str) -> dict[str, Any]:
-        return {"intent": {"name": "nlu_fallback", "confidence": 0.0}, "entities": [], "intent_ranking": []}
+    async def parse(self, text: str) -> ParseResult:
+        return ParseResult.fallback(text)
 
 
 @dataclass

@@ -1,10 +1,10 @@
-"""The whole citizen chat through Conversation.handle, on in-memory stores, a fixed clock and a
+"""The whole citizen chat through the chat routers (Dispatcher.handle), on in-memory stores, a fixed clock and a
 scripted NLU: reports, QR binding, attachments, cancel/expiry, digressions, scope, my tickets,
 rating."""
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -12,14 +12,16 @@ import pytest
 import storage.kv
 from bot.bootstrap import build_services
 from bot.core.inbound import Inbound
-from bot.core.keys import report_form
+from bot.core.keys import scene
+from bot.core.parse import ParseResult
 from bot.core.people import Deputy, DutyShift, Station, StationKind
 from bot.core.tickets import Attachment, Ticket, TicketStatus
 from bot.settings import Settings
 from bot.texts import Texts
 from fakes import RecordingGateway, stale_saves
 from handlers import delivery, deputies, tickets
-from handlers.conversation import Conversation
+from handlers.chat import ROUTERS
+from handlers.chat.router import Dispatcher
 from handlers.services import Services
 from storage.kv import MemoryKeyValueStore
 from storage.memory import MemoryUnitOfWorkFactory
@@ -83,18 +85,18 @@ class FakeNLU:
             "category_ranking": [],
         }
 
-    async def parse(self, text: str) -> dict[str, Any]:
+    async def parse(self, text: str) -> ParseResult:
         self.calls.append(text)
         if text in self.script:
-            return self.script[text]
-        return {
+            return ParseResult.from_dict(self.script[text])
+        return ParseResult.from_dict({
             "text": text,
             "intent": {"name": "nlu_fallback", "confidence": 0.3},
             "entities": [],
             "intent_ranking": [{"name": "out_of_scope", "confidence": 0.3}],
             "category": {"name": "其他", "confidence": 0.2},
             "category_ranking": [],
-        }
+        })
 
 
 class World:
@@ -109,8 +111,13 @@ class World:
         self.texts = Texts.load()
         self.services = build_services(Settings(), uow=self.uow, kv=self.kv, nlu=self.nlu, clock=self.clock,
                                        texts=self.texts, kick_delivery=self._kick)
-        self.conversation = Conversation(self.services)
+        self.conversation = Dispatcher(self.services, ROUTERS)
         self._ids = itertools.count(1)
+
+    def advance(self, seconds: float) -> None:
+        """Time passes for the clock and for the key-value store's TTLs alike."""
+        self.fake_time.value += seconds
+        self.clock.current += timedelta(seconds=seconds)
 
     def _kick(self) -> None:
         self.kicks += 1
@@ -146,7 +153,7 @@ class World:
         return reply
 
     async def form(self, openid: str = CITIZEN) -> str | None:
-        return await self.kv.get(report_form(openid))
+        return await self.kv.get(scene(openid))
 
     async def tickets(self, openid: str = CITIZEN) -> list[Ticket]:
         async with self.uow() as uow:
@@ -334,12 +341,12 @@ async def test_an_abandoned_form_expires_and_files_nothing(world: World) -> None
     w = world
     ttl = w.services.settings.form_ttl
     await w.say("我们村口的路灯坏了一个星期了")
-    w.fake_time.value += ttl - 1
+    w.advance(ttl - 1)
     assert w.t("form_ask_details") in await w.say("平望镇 庙头村")  # still open: each answer renews it
-    w.fake_time.value += ttl - 1
+    w.advance(ttl - 1)
     await w.say("没有")
     await w.say("跳过")
-    w.fake_time.value += ttl + 1
+    w.advance(ttl + 1)
     assert await w.say("是") == w.t("form_expired", minutes=ttl // 60)
     assert await w.form() is None and await w.all_tickets() == []
     assert await w.say("是") == w.t("citizen_help")  # said once, then back to normal
@@ -395,7 +402,7 @@ async def test_questions_mid_form_are_answered_and_the_form_stays_open(world: Wo
 
 
 async def test_a_report_that_may_be_an_emergency_starts_with_the_hotlines(world: World) -> None:
-    from handlers.conversation import EMERGENCY_HINT_MIN
+    from handlers.chat.report import EMERGENCY_HINT_MIN
 
     w = world
     w.nlu.on("孩子放学一直没回家，急", "report_issue", ranking=("emergency",))
@@ -613,7 +620,7 @@ async def walk_to_confirm(w: World) -> None:
     assert w.t("form_ask_confirm").split("：")[0] in await w.say("跳过")
 
 
-@pytest.mark.parametrize("broken", [("rr:",), ("form:", "form-started:"), ("rr:", "form:", "form-started:")])
+@pytest.mark.parametrize("broken", [("rr:",), ("scene:",), ("rr:", "scene:")])
 async def test_a_filed_report_is_reported_filed_whatever_fails_after_the_commit(
     world: World, broken: tuple[str, ...]
 ) -> None:

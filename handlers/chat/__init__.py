@@ -1,0 +1,19 @@
+"""The chat: one inbound WeChat message in, the passive reply text out.
+
+Every message goes through ROUTERS, in this order; the first that answers wins (a router says
+"not mine" by returning None). See docs/architecture.md "Chat routers" for adding a mode."""
+from __future__ import annotations
+
+from handlers.chat import answers, commands, deputy, follow, intents, report
+from handlers.chat.router import Router, Scene
+
+ROUTERS: tuple[Router | Scene, ...] = (
+    follow.router,  # subscribe (bind the QR station, welcome) · SCAN · unsubscribe
+    deputy.binding,  # 绑定 <code>
+    deputy.commands,  # a bound deputy's 受理/办结/转 …
+    report.scene,  # the user's current scene (next: rating, live Q&A)
+    commands.router,  # rating · 我的诉求 · #1024 · #1024 <text> · 帮助 · the menu's buttons
+    intents.router,  # intent → handler
+    answers.unsupported,  # video, link, …
+)
+
