@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,14 +9,15 @@ from typing import TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from bot import cli_i18n
 from bot.settings import PROJECT_ROOT, Settings
 from bot.texts import default_texts
 
 T = TypeVar("T")
 console = Console()
 T = default_texts().get  # command help is shown to staff: Chinese, from config/texts/cli.yaml
+cli_i18n.install(default_texts())  # click's own messages too; before the commands are declared
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -40,13 +40,11 @@ async def _storage(settings: Settings) -> AsyncIterator[Callable]:
 
 @click.group(help=T("cli_help_main"))
 @click.option("-v", "--verbose", is_flag=True, help=T("cli_opt_verbose"))
-def main(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not verbose:
-        # their routine INFO lines (each migration step, each minute's queue check) drown ours
-        for noisy in ("alembic", "apscheduler"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    from bot.cli_output import configure_logging
+
+    configure_logging(verbose, ctx.invoked_subcommand)
 
 
 @main.command(help=T("cli_help_serve"))
@@ -106,6 +104,7 @@ def db_upgrade() -> None:
 @click.argument("kind", type=click.Choice(["stations", "deputies", "duty"]))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_(kind: str, file: Path) -> None:
+    from bot.cli_output import import_problems_table
     from storage.importer import import_file
 
     texts = default_texts()
@@ -119,10 +118,7 @@ def import_(kind: str, file: Path) -> None:
                             created=report.created, updated=report.updated,
                             unchanged=report.unchanged, errors=len(report.errors)))
     if report.errors:
-        table = Table(texts.get("cli_import_line"), texts.get("cli_import_problem"))
-        for line, message in report.errors:
-            table.add_row(str(line), message)
-        console.print(table)
+        console.print(import_problems_table(report.errors, texts))
         raise SystemExit(1)
 
 
@@ -134,6 +130,7 @@ def deputy() -> None:
 @deputy.command("bind-code", help=T("cli_help_bind_code"))
 @click.argument("deputy_code")
 def bind_code(deputy_code: str) -> None:
+    from bot.cli_output import database_label
     from bot.domain import DomainError
     from bot.ports import SystemClock
     from handlers.deputies import create_bind_code
@@ -153,6 +150,7 @@ def bind_code(deputy_code: str) -> None:
         code = _run(go())
     except DomainError as error:
         console.print(texts.get(error.key, **error.params))
+        console.print(texts.get("cli_database_in_use", database=database_label(settings.database_url)))
         raise SystemExit(1) from None
     console.print(texts.get("cli_bind_code", deputy=deputy_code, code=code))
 
@@ -160,7 +158,7 @@ def bind_code(deputy_code: str) -> None:
 @main.command(help=T("cli_help_outbox"))
 @click.option("--all", "show_all", is_flag=True, help=T("cli_opt_outbox_all"))
 def outbox(show_all: bool) -> None:
-    from bot.domain import mask_openid
+    from bot.cli_output import outbox_table
 
     texts = default_texts()
     statuses = ("pending", "held", "failed", "sent") if show_all else ("pending", "held", "failed")
@@ -168,19 +166,13 @@ def outbox(show_all: bool) -> None:
     async def go():
         async with _storage(Settings()) as uow_factory:
             async with uow_factory() as uow:
-                return await uow.outbox.list(statuses)
+                return await uow.outbox.list(statuses), await uow.deputies.list()
 
-    messages = _run(go())
+    messages, deputies = _run(go())
     if not messages:
         console.print(texts.get("cli_outbox_empty"))
         return
-    table = Table("id", texts.get("cli_outbox_status"), texts.get("cli_outbox_to"),
-                  texts.get("cli_outbox_attempts"), texts.get("cli_outbox_error"),
-                  texts.get("cli_outbox_text"))
-    for m in messages:
-        table.add_row(str(m.id), texts.get(f"outbox_status_{m.status}"), mask_openid(m.recipient_openid),
-                      str(m.attempts), m.last_error, m.text[:40])
-    console.print(table)
+    console.print(outbox_table(messages, deputies, texts))
 
 
 @main.group(help=T("cli_help_qrcode"))
@@ -192,21 +184,26 @@ def qrcode() -> None:
 @click.argument("code")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=T("cli_opt_qrcode_out"))
-def qrcode_station(code: str, out: Path | None) -> None:
-    _save_qrcode("station", code, out)
+@click.option("--paper", type=click.Choice(["A5", "A4"], case_sensitive=False), default="A5", show_default=True,
+              help=T("cli_opt_qrcode_paper"))
+def qrcode_station(code: str, out: Path | None, paper: str) -> None:
+    _save_qrcode("station", code, out, paper.upper())
 
 
 @qrcode.command("deputy", help=T("cli_help_qrcode_deputy"))
 @click.argument("code")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=T("cli_opt_qrcode_out"))
-def qrcode_deputy(code: str, out: Path | None) -> None:
-    _save_qrcode("deputy", code, out)
+@click.option("--paper", type=click.Choice(["A5", "A4"], case_sensitive=False), default="A5", show_default=True,
+              help=T("cli_opt_qrcode_paper"))
+def qrcode_deputy(code: str, out: Path | None, paper: str) -> None:
+    _save_qrcode("deputy", code, out, paper.upper())
 
 
-def _save_qrcode(kind: str, code: str, out: Path | None) -> None:
-    import aiohttp
-
+def _save_qrcode(kind: str, code: str, out: Path | None, paper: str) -> None:
+    from bot import posters
+    from bot.cli_output import wechat_error
+    from bot.ports import WeChatAPIError
     from bot.wechat.gateway import HttpWeChatGateway
     from storage.kv import build_kv
 
@@ -217,20 +214,36 @@ def _save_qrcode(kind: str, code: str, out: Path | None) -> None:
     async def go() -> bytes:
         async with _storage(settings) as uow_factory:
             async with uow_factory() as uow:
-                repo = uow.stations if kind == "station" else uow.deputies
-                if await repo.get(code) is None:
+                if kind == "station":
+                    station = await uow.stations.get(code)
+                    text = station and posters.station_text(station, texts)
+                else:
+                    deputy = await uow.deputies.get(code)
+                    text = deputy and posters.deputy_text(deputy, await uow.stations.get(deputy.station_code), texts)
+                if text is None:
                     raise click.ClickException(texts.get(f"cli_unknown_{kind}", code=code))
         kv = build_kv(settings)
-        async with aiohttp.ClientSession() as session:
-            try:
-                return await HttpWeChatGateway(settings, kv, session).create_qrcode(f"{kind}:{code}")
-            finally:
-                await kv.close()
+        gateway = HttpWeChatGateway(settings, kv)
+        try:
+            qr = await gateway.create_qrcode(f"{kind}:{code}")
+        except WeChatAPIError as error:
+            raise click.ClickException(texts.get("cli_qrcode_failed", reason=wechat_error(error.errcode, texts))) from None
+        finally:
+            await gateway.aclose()
+            await kv.close()
+        try:
+            return await asyncio.to_thread(posters.render, qr, text, texts, paper=paper,
+                                           font_path=Path(settings.poster_font))
+        except posters.PosterError as error:
+            raise click.ClickException(str(error)) from None
 
     png = _run(go())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(png)
-    console.print(texts.get("cli_qrcode_saved", path=out))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(png)
+    except OSError as error:
+        raise click.ClickException(texts.get("cli_save_failed", path=out, reason=error.strerror)) from None
+    console.print(texts.get("cli_qrcode_saved", path=out, paper=paper))
 
 
 def _attach_nlu() -> None:
@@ -240,3 +253,4 @@ def _attach_nlu() -> None:
 
 
 _attach_nlu()
+cli_i18n.localise(main, default_texts())
