@@ -245,3 +245,33 @@ def test_every_translated_click_message_is_one_click_still_uses() -> None:
 async def test_commands_run(tmp_path: Path, args: list[str]) -> None:
     code, out = await run(tmp_path, *args)
     assert code == 0, out
+
+
+async def test_the_demo_banner_gives_the_command_line_its_database(tmp_path: Path) -> None:
+    """After `make demo`, `deputy bind-code D001` must find the demo's deputies: the banner says how."""
+    import shlex
+    import signal
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if port + 2 > 65535:
+        port -= 2
+    demo = await asyncio.create_subprocess_exec(
+        SCRIPT, "demo", "--port", str(port), "--database", str(tmp_path / "demo.db"),
+        env=env_for(tmp_path), cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        export = ""
+        async with asyncio.timeout(240):
+            while not export:
+                line = (await demo.stdout.readline()).decode()
+                assert line, "the demo ended before printing its banner"
+                if line.strip().startswith("export ZTC_DATABASE_URL="):
+                    export = line.strip()
+        name, _, value = shlex.split(export)[1].partition("=")
+        code, out = await run(tmp_path, "deputy", "bind-code", "D001", **{name: value})
+        assert code == 0 and "D001" in out, out
+    finally:
+        demo.send_signal(signal.SIGINT)
+        await demo.wait()
