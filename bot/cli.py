@@ -180,22 +180,23 @@ def qrcode() -> None:
     pass
 
 
+def _poster_options(command: Callable) -> Callable:
+    command = click.option("--paper", type=click.Choice(["A5", "A4"], case_sensitive=False), default="A5",
+                           show_default=True, help=T("cli_opt_qrcode_paper"))(command)
+    return click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help=T("cli_opt_qrcode_out"))(command)
+
+
 @qrcode.command("station", help=T("cli_help_qrcode_station"))
 @click.argument("code")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=T("cli_opt_qrcode_out"))
-@click.option("--paper", type=click.Choice(["A5", "A4"], case_sensitive=False), default="A5", show_default=True,
-              help=T("cli_opt_qrcode_paper"))
+@_poster_options
 def qrcode_station(code: str, out: Path | None, paper: str) -> None:
     _save_qrcode("station", code, out, paper.upper())
 
 
 @qrcode.command("deputy", help=T("cli_help_qrcode_deputy"))
 @click.argument("code")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=T("cli_opt_qrcode_out"))
-@click.option("--paper", type=click.Choice(["A5", "A4"], case_sensitive=False), default="A5", show_default=True,
-              help=T("cli_opt_qrcode_paper"))
+@_poster_options
 def qrcode_deputy(code: str, out: Path | None, paper: str) -> None:
     _save_qrcode("deputy", code, out, paper.upper())
 
@@ -216,10 +217,11 @@ def _save_qrcode(kind: str, code: str, out: Path | None, paper: str) -> None:
             async with uow_factory() as uow:
                 if kind == "station":
                     station = await uow.stations.get(code)
-                    text = station and posters.station_text(station, texts)
+                    text = posters.station_text(station, texts) if station else None
+                elif deputy := await uow.deputies.get(code):
+                    text = posters.deputy_text(deputy, await uow.stations.get(deputy.station_code), texts)
                 else:
-                    deputy = await uow.deputies.get(code)
-                    text = deputy and posters.deputy_text(deputy, await uow.stations.get(deputy.station_code), texts)
+                    text = None
                 if text is None:
                     raise click.ClickException(texts.get(f"cli_unknown_{kind}", code=code))
         kv = build_kv(settings)

@@ -18,8 +18,7 @@ STAFF_COMMANDS = frozenset({"import", "deputy", "outbox", "qrcode", "db"})
 
 _ERRCODE = re.compile(r"^(?:WeChat API error )?(-?\d+)\b")
 _NO_TEMPLATE = "no template configured"
-_NETWORK_ERRORS = ("OSError", "TimeoutError", "ClientError", "ClientConnectorError", "ServerDisconnectedError",
-                   "ConnectionError", "network error")
+_NETWORK_ERROR = re.compile(r"^(OSError|TimeoutError|Client\w*Error|ServerDisconnectedError|Connection\w*Error)\b")
 
 
 def configure_logging(verbose: bool, command: str | None) -> None:
@@ -57,7 +56,7 @@ def outbox_reason(last_error: str, texts: Texts) -> str:
         return texts.get("outbox_reason_no_template")
     if match := _ERRCODE.match(last_error):
         return wechat_error(int(match[1]), texts)
-    if any(name in last_error for name in _NETWORK_ERRORS):
+    if _NETWORK_ERROR.match(last_error):
         return texts.get("outbox_reason_network")
     return texts.get("outbox_reason_other", reason=last_error)
 

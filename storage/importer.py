@@ -80,6 +80,10 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
+class _UnknownEncoding(Exception):
+    pass
+
+
 def _decode(data: bytes) -> str:
     for encoding in CSV_ENCODINGS:
         try:
@@ -87,10 +91,6 @@ def _decode(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
     raise _UnknownEncoding
-
-
-class _UnknownEncoding(Exception):
-    pass
 
 
 def _read_csv(path: Path) -> list[tuple[int, list[str]]]:
@@ -290,20 +290,30 @@ def _key(kind: str, item: Any) -> Any:
 
 
 # --- the import ------------------------------------------------------------------------------------
+_HEADER_NOISE = re.compile(r"[\s()\[\]（）【】/、*:：_\-]")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
 def header_key(name: str) -> str:
     """How a header cell is matched: width folded, case, spaces, brackets and marks ignored."""
     return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", name).lower())
 
 
-_HEADER_NOISE = re.compile(r"[\s()\[\]（）【】/、*:：_\-]")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
+def chinese_header(kind: str, texts: Texts) -> str:
+    """The documented Chinese header of `kind`, e.g. 编号,姓名,级别,站点编号,手机."""
+    names = texts.raw("import_headers")[kind]
+    return ",".join(names[column][0] for column in COLUMNS[kind])
 
 
 @dataclass
 class _Header:
     positions: dict[str, int]  # column → cell index
-    labels: dict[str, str]  # column → its name as the file writes it (or our default name)
+    labels: dict[str, str]  # every column → its name as the file writes it (or our default name)
     problem: str = ""
+
+    def values(self, cells: Sequence[str]) -> dict[str, str]:
+        """A data row by column; a column the header leaves out, or a short row's, reads as empty."""
+        return {c: cells[i] if (i := self.positions.get(c, len(cells))) < len(cells) else "" for c in self.labels}
 
 
 def read_header(header: Sequence[str], kind: str, texts: Texts) -> _Header:
@@ -333,9 +343,8 @@ def read_header(header: Sequence[str], kind: str, texts: Texts) -> _Header:
         ("import_header_duplicate", duplicated)) if columns]
     if not problems:
         return _Header(positions, labels)
-    chinese_header = ",".join(chinese_names[c][0] for c in COLUMNS[kind])
-    english_header = ",".join(COLUMNS[kind])
-    expected, other = (chinese_header, english_header) if chinese else (english_header, chinese_header)
+    in_chinese, in_english = chinese_header(kind, texts), ",".join(COLUMNS[kind])
+    expected, other = (in_chinese, in_english) if chinese else (in_english, in_chinese)
     return _Header(positions, labels, texts.get("import_header_problem", problems="；".join(problems),
                                                 expected=expected, other=other))
 
@@ -365,8 +374,7 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
 
     table = [(line, cells) for line, cells in table if any(cells)]  # blank lines are no rows
     if not table:
-        chinese = ",".join(names[0] for names in texts.raw("import_headers")[kind].values())
-        report.errors.append((1, texts.get("import_empty_file", expected=chinese)))
+        report.errors.append((1, texts.get("import_empty_file", expected=chinese_header(kind, texts))))
         return report
     header_line, header_cells = table[0]
     header = read_header(header_cells, kind, texts)
@@ -383,9 +391,8 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
         seen: dict[Any, int] = {}
         for line, cells in table[1:]:
             report.rows_read += 1
-            values = {c: cells[i] if (i := header.positions.get(c, len(cells))) < len(cells) else "" for c in COLUMNS[kind]}
             errors: list[str] = []
-            item = _PARSERS[kind](_Row(values, header.labels, texts, errors), known)
+            item = _PARSERS[kind](_Row(header.values(cells), header.labels, texts, errors), known)
             key = _key(kind, item)
             if not errors and key in seen:
                 errors.append(texts.get("import_duplicate_row", line=seen[key],
