@@ -85,7 +85,7 @@ def outbox_table(messages: Iterable[OutboxMessage], deputies: Iterable[Deputy], 
 def import_problems_table(errors: Sequence[tuple[int, str]], texts: Texts) -> Table:
     table = _table(texts, "cli_import_line", "cli_import_problem")
     for line, message in errors:
-        table.add_row(str(line), message)
+        table.add_row(str(line) if line else "—", message)  # 0: the file as a whole
     return table
 
 
