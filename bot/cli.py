@@ -2,21 +2,21 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from bot import cli_i18n
 from bot.settings import PROJECT_ROOT, Settings
 from bot.texts import default_texts
 
 R = TypeVar("R")
 console = Console()
 T = default_texts().get  # command help is shown to staff: Chinese, from config/texts/cli.yaml
+cli_i18n.install(default_texts())  # click's own messages too; before the commands are declared
 
 
 def _run(coro: Awaitable[R]) -> R:
@@ -25,13 +25,11 @@ def _run(coro: Awaitable[R]) -> R:
 
 @click.group(help=T("cli_help_main"))
 @click.option("-v", "--verbose", is_flag=True, help=T("cli_opt_verbose"))
-def main(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not verbose:
-        # their routine INFO lines (each migration step, each minute's queue check) drown ours
-        for noisy in ("alembic", "apscheduler"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    from bot.cli_output import configure_logging
+
+    configure_logging(verbose, ctx.invoked_subcommand)
 
 
 @main.command(help=T("cli_help_serve"))
@@ -92,6 +90,7 @@ def db_upgrade() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_(kind: str, file: Path) -> None:
     from bot.bootstrap import open_storage
+    from bot.cli_output import import_problems_table
     from storage.importer import import_file
 
     texts = default_texts()
@@ -105,10 +104,7 @@ def import_(kind: str, file: Path) -> None:
                             created=report.created, updated=report.updated,
                             unchanged=report.unchanged, errors=len(report.errors)))
     if report.errors:
-        table = Table(texts.get("cli_import_line"), texts.get("cli_import_problem"))
-        for line, message in report.errors:
-            table.add_row(str(line), message)
-        console.print(table)
+        console.print(import_problems_table(report.errors, texts))
         raise SystemExit(1)
 
 
@@ -121,6 +117,7 @@ def deputy() -> None:
 @click.argument("deputy_code")
 def bind_code(deputy_code: str) -> None:
     from bot.bootstrap import command_services
+    from bot.cli_output import database_label
     from bot.core.errors import DomainError
     from handlers.deputies import create_bind_code
 
@@ -134,6 +131,7 @@ def bind_code(deputy_code: str) -> None:
         code = _run(go())
     except DomainError as error:
         console.print(texts.get(error.key, **error.params))
+        console.print(texts.get("cli_database_in_use", database=database_label(settings.database_url)))
         raise SystemExit(1) from None
     console.print(texts.get("cli_bind_code", deputy=deputy_code, code=code))
 
@@ -142,8 +140,8 @@ def bind_code(deputy_code: str) -> None:
 @click.option("--all", "show_all", is_flag=True, help=T("cli_opt_outbox_all"))
 def outbox(show_all: bool) -> None:
     from bot.bootstrap import open_storage
+    from bot.cli_output import outbox_table
     from bot.core.outbound import UNDELIVERED, OutboxStatus
-    from bot.core.privacy import mask_openid
 
     texts = default_texts()
     statuses = (*UNDELIVERED, OutboxStatus.SENT) if show_all else UNDELIVERED
@@ -151,19 +149,13 @@ def outbox(show_all: bool) -> None:
     async def go():
         async with open_storage(Settings()) as uow_factory:
             async with uow_factory() as uow:
-                return await uow.outbox.list(statuses)
+                return await uow.outbox.list(statuses), await uow.deputies.list()
 
-    messages = _run(go())
+    messages, deputies = _run(go())
     if not messages:
         console.print(texts.get("cli_outbox_empty"))
         return
-    table = Table("id", texts.get("cli_outbox_status"), texts.get("cli_outbox_to"),
-                  texts.get("cli_outbox_attempts"), texts.get("cli_outbox_error"),
-                  texts.get("cli_outbox_text"))
-    for m in messages:
-        table.add_row(str(m.id), texts.get(f"outbox_status_{m.status}"), mask_openid(m.recipient_openid),
-                      str(m.attempts), m.last_error, m.text[:40])
-    console.print(table)
+    console.print(outbox_table(messages, deputies, texts))
 
 
 @main.group(help=T("cli_help_qrcode"))
@@ -171,24 +163,32 @@ def qrcode() -> None:
     pass
 
 
+def _poster_options(command: Callable) -> Callable:
+    command = click.option("--paper", type=click.Choice(["A5", "A4"], case_sensitive=False), default="A5",
+                           show_default=True, help=T("cli_opt_qrcode_paper"))(command)
+    return click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help=T("cli_opt_qrcode_out"))(command)
+
+
 @qrcode.command("station", help=T("cli_help_qrcode_station"))
 @click.argument("code")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=T("cli_opt_qrcode_out"))
-def qrcode_station(code: str, out: Path | None) -> None:
-    _save_qrcode("station", code, out)
+@_poster_options
+def qrcode_station(code: str, out: Path | None, paper: str) -> None:
+    _save_qrcode("station", code, out, paper.upper())
 
 
 @qrcode.command("deputy", help=T("cli_help_qrcode_deputy"))
 @click.argument("code")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=T("cli_opt_qrcode_out"))
-def qrcode_deputy(code: str, out: Path | None) -> None:
-    _save_qrcode("deputy", code, out)
+@_poster_options
+def qrcode_deputy(code: str, out: Path | None, paper: str) -> None:
+    _save_qrcode("deputy", code, out, paper.upper())
 
 
-def _save_qrcode(kind: str, code: str, out: Path | None) -> None:
+def _save_qrcode(kind: str, code: str, out: Path | None, paper: str) -> None:
+    from bot import posters
     from bot.bootstrap import open_gateway, open_storage
+    from bot.cli_output import wechat_error
+    from bot.core.ports import WeChatAPIError
 
     texts = default_texts()
     settings = Settings()
@@ -197,16 +197,33 @@ def _save_qrcode(kind: str, code: str, out: Path | None) -> None:
     async def go() -> bytes:
         async with open_storage(settings) as uow_factory:
             async with uow_factory() as uow:
-                repo = uow.stations if kind == "station" else uow.deputies
-                if await repo.get(code) is None:
+                if kind == "station":
+                    station = await uow.stations.get(code)
+                    text = posters.station_text(station, texts) if station else None
+                elif deputy := await uow.deputies.get(code):
+                    text = posters.deputy_text(deputy, await uow.stations.get(deputy.station_code), texts)
+                else:
+                    text = None
+                if text is None:
                     raise click.ClickException(texts.get(f"cli_unknown_{kind}", code=code))
         async with open_gateway(settings) as gateway:
-            return await gateway.create_qrcode(f"{kind}:{code}")
+            try:
+                qr = await gateway.create_qrcode(f"{kind}:{code}")
+            except WeChatAPIError as error:
+                raise click.ClickException(texts.get("cli_qrcode_failed", reason=wechat_error(error.errcode, texts))) from None
+        try:
+            return await asyncio.to_thread(posters.render, qr, text, texts, paper=paper,
+                                           font_path=Path(settings.poster_font))
+        except posters.PosterError as error:
+            raise click.ClickException(str(error)) from None
 
     png = _run(go())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(png)
-    console.print(texts.get("cli_qrcode_saved", path=out))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(png)
+    except OSError as error:
+        raise click.ClickException(texts.get("cli_save_failed", path=out, reason=error.strerror)) from None
+    console.print(texts.get("cli_qrcode_saved", path=out, paper=paper))
 
 
 def _attach_nlu() -> None:
@@ -216,3 +233,4 @@ def _attach_nlu() -> None:
 
 
 _attach_nlu()
+cli_i18n.localise(main, default_texts())

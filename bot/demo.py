@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
+import sys
 from pathlib import Path
 
 from aiohttp import web
@@ -29,6 +31,14 @@ def demo_settings(host: str, port: int, database: Path | None = None) -> Setting
         host=host,
         port=port + 1,
     )
+
+
+def cli_hint(settings: Settings) -> str:
+    """The demo keeps its fictional people out of the real database (var/zhitongche.db); staff trying
+    the command line on the demo's data are shown the exact line that points it there."""
+    script = Path(sys.executable).parent / "zhitongche"
+    return default_texts().get("demo_cli_hint", export=f"export ZTC_DATABASE_URL={shlex.quote(settings.database_url)}",
+                               script=shlex.quote(str(script)))
 
 
 def deputy_openid(code: str) -> str:
@@ -88,6 +98,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
     )
     await serve(simulator, port)
     print(default_texts().get("demo_started", url=f"http://{host}:{port}/"), flush=True)
+    print(cli_hint(settings), flush=True)
     try:
         await (stop or asyncio.Event()).wait()
     finally:

@@ -43,5 +43,7 @@ class Settings(BaseSettings):
     template_id_assignment: str = ""  # to a deputy: a ticket was assigned to you
     template_id_status: str = ""  # to a citizen: your ticket changed status
 
+    poster_font: str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"  # Debian fonts-noto-cjk
+
     def template_id(self, key: str) -> str:
         return str(getattr(self, f"template_id_{key}", "") or "")

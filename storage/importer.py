@@ -1,5 +1,8 @@
-"""Import stations, deputies and the duty roster from CSV (UTF-8, BOM tolerated) or XLSX files.
+"""Import stations, deputies and the duty roster from CSV or XLSX files.
 
+CSV may be UTF-8 (with or without BOM) or GB18030/GBK, which Excel on Chinese Windows saves. Headers
+may be English (`code,name,...`) or Chinese (`编号,名称,...`); the accepted Chinese names are data in
+config/texts/storage.yaml (`import_headers`), and messages name a column as the file writes it.
 Every row is checked on its own: good rows are imported even when others are bad, and each bad
 value is reported with its line number, column and value. Rows are upserted by their key, so
 importing the same file twice changes nothing (the report's updated/unchanged counts show it)."""
@@ -9,6 +12,7 @@ import asyncio
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -26,6 +30,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "deputies": ("code", "name", "level", "station_code", "phone"),
     "duty": ("station_code", "deputy_code", "day", "start", "end"),
 }
+OPTIONAL_COLUMNS = frozenset({"address", "specialties", "places", "phone"})  # may be left out of the header
+CSV_ENCODINGS = ("utf-8-sig", "gb18030")  # gb18030 is a superset of GBK and GB2312
 
 KEY_COLUMNS = {"stations": ("code",), "deputies": ("code",), "duty": ("station_code", "deputy_code", "day", "start")}
 
@@ -75,8 +81,21 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
+class _UnknownEncoding(Exception):
+    pass
+
+
+def _decode(data: bytes) -> str:
+    for encoding in CSV_ENCODINGS:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise _UnknownEncoding
+
+
 def _read_csv(path: Path) -> list[tuple[int, list[str]]]:
-    text = path.read_text(encoding="utf-8-sig")
+    text = _decode(path.read_bytes())
     reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[tuple[int, list[str]]] = []
     line = 1
@@ -109,21 +128,27 @@ def read_table(path: Path) -> list[tuple[int, list[str]]]:
 
 # --- checking values -------------------------------------------------------------------------------
 class _Row:
-    """One data row by column name; each accessor raises _RowError with the Chinese message."""
+    """One data row by column name; each check records the Chinese message naming the column as the
+    file's header writes it."""
 
-    def __init__(self, cells: dict[str, str], texts: Texts, errors: list[str]) -> None:
+    def __init__(self, cells: dict[str, str], labels: dict[str, str], texts: Texts, errors: list[str]) -> None:
         self.cells = cells
+        self.labels = labels
         self.texts = texts
         self.errors = errors
 
     def bad(self, column: str, reason_key: str, **params: object) -> None:
         reason = self.texts.get(reason_key, **params)
-        self.errors.append(self.texts.get("import_bad_value", column=column, value=self.cells[column], reason=reason))
+        self.errors.append(self.texts.get("import_bad_value", column=self.labels[column],
+                                          value=self.cells[column], reason=reason))
+
+    def missing(self, column: str) -> None:
+        self.errors.append(self.texts.get("import_required", column=self.labels[column]))
 
     def required(self, column: str, max_len: int = 200) -> str:
         value = self.cells[column]
         if not value:
-            self.errors.append(self.texts.get("import_required", column=column))
+            self.missing(column)
         elif len(value) > max_len:
             self.bad(column, "import_reason_too_long", max=max_len)
         return value
@@ -131,7 +156,7 @@ class _Row:
     def code(self, column: str) -> str:
         value = self.cells[column]
         if not value:
-            self.errors.append(self.texts.get("import_required", column=column))
+            self.missing(column)
         elif not _CODE.match(value):
             self.bad(column, "import_reason_code")
         return value
@@ -183,7 +208,7 @@ def _station(row: _Row, known: dict[str, set[str]]) -> Station:
     kind_text = _KIND_ALIASES.get(row.cells["kind"], row.cells["kind"])
     kind = None
     if not row.cells["kind"]:
-        row.errors.append(row.texts.get("import_required", column="kind"))
+        row.missing("kind")
     elif kind_text not in {k.value for k in StationKind}:
         row.bad("kind", "import_reason_kind")
     else:
@@ -209,7 +234,7 @@ def _deputy(row: _Row, known: dict[str, set[str]]) -> Deputy:
     name = row.required("name", 100)
     level = row.cells["level"]
     if not level:
-        row.errors.append(row.texts.get("import_required", column="level"))
+        row.missing("level")
     elif level not in DEPUTY_LEVELS:
         row.bad("level", "import_reason_level")
     station_code = row.code("station_code")
@@ -234,20 +259,20 @@ def _shift(row: _Row, known: dict[str, set[str]]) -> DutyShift:
         row.bad("deputy_code", "import_reason_deputy_missing")
     day = None
     if not row.cells["day"]:
-        row.errors.append(row.texts.get("import_required", column="day"))
+        row.missing("day")
     elif (day := _parse_day(row.cells["day"])) is None:
         row.bad("day", "import_reason_day")
     times: dict[str, time | None] = {}
     for column in ("start", "end"):
         parsed = None
         if not row.cells[column]:
-            row.errors.append(row.texts.get("import_required", column=column))
+            row.missing(column)
         elif (parsed := _parse_time(row.cells[column], allow_end_of_day=column == "end")) is None:
             row.bad(column, "import_reason_time")
         times[column] = parsed
     start, end = times["start"], times["end"]
     if start is not None and end is not None and not start < end:
-        row.bad("end", "import_reason_time_order", start=row.cells["start"])
+        row.bad("end", "import_reason_time_order", start_column=row.labels["start"], start=row.cells["start"])
     return DutyShift(station_code, deputy_code, day if day is not None else 1, start or time(), end or END_OF_DAY)
 
 
@@ -266,22 +291,63 @@ def _key(kind: str, item: Any) -> Any:
 
 
 # --- the import ------------------------------------------------------------------------------------
-def _check_header(header: Sequence[str], expected: tuple[str, ...], texts: Texts) -> list[str]:
-    names = [h.strip().lower() for h in header]
-    while names and not names[-1]:  # trailing empty cells of a spreadsheet
-        names.pop()
-    problems = []
-    listed = ",".join(expected)
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        problems.append(texts.get("import_header_duplicate", columns="、".join(duplicated)))
-    missing = [c for c in expected if c not in names]
-    if missing:
-        problems.append(texts.get("import_header_missing", columns="、".join(missing), expected=listed))
-    unknown = [n or "（空）" for n in names if n not in expected]
-    if unknown:
-        problems.append(texts.get("import_header_unknown", columns="、".join(unknown), expected=listed))
-    return problems
+_HEADER_NOISE = re.compile(r"[\s()\[\]（）【】/、*:：_\-]")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def header_key(name: str) -> str:
+    """How a header cell is matched: width folded, case, spaces, brackets and marks ignored."""
+    return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", name).lower())
+
+
+def chinese_header(kind: str, texts: Texts) -> str:
+    """The documented Chinese header of `kind`, e.g. 编号,姓名,级别,站点编号,手机."""
+    names = texts.raw("import_headers")[kind]
+    return ",".join(names[column][0] for column in COLUMNS[kind])
+
+
+@dataclass
+class _Header:
+    positions: dict[str, int]  # column → cell index
+    labels: dict[str, str]  # every column → its name as the file writes it (or our default name)
+    problem: str = ""
+
+    def values(self, cells: Sequence[str]) -> dict[str, str]:
+        """A data row by column; a column the header leaves out, or a short row's, reads as empty."""
+        return {c: cells[i] if (i := self.positions.get(c, len(cells))) < len(cells) else "" for c in self.labels}
+
+
+def read_header(header: Sequence[str], kind: str, texts: Texts) -> _Header:
+    """Map the header cells to the columns of `kind`; English names and Chinese synonyms both count."""
+    chinese_names: dict[str, list[str]] = texts.raw("import_headers")[kind]
+    names = {header_key(column): column for column in COLUMNS[kind]}
+    names |= {header_key(synonym): column for column, synonyms in chinese_names.items() for synonym in synonyms}
+    cells = list(header)
+    while cells and not cells[-1].strip():  # trailing empty cells of a spreadsheet
+        cells.pop()
+    chinese = any(_CJK.search(cell) for cell in cells)
+    labels = {column: chinese_names[column][0] if chinese else column for column in COLUMNS[kind]}
+    positions: dict[str, int] = {}
+    unknown, duplicated = [], []
+    for index, cell in enumerate(cells):
+        column = names.get(header_key(cell))
+        if column is None:
+            unknown.append(cell.strip() or texts.get("import_header_blank"))
+        elif column in positions:
+            duplicated.append(cell.strip())
+        else:
+            positions[column] = index
+            labels[column] = cell.strip()
+    missing = [labels[c] for c in COLUMNS[kind] if c not in positions and c not in OPTIONAL_COLUMNS]
+    problems = [texts.get(key, columns="」「".join(columns)) for key, columns in (
+        ("import_header_unknown", unknown), ("import_header_missing", missing),
+        ("import_header_duplicate", duplicated)) if columns]
+    if not problems:
+        return _Header(positions, labels)
+    in_chinese, in_english = chinese_header(kind, texts), ",".join(COLUMNS[kind])
+    expected, other = (in_chinese, in_english) if chinese else (in_english, in_chinese)
+    return _Header(positions, labels, texts.get("import_header_problem", problems="；".join(problems),
+                                                expected=expected, other=other))
 
 
 async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, texts: Texts | None = None) -> ImportReport:
@@ -290,7 +356,6 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     texts = texts or default_texts()
     report = ImportReport(kind)
-    expected = COLUMNS[kind]
     path = Path(path)
 
     try:
@@ -301,20 +366,22 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
         else:
             report.errors.append((0, texts.get("import_unreadable", reason=str(exc))))
         return report
+    except _UnknownEncoding:
+        report.errors.append((0, texts.get("import_unknown_encoding")))
+        return report
     except Exception as exc:  # OSError, UnicodeDecodeError, csv.Error, and openpyxl's zip/xml errors
         report.errors.append((0, texts.get("import_unreadable", reason=f"{type(exc).__name__}: {exc}")))
         return report
 
     table = [(line, cells) for line, cells in table if any(cells)]  # blank lines are no rows
     if not table:
-        report.errors.append((1, texts.get("import_empty_file", expected=",".join(expected))))
+        report.errors.append((1, texts.get("import_empty_file", expected=chinese_header(kind, texts))))
         return report
-    header_line, header = table[0]
-    problems = _check_header(header, expected, texts)
-    if problems:
-        report.errors.extend((header_line, p) for p in problems)
+    header_line, header_cells = table[0]
+    header = read_header(header_cells, kind, texts)
+    if header.problem:
+        report.errors.append((header_line, header.problem))
         return report
-    positions = {name.strip().lower(): i for i, name in enumerate(header)}
 
     async with uow_factory() as uow:
         known = {
@@ -325,12 +392,12 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
         seen: dict[Any, int] = {}
         for line, cells in table[1:]:
             report.rows_read += 1
-            values = {c: (cells[positions[c]] if positions[c] < len(cells) else "") for c in expected}
             errors: list[str] = []
-            item = _PARSERS[kind](_Row(values, texts, errors), known)
+            item = _PARSERS[kind](_Row(header.values(cells), header.labels, texts, errors), known)
             key = _key(kind, item)
             if not errors and key in seen:
-                errors.append(texts.get("import_duplicate_row", line=seen[key], columns=",".join(KEY_COLUMNS[kind])))
+                errors.append(texts.get("import_duplicate_row", line=seen[key],
+                                        columns=",".join(header.labels[c] for c in KEY_COLUMNS[kind])))
             if errors:
                 report.errors.extend((line, e) for e in errors)
                 continue

@@ -197,11 +197,12 @@ async def test_xlsx_files_with_typed_cells(uow_factory, tmp_path: Path) -> None:
 
 
 async def test_header_problems_import_nothing(uow_factory, tmp_path: Path) -> None:
-    missing = write(tmp_path, "missing.csv", "code,name,kind,town\nS1,站,站,松陵\n")
+    missing = write(tmp_path, "missing.csv", "code,name,address\nS1,站,松陵\n")
     report = await import_file(uow_factory, "stations", missing)
     assert report.rows_read == 0 and report.created == 0
     assert len(report.errors) == 1 and report.errors[0][0] == 1
-    assert "缺少" in report.errors[0][1] and "address" in report.errors[0][1] and "places" in report.errors[0][1]
+    assert "缺少" in report.errors[0][1] and "kind" in report.errors[0][1] and "town" in report.errors[0][1]
+    assert "address" not in report.errors[0][1].split("。")[0]  # only what is missing is named
 
     unknown = write(tmp_path, "unknown.csv", "code,name,level,station_code,phone,wechat\nD1,某,区,S1,,x\n")
     report = await import_file(uow_factory, "deputies", unknown)
@@ -224,13 +225,44 @@ async def test_unreadable_inputs(uow_factory, tmp_path: Path) -> None:
     other = await import_file(uow_factory, "stations", write(tmp_path, "stations.txt", "code\n"))
     assert "CSV" in other.errors[0][1] and "XLSX" in other.errors[0][1]
 
-    gbk = tmp_path / "gbk.csv"
-    gbk.write_bytes("code,name,kind,town,address,specialties,places\nS1,松陵,家,松陵,,,\n".encode("gbk"))
-    report = await import_file(uow_factory, "stations", gbk)
-    assert report.created == 0 and "无法读取" in report.errors[0][1]
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes("code,name\n".encode() + b"\xff\xfe\x81 \n")  # neither UTF-8 nor GB18030
+    report = await import_file(uow_factory, "stations", binary)
+    assert report.created == 0 and "编码" in report.errors[0][1] and "XLSX" in report.errors[0][1]
 
     broken = await import_file(uow_factory, "stations", write(tmp_path, "broken.xlsx", "not a zip"))
     assert broken.created == 0 and "无法读取" in broken.errors[0][1]
 
     with pytest.raises(ValueError):
         await import_file(uow_factory, "tickets", write(tmp_path, "t.csv", "code\n"))
+
+
+async def test_chinese_headers_and_gbk_as_excel_saves_them(uow_factory, tmp_path: Path) -> None:
+    stations = tmp_path / "站点.csv"  # Excel on Chinese Windows: "CSV (逗号分隔)" is GBK, CRLF
+    stations.write_bytes("编号,名称,类型,镇（街道）,地址,专业领域,服务村（社区）\r\n"
+                         "S-HT,湖塘镇代表之家,家,湖塘镇,湖塘路1号,,西村;东村\r\n"
+                         "S-BAD,坏站,站点,湖塘镇,,,\r\n".encode("gbk"))
+    report = await import_file(uow_factory, "stations", stations)
+    assert report.created == 1
+    # the bad value is named by the column as the file writes it, on the file's line
+    assert report.errors == [(3, report.errors[0][1])] and "类型" in report.errors[0][1] and "站点" in report.errors[0][1]
+
+    deputies = tmp_path / "代表.csv"  # UTF-8 with BOM ("CSV UTF-8"); optional 手机 column left out
+    deputies.write_text("代表编号,姓名,级别,站点编号\nD1,湖某甲,区,S-HT\n", encoding="utf-8-sig")
+    duty = write(tmp_path, "值班.csv", "站点编号,代表编号,日期,开始时间,结束时间\nS-HT,D1,周一,09:00,12:00\n"
+                                       "S-HT,D1,2,14:00,12:00\n")
+    assert (await import_file(uow_factory, "deputies", deputies)).created == 1
+    report = await import_file(uow_factory, "duty", duty)
+    assert report.created == 1 and report.errors[0][0] == 3 and "开始时间 为 14:00" in report.errors[0][1]
+    async with uow_factory() as uow:
+        assert (await uow.stations.get("S-HT")).places == ("西村", "东村")
+        assert (await uow.deputies.get("D1")).phone == ""
+
+
+async def test_a_chinese_header_with_an_unknown_column_names_it_in_one_message(uow_factory, tmp_path: Path) -> None:
+    path = write(tmp_path, "s.csv", "编号,站名称,类型,镇街\nS1,某站,站,松陵\n")
+    report = await import_file(uow_factory, "stations", path)
+    assert report.rows_read == 0 and len(report.errors) == 1
+    line, message = report.errors[0]
+    assert line == 1 and "「站名称」" in message and "缺少列「名称」" in message
+    assert "编号,名称,类型,镇街,地址,专业领域,服务村社区" in message  # the header to write, in Chinese first

@@ -12,7 +12,8 @@ from bot.core.inbound import Inbound
 from fakes import FixedClock, make_services
 from handlers.chat import ROUTERS, report
 from handlers.chat.router import TEXTS, Context, Dispatcher, Router, Scene
-from handlers.chat.state import EXPIRED_KEPT, SceneState, scene_key
+from bot.core import keys
+from handlers.chat.state import EXPIRED_KEPT, SceneState
 from handlers.services import Services
 
 USER = "oCitizenQQQQ0001"
@@ -57,7 +58,7 @@ class Chat:
                                                     msg_id="" if kind == "event" else str(self.n), **fields))
 
     async def record(self) -> dict | None:
-        raw = await self.services.kv.get(scene_key(USER))
+        raw = await self.services.kv.get(keys.scene(USER))
         return json.loads(raw) if raw else None
 
 
@@ -132,7 +133,7 @@ async def test_the_record_outlives_its_expiry_only_for_the_notice(
     fake_time = FakeTime()
     monkeypatch.setattr(storage.kv, "time", fake_time)
     await chat.send(text="提问")
-    state = SceneState.from_json(await chat.services.kv.get(scene_key(USER)))
+    state = SceneState.from_json(await chat.services.kv.get(keys.scene(USER)))
     assert state.expires_at - state.started_at == timedelta(seconds=QA_TTL)
     wait = QA_TTL + late.total_seconds()
     chat.clock.advance(seconds=wait)
@@ -146,6 +147,6 @@ async def test_the_record_outlives_its_expiry_only_for_the_notice(
                                  json.dumps({"scene": "gone", "data": {}, "started_at": "2026-12-07T10:00:00",
                                              "expires_at": "2099-01-01T00:00:00"})])
 async def test_unreadable_or_unknown_state_is_dropped(chat: Chat, raw: str) -> None:
-    await chat.services.kv.set(scene_key(USER), raw)
+    await chat.services.kv.set(keys.scene(USER), raw)
     assert await chat.send(text="帮助") == chat.services.texts.get("citizen_help")
     assert await chat.record() is None
