@@ -1,7 +1,8 @@
 """What arrives from WeChat, reduced to what the application needs (the WeChat edge builds it)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import astuple, dataclass
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,15 @@ class Inbound:
 
     @property
     def dedupe_key(self) -> str:
-        """WeChat retries carry the same MsgId; events have none, so sender + CreateTime."""
+        """WeChat retries carry the same MsgId. Events have none: sender + CreateTime + event (and
+        a digest of its key); other messages without one add a digest of everything they say, so
+        two different texts sent in the same second are two messages."""
         if self.msg_id:
             return f"msg:{self.msg_id}"
-        return f"evt:{self.openid}:{self.created_at}:{self.event}"
+        if self.kind == "event":
+            return f"evt:{self.openid}:{self.created_at}:{self.event}:{_digest(self.event_key)}"
+        return f"nomsgid:{self.openid}:{self.created_at}:{_digest(repr(astuple(self)))}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

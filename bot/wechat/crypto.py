@@ -17,12 +17,29 @@ __all__ = [
     "DecryptError",
     "InvalidSignature",
     "MessageCrypto",
+    "StaleRequest",
+    "check_timestamp",
     "verify_signature",
 ]
 
 
 class InvalidSignature(Exception):
     """signature / msg_signature does not match our token: not from WeChat."""
+
+
+class StaleRequest(Exception):
+    """The signed timestamp is missing or too far from our clock: a replay, or not from WeChat."""
+
+
+def check_timestamp(timestamp: str, window: float, now: float | None = None) -> None:
+    """Refuse a request signed more than `window` seconds before or after `now`."""
+    try:
+        signed_at = int(timestamp)
+    except ValueError:
+        raise StaleRequest("timestamp is not a number") from None
+    skew = signed_at - (time.time() if now is None else now)
+    if abs(skew) > window:
+        raise StaleRequest(f"timestamp {skew:+.0f}s from our clock (window ±{window:.0f}s)")
 
 
 class DecryptError(ValueError):

@@ -25,6 +25,7 @@ APPID = "wxtestappid000001"
 ACCOUNT = "gh_zhitongche"
 CITIZEN = "oCitizen_abcdefghijklmnop"
 VECTORS = {v["id"]: v for v in load_vectors()}
+OLD_VECTORS_WINDOW = 100 * 365 * 86400  # the official vectors were signed years ago
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -70,15 +71,21 @@ class Harness:
     def webhook(self) -> Any:
         return self.client.server.app[WEBHOOK_KEY]
 
-    async def post(self, xml: str, *, encrypted: bool = False, **kw: Any) -> tuple[int, str]:
+    @property
+    def safe_mode(self) -> bool:
+        return bool(self.settings.wechat_aes_key)
+
+    async def post(self, xml: str, *, encrypted: bool | None = None, **kw: Any) -> tuple[int, str]:
+        """Posted as WeChat would: encrypted when the server runs in safe mode, unless told."""
+        encrypted = self.safe_mode if encrypted is None else encrypted
         req = signed_request(TOKEN, xml, crypto=self.crypto if encrypted else None, **kw)
         resp = await self.client.post("/wechat", params=req.query, data=req.body.encode("utf-8"))
         return resp.status, await resp.text()
 
-    async def reply(self, xml: str, *, encrypted: bool = False) -> dict[str, str] | None:
+    async def reply(self, xml: str, *, encrypted: bool | None = None) -> dict[str, str] | None:
         status, body = await self.post(xml, encrypted=encrypted)
         assert status == 200, body
-        return open_reply(body, self.crypto if encrypted else None)
+        return open_reply(body, self.crypto)
 
 
 @pytest.fixture
@@ -103,7 +110,14 @@ async def harness_factory() -> AsyncIterator[Callable[..., Any]]:
 
 @pytest.fixture
 async def h(harness_factory: Callable[..., Any]) -> Harness:
+    """Safe mode (an EncodingAESKey is set), as in production."""
     return await harness_factory()
+
+
+@pytest.fixture(params=["plain", "aes"])
+async def hm(request: pytest.FixtureRequest, harness_factory: Callable[..., Any]) -> Harness:
+    """Either mode: plaintext (no AES key) or safe mode, posting as that mode's WeChat does."""
+    return await harness_factory(**({"wechat_aes_key": ""} if request.param == "plain" else {}))
 
 
 # --- GET verification -----------------------------------------------------------------------------
@@ -119,7 +133,8 @@ async def test_get_echostr_plain(h: Harness) -> None:
 
 async def test_get_echostr_encrypted_with_msg_signature(harness_factory: Callable[..., Any]) -> None:
     v = VECTORS["wecom_official_verify_url"]
-    h = await harness_factory(wechat_token=v["token"], wechat_aes_key=v["encoding_aes_key"], wechat_appid=v["receive_id"])
+    h = await harness_factory(wechat_token=v["token"], wechat_aes_key=v["encoding_aes_key"], wechat_appid=v["receive_id"],
+                              wechat_timestamp_window=OLD_VECTORS_WINDOW)
     params = {"msg_signature": v["msg_signature"], "timestamp": v["timestamp"], "nonce": v["nonce"], "echostr": v["encrypt"]}
     resp = await h.client.get("/wechat", params=params)
     assert resp.status == 200 and await resp.text() == v["decrypted_plaintext"]
@@ -128,7 +143,8 @@ async def test_get_echostr_encrypted_with_msg_signature(harness_factory: Callabl
 
 
 # --- POST happy paths -----------------------------------------------------------------------------
-async def test_plaintext_text_message(h: Harness) -> None:
+async def test_text_message(hm: Harness) -> None:
+    h = hm
     reply = await h.reply(text_xml(CITIZEN, ACCOUNT, "我们村口的路灯坏了一个星期了", msg_id=101))
     assert reply is not None
     assert reply["MsgType"] == "text" and reply["Content"] == "收到：我们村口的路灯坏了一个星期了"
@@ -147,7 +163,8 @@ async def test_aes_text_message_gets_encrypted_reply(h: Harness) -> None:
 
 async def test_aes_official_vector_reaches_the_handler(harness_factory: Callable[..., Any]) -> None:
     v = VECTORS["mp_official_decrypt_msg"]
-    h = await harness_factory(wechat_token=v["token"], wechat_aes_key=v["encoding_aes_key"], wechat_appid=v["receive_id"])
+    h = await harness_factory(wechat_token=v["token"], wechat_aes_key=v["encoding_aes_key"], wechat_appid=v["receive_id"],
+                              wechat_timestamp_window=OLD_VECTORS_WINDOW)
     query = {"signature": sign(v["token"], v["timestamp"], v["nonce"]), "timestamp": v["timestamp"],
              "nonce": v["nonce"], "encrypt_type": "aes", "msg_signature": v["msg_signature"]}
     resp = await h.client.post("/wechat", params=query, data=v["request_xml"])
@@ -166,13 +183,15 @@ async def test_plaintext_works_without_aes_configured(harness_factory: Callable[
     assert status == 400 and len(h.recorder.handled) == 1
 
 
-async def test_none_reply_is_success(h: Harness) -> None:
+async def test_none_reply_is_success(hm: Harness) -> None:
+    h = hm
     assert await h.post(text_xml(CITIZEN, ACCOUNT, "silent", msg_id=105)) == (200, "success")
     assert await h.post(text_xml(CITIZEN, ACCOUNT, "silent", msg_id=105)) == (200, "success")
     assert len(h.recorder.handled) == 1
 
 
-async def test_reply_text_cannot_break_out_of_cdata(h: Harness) -> None:
+async def test_reply_text_cannot_break_out_of_cdata(hm: Harness) -> None:
+    h = hm
     sneaky = "]]></Content><MsgType><![CDATA[news]]></MsgType><Content><![CDATA["
     reply = await h.reply(text_xml(CITIZEN, ACCOUNT, sneaky, msg_id=106))
     assert reply is not None and reply["MsgType"] == "text" and reply["Content"] == "收到：" + sneaky
@@ -196,7 +215,8 @@ async def _nothing_stored(h: Harness, msg_id: str) -> None:
     assert await h.kv.get(DEDUPE_PREFIX + f"msg:{msg_id}") is None
 
 
-async def test_wrong_signature_is_403_and_nothing_stored(h: Harness) -> None:
+async def test_wrong_signature_is_403_and_nothing_stored(harness_factory: Callable[..., Any]) -> None:
+    h = await harness_factory(wechat_aes_key="")  # plaintext mode: `signature` is all there is
     xml = text_xml(CITIZEN, ACCOUNT, "hi", msg_id=201)
     req = signed_request(TOKEN, xml)
     for query in (req.query | {"signature": "0" * 40}, {}, {k: v for k, v in req.query.items() if k != "nonce"}):
@@ -215,16 +235,15 @@ async def test_wrong_msg_signature_is_403(h: Harness) -> None:
     await _nothing_stored(h, "202")
 
 
-@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "aes"])
 @pytest.mark.parametrize(
     "xml",
     [BILLION_LAUGHS, EXTERNAL_ENTITY, "<xml><FromUserName>oX", "完全不是XML", ""],
     ids=["billion-laughs", "external-entity", "broken", "garbage", "empty"],
 )
-async def test_bad_or_hostile_xml_is_400(h: Harness, xml: str, encrypted: bool) -> None:
-    status, _ = await h.post(xml, encrypted=encrypted)
+async def test_bad_or_hostile_xml_is_400(hm: Harness, xml: str) -> None:
+    status, _ = await hm.post(xml)
     assert status == 400
-    await _nothing_stored(h, "203")
+    await _nothing_stored(hm, "203")
 
 
 async def test_hostile_envelope_is_400(h: Harness) -> None:
@@ -252,7 +271,7 @@ async def test_body_over_limit_is_413(h: Harness) -> None:
 
 
 async def test_body_just_under_limit_is_read(harness_factory: Callable[..., Any]) -> None:
-    h = await harness_factory(max_body_bytes=4096)
+    h = await harness_factory(max_body_bytes=4096, wechat_aes_key="")  # plaintext: the body is the XML
     reply = await h.reply(text_xml(CITIZEN, ACCOUNT, "a" * 3000, msg_id=206))
     assert reply is not None
     status, _ = await h.post(text_xml(CITIZEN, ACCOUNT, "a" * 5000, msg_id=207))
@@ -260,12 +279,12 @@ async def test_body_just_under_limit_is_read(harness_factory: Callable[..., Any]
 
 
 # --- de-duplication -------------------------------------------------------------------------------
-@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "aes"])
-async def test_retry_of_same_msgid_runs_handler_once_and_gets_same_reply(h: Harness, encrypted: bool) -> None:
+async def test_retry_of_same_msgid_runs_handler_once_and_gets_same_reply(hm: Harness) -> None:
+    h = hm
     xml = text_xml(CITIZEN, ACCOUNT, "路灯坏了", msg_id=301)
-    first = await h.reply(xml, encrypted=encrypted)
-    second = await h.reply(xml, encrypted=encrypted)  # WeChat retries with fresh nonce/timestamp
-    third = await h.reply(xml, encrypted=encrypted)
+    first = await h.reply(xml)
+    second = await h.reply(xml)  # WeChat retries with fresh nonce/timestamp
+    third = await h.reply(xml)
     assert first is not None and second is not None and third is not None
     assert first["Content"] == second["Content"] == third["Content"] == "收到：路灯坏了"
     assert len(h.recorder.handled) == 1
@@ -276,7 +295,7 @@ async def test_concurrent_duplicates_run_handler_once(h: Harness) -> None:
     results = await asyncio.gather(*(h.post(xml) for _ in range(5)))
     assert all(status == 200 for status, _ in results)
     assert len(h.recorder.handled) == 1
-    replies = [open_reply(body) for _, body in results]
+    replies = [open_reply(body, h.crypto) for _, body in results]
     assert sum(1 for r in replies if r and r["Content"] == "收到：同时到达") >= 1
 
 
