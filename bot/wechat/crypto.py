@@ -71,6 +71,8 @@ class MessageCrypto:
 
     def decrypt_message(self, body: str | bytes, msg_signature: str, timestamp: str, nonce: str) -> str:
         """The inner message XML of an encrypted POST body (not yet parsed)."""
+        if not (msg_signature and timestamp and nonce):  # unsigned: refused before the body is read
+            raise InvalidSignature("missing msg_signature parameters")
         encrypt = _envelope_encrypt(body)
         return self._decrypt(encrypt, msg_signature, timestamp, nonce)
 

@@ -469,6 +469,23 @@ async def test_events_in_the_same_second_with_different_keys_are_two_events(h: H
     assert [i.event_key for i in h.recorder.handled] == ["report", "my_tickets"]
 
 
+async def test_store_outage_inside_the_handler_is_503_and_the_retry_runs_again(h: Harness) -> None:
+    from bot.ports import StoreUnavailable
+
+    real_handle, down = h.recorder.handle, [True]
+
+    async def handle(inbound: Inbound) -> str | None:
+        if down[0]:
+            raise StoreUnavailable("redis: ConnectionError")  # e.g. the user's lock
+        return await real_handle(inbound)
+
+    h.webhook._handle = handle
+    xml = text_xml(CITIZEN, ACCOUNT, "路灯坏了", msg_id=903)
+    assert (await h.post(xml))[0] == 503
+    down[0] = False
+    assert (await h.reply(xml) or {}).get("Content") == "收到：路灯坏了"  # not `success`: it never ran
+
+
 # --- the pending marker is a lease ----------------------------------------------------------------
 def kill_owner(h: Harness) -> None:
     """What kill -9 does to a message's owner: its handler (and the lease renewal) stop running."""
