@@ -71,8 +71,7 @@ class MessageCrypto:
 
     def decrypt_message(self, body: str | bytes, msg_signature: str, timestamp: str, nonce: str) -> str:
         """The inner message XML of an encrypted POST body (not yet parsed)."""
-        if not (msg_signature and timestamp and nonce):  # unsigned: refused before the body is read
-            raise InvalidSignature("missing msg_signature parameters")
+        _require_signature(msg_signature, timestamp, nonce)  # unsigned: refused before the body is read
         encrypt = _envelope_encrypt(body)
         return self._decrypt(encrypt, msg_signature, timestamp, nonce)
 
@@ -81,8 +80,7 @@ class MessageCrypto:
         return self._crypto.encrypt_message(reply_xml, nonce, str(timestamp or int(time.time())))
 
     def _decrypt(self, encrypt: str, msg_signature: str, timestamp: str, nonce: str) -> str:
-        if not (msg_signature and timestamp and nonce and encrypt):
-            raise InvalidSignature("missing msg_signature parameters")
+        _require_signature(msg_signature, timestamp, nonce, encrypt)
         try:
             # A dict skips wechatpy's own (unguarded) xmltodict parse of the envelope.
             return self._crypto.decrypt_message({"Encrypt": encrypt}, msg_signature, timestamp, nonce)
@@ -90,6 +88,11 @@ class MessageCrypto:
             raise InvalidSignature("msg_signature mismatch") from exc
         except Exception as exc:  # bad base64, padding, length, appid, UTF-8: all "not ours"
             raise DecryptError(f"cannot decrypt: {type(exc).__name__}") from exc
+
+
+def _require_signature(*parts: str) -> None:
+    if not all(parts):
+        raise InvalidSignature("missing msg_signature parameters")
 
 
 def _envelope_encrypt(body: str | bytes) -> str:
