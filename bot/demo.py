@@ -95,6 +95,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
         fake_api_url=f"http://{host}:{port + 2}",
         settings=settings,
         identities=identities,
+        safe_mode_default=True,  # the demo's webhook runs in safe mode: plaintext is refused
     )
     await serve(simulator, port)
     print(default_texts().get("demo_started", url=f"http://{host}:{port}/"), flush=True)

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     wechat_token: str = "zhitongche"
     wechat_aes_key: str = ""  # EncodingAESKey: when set, safe mode
     wechat_api_base: str = "https://api.weixin.qq.com"
+    # a signed request whose timestamp is further than this from our clock is refused (403)
+    wechat_timestamp_window: int = 300
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -34,6 +36,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 256 * 1024
     form_ttl: int = 30 * 60  # an abandoned report form expires
     dedupe_ttl: int = 600
+    # A message being handled is marked "pending" for reply_deadline + this, renewed while its
+    # handler runs: a retry after the owner died is handled again instead of answered `success`.
+    dedupe_pending_grace: float = 2.0
 
     nlu_backend: str = "embedded"  # embedded | rasa
     rasa_url: str = "http://127.0.0.1:5005"

@@ -1,12 +1,22 @@
 """The WeChat webhook at /wechat: GET URL verification, POST messages (plaintext and safe mode).
 
-Order on POST: bounded body read (413) → signature (403, nothing stored) → decrypt → safe parse
-(400) → de-duplicate on Inbound.dedupe_key → handler as a task, waited for up to
-settings.reply_deadline → passive reply, or `success` and push_late when the handler finishes.
+Order on POST: bounded body read (413) → signed timestamp within the window (403) → signature
+(403, nothing stored) → decrypt → safe parse, bounded fields (400) → de-duplicate on
+Inbound.dedupe_key → handler as a task, waited for up to settings.reply_deadline → passive reply,
+or `success` and push_late when the handler finishes.
+
+With an EncodingAESKey set (safe mode) only encrypted requests count: plaintext is refused (403),
+since the plain `signature` covers token, timestamp and nonce but not the body; a compatible-mode
+body is read through its Encrypt element alone. While the key-value store is down every POST is
+answered 503 (WeChat retries), with one warning per outage.
+
+The dedupe key's "pending" marker is a lease (reply_deadline + dedupe_pending_grace) renewed while
+the handler runs: a retry after its owner died is handled again.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -16,11 +26,18 @@ from wechatpy.replies import TextReply
 
 from bot.core import keys
 from bot.core.inbound import Inbound
-from bot.core.ports import KeyValueStore
+from bot.core.ports import KeyValueStore, StoreUnavailable
 from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
-from bot.wechat.crypto import DecryptError, InvalidSignature, MessageCrypto, verify_signature
+from bot.wechat.crypto import (
+    DecryptError,
+    InvalidSignature,
+    MessageCrypto,
+    StaleRequest,
+    check_timestamp,
+    verify_signature,
+)
 from bot.wechat.inbound import MalformedMessage, ParsedMessage, parse
 
 log = logging.getLogger(__name__)
@@ -59,20 +76,25 @@ class WeChatWebhook:
             if settings.wechat_aes_key
             else None
         )
+        if self._crypto is None:
+            log.warning("wechat: safe mode is off (no ZTC_WECHAT_AES_KEY): message bodies are not "
+                        "signed, anyone who sees a callback URL can forge messages; use safe mode in production")
         self._tasks: set[asyncio.Task[Any]] = set()  # strong refs: handlers and late pushes
+        self._store_down = False  # in an outage of the key-value store (logged once)
 
     # --- GET: URL verification ----------------------------------------------------------------
     async def verify(self, request: web.Request) -> web.Response:
         q = request.query
         echostr = q.get("echostr", "")
         try:
+            check_timestamp(q.get("timestamp", ""), self._settings.wechat_timestamp_window)
             if q.get("msg_signature") and self._crypto is not None:
                 # Safe mode with msg_signature (WeCom style): the echostr itself is encrypted.
                 echostr = self._crypto.verify_url(q["msg_signature"], q.get("timestamp", ""), q.get("nonce", ""), echostr)
             else:
                 verify_signature(self._settings.wechat_token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
-        except InvalidSignature:
-            log.warning("wechat GET: bad signature from %s", request.remote)
+        except (InvalidSignature, StaleRequest) as exc:
+            log.warning("wechat GET: refused from %s: %s", request.remote, exc)
             return web.Response(status=403, text="forbidden")
         except DecryptError:
             return web.Response(status=400, text="bad echostr")
@@ -88,22 +110,30 @@ class WeChatWebhook:
         timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
         encrypted = q.get("encrypt_type", "raw").lower() == "aes"
         try:
-            verify_signature(self._settings.wechat_token, q.get("signature", ""), timestamp, nonce)
-            if encrypted:
-                if self._crypto is None:
-                    return web.Response(status=400, text="safe mode is not configured")
+            check_timestamp(timestamp, self._settings.wechat_timestamp_window)
+            if self._crypto is not None:
+                if not encrypted:
+                    raise InvalidSignature("plaintext request in safe mode")
+                # msg_signature covers the Encrypt element: the only part of the body we read
                 xml_text: str | bytes = self._crypto.decrypt_message(body, q.get("msg_signature", ""), timestamp, nonce)
+            elif encrypted:
+                return web.Response(status=400, text="safe mode is not configured")
             else:
+                verify_signature(self._settings.wechat_token, q.get("signature", ""), timestamp, nonce)
                 xml_text = body
             parsed = parse(xml_text)
-        except InvalidSignature:
-            log.warning("wechat POST: bad signature from %s", request.remote)
+        except (InvalidSignature, StaleRequest) as exc:
+            log.warning("wechat POST: refused from %s: %s", request.remote, exc)
             return web.Response(status=403, text="forbidden")
         except (MalformedMessage, DecryptError) as exc:
             log.warning("wechat POST: refused body: %s", exc)
             return web.Response(status=400, text="bad request")
 
-        reply = await self._reply_for(parsed.inbound)
+        try:
+            reply = await self._reply_for(parsed.inbound)
+        except StoreUnavailable as exc:
+            self._note_store_down(exc)
+            return web.Response(status=503, text="temporarily unavailable")
         if reply is None:
             return web.Response(text=SUCCESS)
         xml = render_text_reply(parsed, reply)
@@ -113,50 +143,97 @@ class WeChatWebhook:
         return web.Response(text=xml, content_type="application/xml")
 
     async def _reply_for(self, inbound: Inbound) -> str | None:
-        """The passive reply text, or None for `success`. Runs the handler at most once."""
+        """The passive reply text, or None for `success`. Runs the handler once while its owner
+        lives. Raises StoreUnavailable when the key-value store is down."""
         key = keys.DEDUPE_PREFIX + inbound.dedupe_key
         ttl = self._settings.dedupe_ttl
-        if not await self._kv.set_if_absent(key, _PENDING, ttl):
+        lease = self._settings.reply_deadline + self._settings.dedupe_pending_grace
+        owner = await self._kv.set_if_absent(key, _PENDING, lease)
+        self._note_store_up()
+        if not owner:
             known = await self._kv.get(key)
             log.info("wechat retry of %s from %s: %s", _label(inbound), mask_openid(inbound.openid),
                      "same reply" if known and known.startswith(_REPLY) else "success")
             return known[len(_REPLY):] if known and known.startswith(_REPLY) else None
 
-        task = self._spawn(self._run_handler(inbound))
+        task = self._spawn(self._run_owned(inbound, key, lease))
         try:
             done, _ = await asyncio.wait({task}, timeout=self._settings.reply_deadline)
         except asyncio.CancelledError:  # the request went away: the result can only be pushed
-            self._deliver_late(task, inbound)
+            self._deliver_late(task, inbound, key)
             raise
         if not done:
-            self._deliver_late(task, inbound)
+            self._deliver_late(task, inbound, key)
             log.info("wechat %s from %s: past the %.1fs deadline, reply will be pushed",
                      _label(inbound), mask_openid(inbound.openid), self._settings.reply_deadline)
             return None
-        reply = task.result()
+        try:
+            reply = task.result()
+        except StoreUnavailable:
+            with contextlib.suppress(StoreUnavailable):  # let WeChat's retry run it again
+                await self._kv.delete(key)
+            raise
         try:  # remember the reply so a retry of the same message gets it again
             await self._kv.set(key, _REPLY + reply if reply else _NO_REPLY, ttl)
-        except Exception:
-            log.exception("wechat: could not cache the reply for %s", _label(inbound))
+        except StoreUnavailable as exc:
+            self._note_store_down(exc)
         return reply
+
+    async def _run_owned(self, inbound: Inbound, key: str, lease: float) -> str | None:
+        """The handler, with the pending marker's lease renewed while it runs."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(lease / 3)
+                with contextlib.suppress(StoreUnavailable):
+                    await self._kv.extend(key, _PENDING, lease)
+
+        renewer = asyncio.get_running_loop().create_task(renew())
+        try:
+            return await self._run_handler(inbound)
+        finally:
+            renewer.cancel()
 
     async def _run_handler(self, inbound: Inbound) -> str | None:
         try:
             reply = await self._handle(inbound)
+        except StoreUnavailable:
+            raise  # an outage, not a bug: answered 503 (or an apology pushed when late)
         except Exception:
             log.exception("wechat handler failed on %s from %s", _label(inbound), mask_openid(inbound.openid))
             reply = self._texts.get("wechat_handler_error")
         return reply or None
 
-    def _deliver_late(self, task: asyncio.Task[str | None], inbound: Inbound) -> None:
+    def _deliver_late(self, task: asyncio.Task[str | None], inbound: Inbound, key: str) -> None:
         def on_done(t: asyncio.Task[str | None]) -> None:
-            if t.cancelled():
-                return
-            reply = t.result()  # _run_handler never raises
-            if reply:
-                self._spawn(self._push(inbound, reply))
+            if not t.cancelled():
+                self._spawn(self._finish_late(t, inbound, key))
 
         task.add_done_callback(on_done)
+
+    async def _finish_late(self, task: asyncio.Task[str | None], inbound: Inbound, key: str) -> None:
+        """Push what a handler past the deadline answered; then a retry of it gets `success`."""
+        try:
+            reply = task.result()
+        except StoreUnavailable as exc:  # WeChat was already told `success`: say it failed
+            self._note_store_down(exc)
+            reply = self._texts.get("wechat_handler_error")
+        if reply:
+            await self._push(inbound, reply)
+        try:
+            await self._kv.set(key, _NO_REPLY, self._settings.dedupe_ttl)
+        except StoreUnavailable as exc:
+            self._note_store_down(exc)
+
+    def _note_store_down(self, exc: StoreUnavailable) -> None:
+        if not self._store_down:
+            self._store_down = True
+            log.warning("wechat: key-value store unavailable (%s): answering 503 until it is back", exc)
+
+    def _note_store_up(self) -> None:
+        if self._store_down:
+            self._store_down = False
+            log.info("wechat: key-value store is back")
 
     async def _push(self, inbound: Inbound, reply: str) -> None:
         try:

@@ -1,18 +1,33 @@
-"""Key-value stores behind bot.core.ports.KeyValueStore: in-process memory (one process) and Redis."""
+"""Key-value stores behind bot.core.ports.KeyValueStore: in-process memory (one process) and Redis.
+
+Locks are leases: taken for LOCK_LEASE seconds and renewed every LOCK_RENEW_EVERY seconds by a
+task of the holder while it is alive, so a holder that died (kill -9) blocks others for seconds.
+"""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.core.ports import StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.core.ports import KeyValueStore
     from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+LOCK_LEASE = 3.0  # seconds a lock outlives its holder's last renewal
+LOCK_RENEW_EVERY = 1.0
+REDIS_SOCKET_TIMEOUT = 2.0  # a hung Redis is an outage (StoreUnavailable), not a hung request
 
 
 class LockTimeout(Exception):
@@ -27,15 +42,62 @@ def printable_key(key: str) -> str:
     return f"{head}:{mask_openid(last)}" if head else mask_openid(key)
 
 
+@asynccontextmanager
+async def _renewing(renew: Callable[[], Awaitable[bool]], every: float, key: str,
+                    tasks: set[asyncio.Task[None]]) -> AsyncIterator[None]:
+    """Runs `renew` every `every` seconds while the body runs (the holder is alive)."""
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not await renew():
+                    logger.warning("lock %s was lost while held (its lease ran out)", printable_key(key))
+                    return
+            except StoreUnavailable:
+                continue  # the store is down: retry; the lease may lapse meanwhile
+
+    task = asyncio.get_running_loop().create_task(keep())
+    tasks.add(task)  # also a strong reference until it ends
+    task.add_done_callback(tasks.discard)
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 SWEEP_EVERY = 1000  # writes between sweeps of expired entries
+
+
+class _MemoryLease:
+    """One key's lock in the memory store: who holds it until when, and how many want it."""
+
+    __slots__ = ("holder", "expires", "users", "changed")
+
+    def __init__(self) -> None:
+        self.holder: object | None = None
+        self.expires = 0.0
+        self.users = 0  # holding or waiting: the entry is dropped when none are left
+        self.changed = asyncio.Event()  # replaced on every release: waiters hold the old one
+
+    def free(self, now: float) -> bool:
+        return self.holder is None or self.expires <= now
+
+    def release(self) -> None:
+        self.holder = None
+        self.changed.set()
+        self.changed = asyncio.Event()
 
 
 class MemoryKeyValueStore:
     """Same behaviour as the Redis store, for a single process (the demo, unit tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, lock_lease: float = LOCK_LEASE, lock_renew_every: float = LOCK_RENEW_EVERY) -> None:
         self._data: dict[str, tuple[str, float | None]] = {}
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock and how many hold or await it
+        self._locks: dict[str, _MemoryLease] = {}
+        self._lock_lease = lock_lease
+        self._renew_every = lock_renew_every
+        self._renewals: set[asyncio.Task[None]] = set()
         self._writes = 0
 
     def _alive(self, key: str) -> tuple[str, float | None] | None:
@@ -69,86 +131,160 @@ class MemoryKeyValueStore:
         await self.set(key, value, ttl)
         return True
 
+    async def extend(self, key: str, value: str, ttl: float) -> bool:
+        entry = self._alive(key)
+        if entry is None or entry[0] != value:
+            return False
+        self._data[key] = (value, time.monotonic() + ttl)
+        return True
+
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
     @asynccontextmanager
     async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
+        lease = self._locks.setdefault(key, _MemoryLease())
+        lease.users += 1
+        me = object()
         try:
+            await self._acquire(lease, me, key, timeout)
+
+            async def renew() -> bool:
+                if lease.holder is not me:
+                    return False
+                lease.expires = time.monotonic() + self._lock_lease
+                return True
+
             try:
-                if lock.locked():
-                    await asyncio.wait_for(lock.acquire(), timeout)
-                else:
-                    await lock.acquire()  # free: taken at once, without wait_for's extra task
-            except TimeoutError as exc:
-                raise LockTimeout(printable_key(key)) from exc
-            try:
-                yield
+                async with _renewing(renew, self._renew_every, key, self._renewals):
+                    yield
             finally:
-                lock.release()
+                if lease.holder is me:
+                    lease.release()
+                else:
+                    logger.warning("lock %s expired before release", printable_key(key))
         finally:
             # a lock nobody holds or waits for is dropped: one per user would otherwise pile up
-            lock, users = self._locks[key]
-            if users == 1:
+            lease.users -= 1
+            if lease.users == 0 and self._locks.get(key) is lease:
                 del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+
+    async def _acquire(self, lease: _MemoryLease, me: object, key: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            if lease.free(now):
+                lease.holder, lease.expires = me, now + self._lock_lease
+                return
+            wait = min(lease.expires, deadline) - now
+            if deadline <= now:
+                raise LockTimeout(printable_key(key))
+            try:  # woken by a release, or when the holder's lease (or our patience) runs out
+                await asyncio.wait_for(lease.changed.wait(), wait)
+            except TimeoutError:
+                pass
 
     async def close(self) -> None:
+        for task in list(self._renewals):
+            task.cancel()
         self._data.clear()
 
 
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def _reachable(method: F) -> F:
+    """Redis' connection and timeout errors become the port's StoreUnavailable."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+# KEYS[1] keeps its value for ARGV[2] more milliseconds only if it still holds ARGV[1]
+_EXTEND_IF_HELD = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
 class RedisKeyValueStore:
-    """Shared by every worker. All keys live under `prefix`; locks under `<prefix>lock:`.
+    """Shared by every worker. All keys live under `prefix`; locks under `<prefix>lock:`."""
 
-    Locks auto-expire after `lock_ttl` seconds so a crashed worker cannot hold one forever; keep
-    critical sections well below that."""
-
-    def __init__(self, url: str, prefix: str, *, lock_ttl: float = 30.0) -> None:
+    def __init__(self, url: str, prefix: str, *, lock_lease: float = LOCK_LEASE,
+                 lock_renew_every: float = LOCK_RENEW_EVERY) -> None:
         import redis.asyncio as redis
 
-        self._client = redis.from_url(url, decode_responses=True)
+        self._client = redis.from_url(url, decode_responses=True, socket_timeout=REDIS_SOCKET_TIMEOUT,
+                                      socket_connect_timeout=REDIS_SOCKET_TIMEOUT)
+        self._extend_if_held = self._client.register_script(_EXTEND_IF_HELD)
         self._prefix = prefix
-        self._lock_ttl = lock_ttl
+        self._lock_lease = lock_lease
+        self._renew_every = lock_renew_every
+        self._renewals: set[asyncio.Task[None]] = set()
 
     def _key(self, key: str) -> str:
         return self._prefix + key
 
+    @_reachable
     async def get(self, key: str) -> str | None:
         value = await self._client.get(self._key(key))
         return None if value is None else str(value)
 
+    @_reachable
     async def set(self, key: str, value: str, ttl: float | None = None) -> None:
         # milliseconds keep fractional TTLs; a falsy ttl means no expiry, as in the memory store
         await self._client.set(self._key(key), value, px=_millis(ttl) if ttl else None)
 
+    @_reachable
     async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
         return bool(await self._client.set(self._key(key), value, px=_millis(ttl) if ttl else None, nx=True))
 
+    @_reachable
+    async def extend(self, key: str, value: str, ttl: float) -> bool:
+        return bool(await self._extend_if_held(keys=[self._key(key)], args=[value, _millis(ttl)]))
+
+    @_reachable
     async def delete(self, key: str) -> None:
         await self._client.delete(self._key(key))
 
     @asynccontextmanager
     async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        from redis.exceptions import LockError
-
         lock = self._client.lock(
-            self._key("lock:" + key), timeout=self._lock_ttl, sleep=0.02, blocking_timeout=timeout
+            self._key("lock:" + key), timeout=self._lock_lease, sleep=0.02, blocking_timeout=timeout
         )
-        if not await lock.acquire():
+        if not await _reachable(lock.acquire)():
             raise LockTimeout(printable_key(key))
+
+        async def renew() -> bool:
+            try:
+                await _reachable(lock.reacquire)()  # the lease starts over at LOCK_LEASE
+            except LockError:  # not ours any more
+                return False
+            return True
+
         try:
-            yield
+            async with _renewing(renew, self._renew_every, key, self._renewals):
+                yield
         finally:
             try:
-                await lock.release()
+                await _reachable(lock.release)()
             except LockError:
                 # the lease ran out while we held it; another worker may own it now, leave it be
                 logger.warning("lock %s expired before release", printable_key(key))
+            except StoreUnavailable:
+                pass  # Redis is down: the lease runs out by itself
 
     async def close(self) -> None:
+        for task in list(self._renewals):
+            task.cancel()
         await self._client.aclose()
 
 

@@ -1,7 +1,8 @@
 """What arrives from WeChat, reduced to what the application needs (the WeChat edge builds it)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import astuple, dataclass
 from enum import StrEnum
 
 from bot.core import keys
@@ -38,4 +39,15 @@ class Inbound:
 
     @property
     def dedupe_key(self) -> str:
-        return keys.inbound_dedupe(self.msg_id, self.openid, self.created_at, self.event)
+        """WeChat retries carry the same MsgId. Events have none: sender + CreateTime + event (and
+        a digest of its key); other messages without one add a digest of everything they say, so
+        two different texts sent in the same second are two messages."""
+        if self.msg_id:
+            return keys.inbound_dedupe(self.msg_id, self.openid, self.created_at, "", "")
+        if self.kind == InboundKind.EVENT:
+            return keys.inbound_dedupe("", self.openid, self.created_at, self.event, _digest(self.event_key))
+        return keys.inbound_dedupe("", self.openid, self.created_at, "", _digest(repr(astuple(self))))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

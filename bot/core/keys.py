@@ -18,11 +18,14 @@ WECHAT_TOKEN = "wechat:access_token"
 DEDUPE_PREFIX = "wechat:dedupe:"
 
 
-def inbound_dedupe(msg_id: str, openid: str, created_at: int, event: str) -> str:
-    """WeChat retries carry the same MsgId; events have none, so sender + CreateTime."""
+def inbound_dedupe(msg_id: str, openid: str, created_at: int, event: str, digest: str) -> str:
+    """WeChat retries carry the same MsgId; events have none (sender + CreateTime + event + a
+    digest of its key); other messages without one: sender + CreateTime + a digest of the message."""
     if msg_id:
         return f"msg:{msg_id}"
-    return f"evt:{openid}:{created_at}:{event}"
+    if event:
+        return f"evt:{openid}:{created_at}:{event}:{digest}"
+    return f"nomsgid:{openid}:{created_at}:{digest}"
 
 
 def round_robin(station_code: str) -> str:

@@ -22,9 +22,13 @@ class ConcurrentUpdate(Exception):
 
 
 # --- fast shared state: Redis, or in-process memory for a single process ------------------------
+class StoreUnavailable(Exception):
+    """The key-value store cannot be reached (Redis down): nothing was read or written; try later."""
+
+
 class KeyValueStore(Protocol):
     """Dialogue state, de-duplication keys, locks, the access_token. One contract suite covers
-    the memory and Redis implementations (storage/kv.py)."""
+    the memory and Redis implementations (storage/kv.py). Every method may raise StoreUnavailable."""
 
     async def get(self, key: str) -> str | None: ...
 
@@ -34,10 +38,15 @@ class KeyValueStore(Protocol):
         """True when the key was new (and is now set); False when it existed."""
         ...
 
+    async def extend(self, key: str, value: str, ttl: float) -> bool:
+        """Give `key` a new ttl if it still holds `value` (a lease its owner renews); else False."""
+        ...
+
     async def delete(self, key: str) -> None: ...
 
     def lock(self, key: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
-        """Mutual exclusion across all workers sharing the store; waits at most `timeout` s."""
+        """Mutual exclusion across all workers sharing the store; waits at most `timeout` s.
+        Held on a short lease that the holder renews while alive: a dead holder blocks briefly."""
         ...
 
     async def close(self) -> None: ...

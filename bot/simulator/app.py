@@ -71,11 +71,13 @@ def create_simulator_app(
     settings: Any,
     identities: list[dict],
     stations: list[dict[str, str]] | None = None,
+    safe_mode_default: bool = False,
 ) -> web.Application:
     """The simulator as an aiohttp application (serve it on its own, or mount it with add_subapp).
 
     `identities`: [{"openid", "label"}] offered in the 我是 picker. `stations`: the QR-code picker;
-    defaults to config/demo/stations.csv."""
+    defaults to config/demo/stations.csv. `safe_mode_default`: the 安全模式 switch starts on (a
+    webhook in safe mode refuses plaintext, as it should)."""
     texts = default_texts()
     sim_texts = {key: texts.get(key) for key in _sim_text_keys()}
     app = web.Application(client_max_size=1024 * 1024)
@@ -92,6 +94,7 @@ def create_simulator_app(
         ],
         "stations": stations if stations is not None else load_stations(),
         "texts": sim_texts,
+        "safe_mode_default": safe_mode_default and bool(settings.wechat_aes_key),
     }
     app[K_LAST] = {}
     app.cleanup_ctx.append(_http_session)
@@ -129,6 +132,7 @@ async def page(request: web.Request) -> web.Response:
         "urls": urls,
         "texts": config["texts"],
         "safe_mode_available": bool(config["aes_key"]),
+        "safe_mode_default": config["safe_mode_default"],
         "identities": config["identities"],
     }
     groups: dict[str, list[dict]] = {}

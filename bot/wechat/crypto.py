@@ -17,12 +17,29 @@ __all__ = [
     "DecryptError",
     "InvalidSignature",
     "MessageCrypto",
+    "StaleRequest",
+    "check_timestamp",
     "verify_signature",
 ]
 
 
 class InvalidSignature(Exception):
     """signature / msg_signature does not match our token: not from WeChat."""
+
+
+class StaleRequest(Exception):
+    """The signed timestamp is missing or too far from our clock: a replay, or not from WeChat."""
+
+
+def check_timestamp(timestamp: str, window: float, now: float | None = None) -> None:
+    """Refuse a request signed more than `window` seconds before or after `now`."""
+    try:
+        signed_at = int(timestamp)
+    except ValueError:
+        raise StaleRequest("timestamp is not a number") from None
+    skew = signed_at - (time.time() if now is None else now)
+    if abs(skew) > window:
+        raise StaleRequest(f"timestamp {skew:+.0f}s from our clock (window ±{window:.0f}s)")
 
 
 class DecryptError(ValueError):
@@ -54,6 +71,7 @@ class MessageCrypto:
 
     def decrypt_message(self, body: str | bytes, msg_signature: str, timestamp: str, nonce: str) -> str:
         """The inner message XML of an encrypted POST body (not yet parsed)."""
+        _require_signature(msg_signature, timestamp, nonce)  # unsigned: refused before the body is read
         encrypt = _envelope_encrypt(body)
         return self._decrypt(encrypt, msg_signature, timestamp, nonce)
 
@@ -62,8 +80,7 @@ class MessageCrypto:
         return self._crypto.encrypt_message(reply_xml, nonce, str(timestamp or int(time.time())))
 
     def _decrypt(self, encrypt: str, msg_signature: str, timestamp: str, nonce: str) -> str:
-        if not (msg_signature and timestamp and nonce and encrypt):
-            raise InvalidSignature("missing msg_signature parameters")
+        _require_signature(msg_signature, timestamp, nonce, encrypt)
         try:
             # A dict skips wechatpy's own (unguarded) xmltodict parse of the envelope.
             return self._crypto.decrypt_message({"Encrypt": encrypt}, msg_signature, timestamp, nonce)
@@ -71,6 +88,11 @@ class MessageCrypto:
             raise InvalidSignature("msg_signature mismatch") from exc
         except Exception as exc:  # bad base64, padding, length, appid, UTF-8: all "not ours"
             raise DecryptError(f"cannot decrypt: {type(exc).__name__}") from exc
+
+
+def _require_signature(*parts: str) -> None:
+    if not all(parts):
+        raise InvalidSignature("missing msg_signature parameters")
 
 
 def _envelope_encrypt(body: str | bytes) -> str:

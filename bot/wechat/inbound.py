@@ -18,6 +18,13 @@ from defusedxml.ElementTree import fromstring as safe_fromstring
 from bot.core.inbound import Inbound, InboundKind
 
 QRSCENE_PREFIX = "qrscene_"
+# Field bounds in UTF-8 bytes; a longer field refuses the whole message (400) before anything is
+# stored. WeChat's openids are 28 characters (our columns hold 128); a MsgId is a 64-bit number
+# (20 digits); an EventKey is a menu key (≤ 128 bytes), a QR scene (≤ 64) or a menu URL
+# (≤ 1024 bytes). WeChat documents no limit for a user's text: 8 KB is four times what it
+# accepts in a message to a user (2048 bytes), so the bot's own "too long" answers still apply.
+FIELD_LIMITS = {"FromUserName": 64, "ToUserName": 64, "MsgId": 32, "EventKey": 1024}
+FIELD_MAX_BYTES = 8192  # any other field: Content, Recognition, Label, Url, …
 _MEDIA_KINDS = (InboundKind.IMAGE, InboundKind.VOICE, InboundKind.VIDEO, InboundKind.SHORTVIDEO)
 
 
@@ -54,6 +61,7 @@ def parse(xml_text: str | bytes) -> ParsedMessage:
     """Parse a decrypted WeChat message. Raises MalformedMessage on bad or hostile XML."""
     check_xml(xml_text)
     data = _wechatpy_data(xml_text)
+    _check_lengths(data)
     openid = _text(data, "FromUserName")
     if not openid:
         raise MalformedMessage("no FromUserName")
@@ -81,6 +89,18 @@ def _wechatpy_data(xml_text: str | bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MalformedMessage("unreadable message")
     return data
+
+
+def _check_lengths(data: dict[str, Any]) -> None:
+    """Every field (nested ones too, e.g. SendLocationInfo) within its bound."""
+    for name, value in data.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                _check_lengths(item)
+                continue
+            limit = FIELD_LIMITS.get(name, FIELD_MAX_BYTES)
+            if item is not None and len(str(item).encode("utf-8")) > limit:
+                raise MalformedMessage(f"{name[:40]} longer than {limit} bytes")
 
 
 def _map(data: dict[str, Any]) -> Inbound:

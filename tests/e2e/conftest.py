@@ -43,7 +43,8 @@ async def stack(backend, encrypted, tmp_path, request) -> AsyncIterator[Stack]:
         database_url, redis_url, prefix = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}", "", "ztc:"
     settings = Settings(
         database_url=database_url, redis_url=redis_url, redis_prefix=prefix,
-        wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID,
+        # plaintext mode has no key: with one set, only encrypted messages are accepted
+        wechat_token=TOKEN, wechat_aes_key=AES_KEY if encrypted else "", wechat_appid=APPID,
         wechat_api_base=str(api_server.make_url("")).rstrip("/"),
     )
     clock = SettableClock(datetime(2026, 12, 1, 10, 0))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -20,16 +22,18 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[StoreMaker]:
     (the memory store is one process's, so every "worker" shares the instance)."""
     made: list = []
     if request.param == "memory":
-        shared = MemoryKeyValueStore()
+        shared: list[MemoryKeyValueStore] = []
 
-        def maker():
-            return shared
+        def maker(**lease):  # the first call's lease settings hold for the one shared store
+            if not shared:
+                shared.append(MemoryKeyValueStore(**lease))
+            return shared[0]
 
     else:
         prefix = request.getfixturevalue("redis_prefix")
 
-        def maker():
-            store = RedisKeyValueStore(REDIS_URL, prefix)
+        def maker(**lease):
+            store = RedisKeyValueStore(REDIS_URL, prefix, **lease)
             made.append(store)
             return store
 
@@ -183,6 +187,51 @@ async def test_lock_does_not_touch_value_of_same_key(kv) -> None:
     assert await kv.get("token") == "abc"
 
 
+def stop_renewing(store) -> None:
+    """What a worker's death does to its locks: nobody renews their leases any more."""
+    for task in list(store._renewals):
+        task.cancel()
+
+
+async def test_lock_lease_lapses_when_its_holder_stops_renewing(stores) -> None:
+    lease = {"lock_lease": 0.3, "lock_renew_every": 0.05}
+    dead, waiter, third = stores(**lease), stores(**lease), stores(**lease)
+    held = dead.lock("citizen:o1", timeout=1)
+    await held.__aenter__()  # a worker that dies inside the critical section never exits it
+    stop_renewing(dead)
+    async with waiter.lock("citizen:o1", timeout=10):
+        await held.__aexit__(None, None, None)  # the dead one's late exit must not free our lock
+        with pytest.raises(LockTimeout):
+            async with third.lock("citizen:o1", timeout=0.1):
+                pytest.fail("entered a held lock")
+
+
+async def test_lock_renewed_while_its_holder_is_alive(stores) -> None:
+    lease = {"lock_lease": 0.5, "lock_renew_every": 0.1}
+    holder, waiter = stores(**lease), stores(**lease)
+    async with holder.lock("citizen:o1", timeout=1):
+        with pytest.raises(LockTimeout):  # waits more than two leases: the holder keeps renewing
+            async with waiter.lock("citizen:o1", timeout=1.2):
+                pytest.fail("entered a held lock")
+    async with waiter.lock("citizen:o1", timeout=1):
+        pass
+
+
+async def test_extend_only_while_the_value_is_held(kv) -> None:
+    await kv.set("pending", "p", ttl=0.2)
+    assert await kv.extend("pending", "p", ttl=600) is True
+    assert await kv.extend("pending", "someone else", ttl=600) is False
+    assert await kv.extend("missing", "p", ttl=600) is False
+    await kv.set("probe", "p", ttl=0.2)
+
+    async def probe_gone() -> bool:
+        return await kv.get("probe") is None
+
+    assert await eventually(probe_gone)
+    assert await kv.get("pending") == "p"
+    assert await kv.get("missing") is None  # extend never creates a key
+
+
 # --- Redis specifics -------------------------------------------------------------------------------
 @pytest.mark.redis
 async def test_redis_keys_live_under_prefix(redis_prefix, redis_client) -> None:
@@ -200,22 +249,40 @@ async def test_redis_keys_live_under_prefix(redis_prefix, redis_client) -> None:
 
 
 @pytest.mark.redis
-async def test_redis_lock_of_crashed_worker_expires(redis_prefix, redis_client) -> None:
-    crashed = RedisKeyValueStore(REDIS_URL, redis_prefix, lock_ttl=0.2)
-    survivor = RedisKeyValueStore(REDIS_URL, redis_prefix, lock_ttl=0.2)
+async def test_redis_lock_of_a_killed_process_frees_after_its_lease(redis_prefix, redis_client, tmp_path) -> None:
+    """A real worker process takes the lock and is killed -9: nobody renews it any more."""
+    script = (
+        "import asyncio, sys\n"
+        "from storage.kv import RedisKeyValueStore\n"
+        "async def main():\n"
+        f"    store = RedisKeyValueStore({REDIS_URL!r}, {redis_prefix!r}, lock_lease=0.5, lock_renew_every=0.1)\n"
+        "    async with store.lock('job', timeout=5):\n"
+        "        print('held', flush=True)\n"
+        "        await asyncio.sleep(3600)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE,
+                                                cwd=str(Path(__file__).resolve().parents[2]))
+    survivor = RedisKeyValueStore(REDIS_URL, redis_prefix)
     try:
-        lock = crashed.lock("job", timeout=1)
-        await lock.__aenter__()  # a worker that dies inside the critical section never exits it
-        async with survivor.lock("job", timeout=10):
+        assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"held"
+        with pytest.raises(LockTimeout):  # alive, it renews well past its 0.5 s lease
+            async with survivor.lock("job", timeout=1.5):
+                pass
+        proc.kill()
+        await proc.wait()
+        async with survivor.lock("job", timeout=10):  # free within one lease of the kill
             pass
     finally:
-        await crashed.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
         await survivor.close()
 
 
 @pytest.mark.redis
 async def test_redis_lock_expired_while_held_does_not_break_release(redis_prefix, redis_client) -> None:
-    slow = RedisKeyValueStore(REDIS_URL, redis_prefix, lock_ttl=0.05)
+    slow = RedisKeyValueStore(REDIS_URL, redis_prefix, lock_lease=0.05, lock_renew_every=60)
     try:
         async with slow.lock("job", timeout=1):
             async def expired() -> bool:

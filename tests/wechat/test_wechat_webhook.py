@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,7 +17,17 @@ from bot.settings import Settings
 from bot.texts import default_texts
 from bot.webhook import WEBHOOK_KEY, add_webhook_routes
 from bot.wechat.crypto import MessageCrypto
-from bot.wechat.platform import event_xml, message_xml, open_reply, sign, signed_request, text_xml, verify_query
+from bot.wechat.inbound import check_xml
+from bot.wechat.platform import (
+    event_xml,
+    location_xml,
+    message_xml,
+    open_reply,
+    sign,
+    signed_request,
+    text_xml,
+    verify_query,
+)
 from storage.kv import MemoryKeyValueStore
 from wechat_samples import BILLION_LAUGHS, EXTERNAL_ENTITY, load_vectors
 
@@ -26,6 +37,7 @@ APPID = "wxtestappid000001"
 ACCOUNT = "gh_zhitongche"
 CITIZEN = "oCitizen_abcdefghijklmnop"
 VECTORS = {v["id"]: v for v in load_vectors()}
+OLD_VECTORS_WINDOW = 100 * 365 * 86400  # the official vectors were signed years ago
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -71,15 +83,21 @@ class Harness:
     def webhook(self) -> Any:
         return self.client.server.app[WEBHOOK_KEY]
 
-    async def post(self, xml: str, *, encrypted: bool = False, **kw: Any) -> tuple[int, str]:
+    @property
+    def safe_mode(self) -> bool:
+        return bool(self.settings.wechat_aes_key)
+
+    async def post(self, xml: str, *, encrypted: bool | None = None, **kw: Any) -> tuple[int, str]:
+        """Posted as WeChat would: encrypted when the server runs in safe mode, unless told."""
+        encrypted = self.safe_mode if encrypted is None else encrypted
         req = signed_request(TOKEN, xml, crypto=self.crypto if encrypted else None, **kw)
         resp = await self.client.post("/wechat", params=req.query, data=req.body.encode("utf-8"))
         return resp.status, await resp.text()
 
-    async def reply(self, xml: str, *, encrypted: bool = False) -> dict[str, str] | None:
+    async def reply(self, xml: str, *, encrypted: bool | None = None) -> dict[str, str] | None:
         status, body = await self.post(xml, encrypted=encrypted)
         assert status == 200, body
-        return open_reply(body, self.crypto if encrypted else None)
+        return open_reply(body, self.crypto)
 
 
 @pytest.fixture
@@ -104,7 +122,14 @@ async def harness_factory() -> AsyncIterator[Callable[..., Any]]:
 
 @pytest.fixture
 async def h(harness_factory: Callable[..., Any]) -> Harness:
+    """Safe mode (an EncodingAESKey is set), as in production."""
     return await harness_factory()
+
+
+@pytest.fixture(params=["plain", "aes"])
+async def hm(request: pytest.FixtureRequest, harness_factory: Callable[..., Any]) -> Harness:
+    """Either mode: plaintext (no AES key) or safe mode, posting as that mode's WeChat does."""
+    return await harness_factory(**({"wechat_aes_key": ""} if request.param == "plain" else {}))
 
 
 # --- GET verification -----------------------------------------------------------------------------
@@ -120,7 +145,8 @@ async def test_get_echostr_plain(h: Harness) -> None:
 
 async def test_get_echostr_encrypted_with_msg_signature(harness_factory: Callable[..., Any]) -> None:
     v = VECTORS["wecom_official_verify_url"]
-    h = await harness_factory(wechat_token=v["token"], wechat_aes_key=v["encoding_aes_key"], wechat_appid=v["receive_id"])
+    h = await harness_factory(wechat_token=v["token"], wechat_aes_key=v["encoding_aes_key"], wechat_appid=v["receive_id"],
+                              wechat_timestamp_window=OLD_VECTORS_WINDOW)
     params = {"msg_signature": v["msg_signature"], "timestamp": v["timestamp"], "nonce": v["nonce"], "echostr": v["encrypt"]}
     resp = await h.client.get("/wechat", params=params)
     assert resp.status == 200 and await resp.text() == v["decrypted_plaintext"]
@@ -129,7 +155,8 @@ async def test_get_echostr_encrypted_with_msg_signature(harness_factory: Callabl
 
 
 # --- POST happy paths -----------------------------------------------------------------------------
-async def test_plaintext_text_message(h: Harness) -> None:
+async def test_text_message(hm: Harness) -> None:
+    h = hm
     reply = await h.reply(text_xml(CITIZEN, ACCOUNT, "我们村口的路灯坏了一个星期了", msg_id=101))
     assert reply is not None
     assert reply["MsgType"] == "text" and reply["Content"] == "收到：我们村口的路灯坏了一个星期了"
@@ -148,7 +175,8 @@ async def test_aes_text_message_gets_encrypted_reply(h: Harness) -> None:
 
 async def test_aes_official_vector_reaches_the_handler(harness_factory: Callable[..., Any]) -> None:
     v = VECTORS["mp_official_decrypt_msg"]
-    h = await harness_factory(wechat_token=v["token"], wechat_aes_key=v["encoding_aes_key"], wechat_appid=v["receive_id"])
+    h = await harness_factory(wechat_token=v["token"], wechat_aes_key=v["encoding_aes_key"], wechat_appid=v["receive_id"],
+                              wechat_timestamp_window=OLD_VECTORS_WINDOW)
     query = {"signature": sign(v["token"], v["timestamp"], v["nonce"]), "timestamp": v["timestamp"],
              "nonce": v["nonce"], "encrypt_type": "aes", "msg_signature": v["msg_signature"]}
     resp = await h.client.post("/wechat", params=query, data=v["request_xml"])
@@ -167,13 +195,15 @@ async def test_plaintext_works_without_aes_configured(harness_factory: Callable[
     assert status == 400 and len(h.recorder.handled) == 1
 
 
-async def test_none_reply_is_success(h: Harness) -> None:
+async def test_none_reply_is_success(hm: Harness) -> None:
+    h = hm
     assert await h.post(text_xml(CITIZEN, ACCOUNT, "silent", msg_id=105)) == (200, "success")
     assert await h.post(text_xml(CITIZEN, ACCOUNT, "silent", msg_id=105)) == (200, "success")
     assert len(h.recorder.handled) == 1
 
 
-async def test_reply_text_cannot_break_out_of_cdata(h: Harness) -> None:
+async def test_reply_text_cannot_break_out_of_cdata(hm: Harness) -> None:
+    h = hm
     sneaky = "]]></Content><MsgType><![CDATA[news]]></MsgType><Content><![CDATA["
     reply = await h.reply(text_xml(CITIZEN, ACCOUNT, sneaky, msg_id=106))
     assert reply is not None and reply["MsgType"] == "text" and reply["Content"] == "收到：" + sneaky
@@ -197,7 +227,8 @@ async def _nothing_stored(h: Harness, msg_id: str) -> None:
     assert await h.kv.get(DEDUPE_PREFIX + f"msg:{msg_id}") is None
 
 
-async def test_wrong_signature_is_403_and_nothing_stored(h: Harness) -> None:
+async def test_wrong_signature_is_403_and_nothing_stored(harness_factory: Callable[..., Any]) -> None:
+    h = await harness_factory(wechat_aes_key="")  # plaintext mode: `signature` is all there is
     xml = text_xml(CITIZEN, ACCOUNT, "hi", msg_id=201)
     req = signed_request(TOKEN, xml)
     for query in (req.query | {"signature": "0" * 40}, {}, {k: v for k, v in req.query.items() if k != "nonce"}):
@@ -216,16 +247,15 @@ async def test_wrong_msg_signature_is_403(h: Harness) -> None:
     await _nothing_stored(h, "202")
 
 
-@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "aes"])
 @pytest.mark.parametrize(
     "xml",
     [BILLION_LAUGHS, EXTERNAL_ENTITY, "<xml><FromUserName>oX", "完全不是XML", ""],
     ids=["billion-laughs", "external-entity", "broken", "garbage", "empty"],
 )
-async def test_bad_or_hostile_xml_is_400(h: Harness, xml: str, encrypted: bool) -> None:
-    status, _ = await h.post(xml, encrypted=encrypted)
+async def test_bad_or_hostile_xml_is_400(hm: Harness, xml: str) -> None:
+    status, _ = await hm.post(xml)
     assert status == 400
-    await _nothing_stored(h, "203")
+    await _nothing_stored(hm, "203")
 
 
 async def test_hostile_envelope_is_400(h: Harness) -> None:
@@ -253,7 +283,7 @@ async def test_body_over_limit_is_413(h: Harness) -> None:
 
 
 async def test_body_just_under_limit_is_read(harness_factory: Callable[..., Any]) -> None:
-    h = await harness_factory(max_body_bytes=4096)
+    h = await harness_factory(max_body_bytes=4096, wechat_aes_key="")  # plaintext: the body is the XML
     reply = await h.reply(text_xml(CITIZEN, ACCOUNT, "a" * 3000, msg_id=206))
     assert reply is not None
     status, _ = await h.post(text_xml(CITIZEN, ACCOUNT, "a" * 5000, msg_id=207))
@@ -261,12 +291,12 @@ async def test_body_just_under_limit_is_read(harness_factory: Callable[..., Any]
 
 
 # --- de-duplication -------------------------------------------------------------------------------
-@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "aes"])
-async def test_retry_of_same_msgid_runs_handler_once_and_gets_same_reply(h: Harness, encrypted: bool) -> None:
+async def test_retry_of_same_msgid_runs_handler_once_and_gets_same_reply(hm: Harness) -> None:
+    h = hm
     xml = text_xml(CITIZEN, ACCOUNT, "路灯坏了", msg_id=301)
-    first = await h.reply(xml, encrypted=encrypted)
-    second = await h.reply(xml, encrypted=encrypted)  # WeChat retries with fresh nonce/timestamp
-    third = await h.reply(xml, encrypted=encrypted)
+    first = await h.reply(xml)
+    second = await h.reply(xml)  # WeChat retries with fresh nonce/timestamp
+    third = await h.reply(xml)
     assert first is not None and second is not None and third is not None
     assert first["Content"] == second["Content"] == third["Content"] == "收到：路灯坏了"
     assert len(h.recorder.handled) == 1
@@ -277,7 +307,7 @@ async def test_concurrent_duplicates_run_handler_once(h: Harness) -> None:
     results = await asyncio.gather(*(h.post(xml) for _ in range(5)))
     assert all(status == 200 for status, _ in results)
     assert len(h.recorder.handled) == 1
-    replies = [open_reply(body) for _, body in results]
+    replies = [open_reply(body, h.crypto) for _, body in results]
     assert sum(1 for r in replies if r and r["Content"] == "收到：同时到达") >= 1
 
 
@@ -339,3 +369,167 @@ async def test_push_late_failure_is_logged_not_raised(harness_factory: Callable[
     await h.webhook.drain(timeout=30)
     assert any("push_late failed" in r.getMessage() for r in caplog.records)
     assert CITIZEN not in caplog.text
+
+
+# --- safe mode cannot be bypassed -----------------------------------------------------------------
+async def test_plaintext_is_refused_in_safe_mode(h: Harness) -> None:
+    forged = text_xml("oDeputy_0000000000000000", ACCOUNT, "#1001 请先转账500元押金", msg_id=701)
+    status, _ = await h.post(forged, encrypted=False)  # `signature` is right: it does not cover the body
+    assert status == 403
+    await _nothing_stored(h, "701")
+
+
+async def test_compatible_mode_body_is_read_through_its_encrypted_part_only(h: Harness) -> None:
+    genuine = signed_request(TOKEN, text_xml(CITIZEN, ACCOUNT, "路灯坏了", msg_id=702), crypto=h.crypto)
+    encrypt = check_xml(genuine.body).findtext("Encrypt")
+    # 兼容模式: the plaintext fields travel beside Encrypt; a forger can change them, not Encrypt
+    body = (f"<xml><ToUserName>{ACCOUNT}</ToUserName><FromUserName>oDeputy_0000000000000000</FromUserName>"
+            f"<CreateTime>1</CreateTime><MsgType>text</MsgType><Content>请先转账</Content><MsgId>999</MsgId>"
+            f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
+    resp = await h.client.post("/wechat", params=genuine.query, data=body.encode())
+    assert resp.status == 200
+    [inbound] = h.recorder.handled
+    assert (inbound.openid, inbound.text, inbound.msg_id) == (CITIZEN, "路灯坏了", "702")
+
+
+async def test_plaintext_mode_without_a_key_warns_once_at_start(harness_factory: Callable[..., Any],
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.webhook")
+    await harness_factory()  # safe mode: nothing to warn about
+    assert not [r for r in caplog.records if "safe mode is off" in r.getMessage()]
+    await harness_factory(wechat_aes_key="")
+    assert len([r for r in caplog.records if "safe mode is off" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -86400, 365 * 86400], ids=["5min-old", "5min-ahead", "day-old", "year-ahead"])
+async def test_signed_request_outside_the_timestamp_window_is_403(hm: Harness, skew: int) -> None:
+    xml = text_xml(CITIZEN, ACCOUNT, "你好", msg_id=703)
+    status, _ = await hm.post(xml, timestamp=str(int(time.time()) + skew))
+    assert status == 403
+    await _nothing_stored(hm, "703")
+
+
+async def test_timestamp_inside_the_window_is_accepted_and_the_window_is_a_setting(
+        harness_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    h = await harness_factory()
+    assert (await h.post(text_xml(CITIZEN, ACCOUNT, "你好", msg_id=704), timestamp=str(int(time.time()) - 200)))[0] == 200
+    assert (await h.post(text_xml(CITIZEN, ACCOUNT, "你好", msg_id=705), timestamp="yesterday"))[0] == 403
+    narrow = await harness_factory(wechat_timestamp_window=10)
+    assert (await narrow.post(text_xml(CITIZEN, ACCOUNT, "你好", msg_id=706), timestamp=str(int(time.time()) - 60)))[0] == 403
+    monkeypatch.setenv("ZTC_WECHAT_TIMESTAMP_WINDOW", "42")
+    assert Settings(_env_file=None).wechat_timestamp_window == 42
+
+
+async def test_stale_url_verification_is_403(h: Harness) -> None:
+    resp = await h.client.get("/wechat", params=verify_query(TOKEN, "echo", timestamp=str(int(time.time()) - 3600)))
+    assert resp.status == 403 and "echo" not in await resp.text()
+
+
+# --- bounded fields -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "xml",
+    [
+        text_xml("o" * 1000, ACCOUNT, "你好", msg_id=801),
+        text_xml("o" * 65, ACCOUNT, "你好", msg_id=801),
+        text_xml(CITIZEN, "g" * 65, "你好", msg_id=801),
+        text_xml(CITIZEN, ACCOUNT, "你好", msg_id="8" * 33),
+        text_xml(CITIZEN, ACCOUNT, "长" * 2731, msg_id=801),  # 8193 bytes
+        event_xml(CITIZEN, ACCOUNT, "VIEW", "http://x/" + "a" * 1016, created_at=1700000900),
+        location_xml(CITIZEN, ACCOUNT, 31.1, 120.6, "路" * 2731, msg_id=801),
+    ],
+    ids=["openid-1000", "openid-65", "account-65", "msgid-33", "content-8193-bytes", "eventkey-1025", "label-8193-bytes"],
+)
+async def test_oversize_field_is_400_and_nothing_stored(hm: Harness, xml: str) -> None:
+    status, _ = await hm.post(xml)
+    assert status == 400
+    assert hm.recorder.handled == []
+    assert hm.kv._data == {}  # no dedupe key, nothing at all
+
+
+async def test_fields_at_their_bounds_are_accepted(hm: Harness) -> None:
+    await hm.reply(text_xml("o" * 64, "g" * 64, "长" * 2730 + "ab", msg_id="9" * 32))  # 8192 bytes
+    await hm.reply(event_xml(CITIZEN, ACCOUNT, "VIEW", "http://x/" + "a" * 1015, created_at=1700000901))
+    assert [len(i.openid) for i in hm.recorder.handled] == [64, len(CITIZEN)]
+    assert len(hm.recorder.handled[0].text.encode()) == 8192
+
+
+# --- de-duplication without MsgId -----------------------------------------------------------------
+async def test_two_texts_without_msgid_in_the_same_second_are_two_messages(hm: Harness) -> None:
+    first = text_xml(CITIZEN, ACCOUNT, "路灯坏了", msg_id="", created_at=1700001000)
+    second = text_xml(CITIZEN, ACCOUNT, "在村口", msg_id="", created_at=1700001000)
+    assert (await hm.reply(first) or {}).get("Content") == "收到：路灯坏了"
+    assert (await hm.reply(second) or {}).get("Content") == "收到：在村口"
+    assert (await hm.reply(first) or {}).get("Content") == "收到：路灯坏了"  # WeChat's retry: not rerun
+    assert [i.text for i in hm.recorder.handled] == ["路灯坏了", "在村口"]
+
+
+async def test_events_in_the_same_second_with_different_keys_are_two_events(h: Harness) -> None:
+    await h.reply(event_xml(CITIZEN, ACCOUNT, "CLICK", "report", created_at=1700001001))
+    await h.reply(event_xml(CITIZEN, ACCOUNT, "CLICK", "my_tickets", created_at=1700001001))
+    await h.reply(event_xml(CITIZEN, ACCOUNT, "CLICK", "report", created_at=1700001001))  # retry
+    assert [i.event_key for i in h.recorder.handled] == ["report", "my_tickets"]
+
+
+async def test_store_outage_inside_the_handler_is_503_and_the_retry_runs_again(h: Harness) -> None:
+    from bot.core.ports import StoreUnavailable
+
+    real_handle, down = h.recorder.handle, [True]
+
+    async def handle(inbound: Inbound) -> str | None:
+        if down[0]:
+            raise StoreUnavailable("redis: ConnectionError")  # e.g. the user's lock
+        return await real_handle(inbound)
+
+    h.webhook._handle = handle
+    xml = text_xml(CITIZEN, ACCOUNT, "路灯坏了", msg_id=903)
+    assert (await h.post(xml))[0] == 503
+    down[0] = False
+    assert (await h.reply(xml) or {}).get("Content") == "收到：路灯坏了"  # not `success`: it never ran
+
+
+# --- the pending marker is a lease ----------------------------------------------------------------
+def kill_owner(h: Harness) -> None:
+    """What kill -9 does to a message's owner: its handler (and the lease renewal) stop running."""
+    for task in list(h.webhook._tasks):
+        task.cancel()
+
+
+async def test_retry_after_the_owner_died_is_handled_again(harness_factory: Callable[..., Any]) -> None:
+    h = await harness_factory(reply_deadline=0.3, dedupe_pending_grace=0.3)
+    xml = text_xml(CITIZEN, ACCOUNT, "slow 是", msg_id=901)
+    assert await h.post(xml) == (200, "success")  # past the deadline: still running
+    kill_owner(h)
+    await asyncio.sleep(0)
+    assert await h.post(xml) == (200, "success")  # inside the lease nobody can tell it died
+    h.recorder.gate.set()
+
+    async def lease_lapsed() -> bool:
+        return await h.kv.get(DEDUPE_PREFIX + "msg:901") is None
+
+    assert await eventually(lease_lapsed)
+    reply = await h.reply(xml)  # WeChat's next retry is handled, not answered `success` forever
+    await h.webhook.drain(timeout=30)
+    assert len(h.recorder.handled) == 2
+    answered = [reply["Content"] if reply else None] + [t for _, t in h.recorder.pushed]
+    assert answered in (["收到：slow 是"], [None, "收到：slow 是"])  # passive, or pushed past the deadline
+
+
+async def test_pending_marker_is_renewed_while_its_handler_runs(harness_factory: Callable[..., Any]) -> None:
+    h = await harness_factory(reply_deadline=0.05, dedupe_pending_grace=0.25)  # lease 0.3 s
+    xml = text_xml(CITIZEN, ACCOUNT, "slow 是", msg_id=902)
+    assert await h.post(xml) == (200, "success")
+    await asyncio.sleep(1.0)  # more than three leases
+    assert await h.post(xml) == (200, "success")  # still pending: not run twice
+    h.recorder.gate.set()
+    await h.webhook.drain(timeout=30)
+    assert await h.post(xml) == (200, "success")  # pushed, so a later retry is not rerun either
+    assert len(h.recorder.handled) == 1 and [t for _, t in h.recorder.pushed] == ["收到：slow 是"]
+
+
+async def eventually(predicate: Callable[[], Any], limit: float = 10.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if await predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return False

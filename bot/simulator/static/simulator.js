@@ -17,7 +17,7 @@
   var kind = "text";
 
   // --- state ------------------------------------------------------------------------------------
-  var state = load() || { logs: {}, unread: {}, cursor: 0, seen: {} , current: null, safe: false };
+  var state = load() || { logs: {}, unread: {}, cursor: 0, seen: {} , current: null, safe: !!config.safe_mode_default };
 
   function load() {
     try { return JSON.parse(sessionStorage.getItem(STORE_KEY)); } catch (e) { return null; }
