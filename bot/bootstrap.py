@@ -135,11 +135,15 @@ JOBS = (
 
 # --- the running app -------------------------------------------------------------------------------
 class PathOnlyAccessLogger(AbstractAccessLogger):
-    """Access log without the query string: WeChat puts the sender's openid there."""
+    """Access log without the query string: WeChat puts the sender's openid there. Successful
+    requests to `quiet_paths` (polling) are logged at DEBUG, not INFO."""
+
+    quiet_paths: tuple[str, ...] = ()
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info("%s %s %s %d %.1fms", request.remote, request.method, request.path,
-                         response.status, time * 1000)
+        quiet = response.status < 400 and request.path in self.quiet_paths
+        self.logger.log(logging.DEBUG if quiet else logging.INFO, "%s %s %s %d %.1fms", request.remote,
+                        request.method, request.path, response.status, time * 1000)
 
 
 @dataclass

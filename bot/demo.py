@@ -45,9 +45,14 @@ def deputy_openid(code: str) -> str:
     return f"demo-deputy-{code}"
 
 
+class DemoAccessLogger(PathOnlyAccessLogger):
+    # the simulator page polls for pushes every 1.5 s (and asks the fake WeChat API each time)
+    quiet_paths = ("/sim/pushes", "/_fake/calls")
+
+
 async def seed(bot: BotApp) -> list[tuple[str, str]]:
     """Import the demo CSVs (idempotent) and bind every demo deputy to a simulator openid.
-    Returns the deputies' (openid, label) for the simulator's identity picker."""
+    Returns the deputies as simulator identities ({"openid", "label", "group"}: grouped by station)."""
     from storage.importer import import_file
 
     texts = bot.services.texts
@@ -62,8 +67,9 @@ async def seed(bot: BotApp) -> list[tuple[str, str]]:
             if deputy.openid != deputy_openid(deputy.code):
                 await uow.deputies.bind(deputy.code, deputy_openid(deputy.code))
             station = stations.get(deputy.station_code)
-            identities.append((deputy_openid(deputy.code), texts.get(
-                "demo_deputy_label", name=deputy.name, station=station.name if station else deputy.station_code)))
+            station_name = station.name if station else deputy.station_code
+            identities.append({"openid": deputy_openid(deputy.code), "group": station_name,
+                               "label": texts.get("demo_deputy_label", name=deputy.name, station=station_name)})
         await uow.commit()
     return identities
 
@@ -78,7 +84,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
     runners: list[web.AppRunner] = []
 
     async def serve(app: web.Application, at_port: int) -> None:
-        runner = web.AppRunner(app, access_log_class=PathOnlyAccessLogger)
+        runner = web.AppRunner(app, access_log_class=DemoAccessLogger)
         await runner.setup()
         await web.TCPSite(runner, host, at_port).start()
         runners.append(runner)
@@ -88,8 +94,8 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
     await bot.start()
     deputies = await seed(bot)
     await serve(bot.web_app, port + 1)
-    citizens = list(zip(DEMO_CITIZENS, default_texts().raw("demo_citizen_labels"), strict=True))
-    identities = [{"openid": openid, "label": label} for openid, label in citizens + deputies]
+    citizens = zip(DEMO_CITIZENS, default_texts().raw("demo_citizen_labels"), strict=True)
+    identities = [{"openid": openid, "label": label} for openid, label in citizens] + deputies
     simulator = create_simulator_app(
         webhook_url=f"http://{host}:{port + 1}/wechat",
         fake_api_url=f"http://{host}:{port + 2}",

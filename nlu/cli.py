@@ -18,9 +18,10 @@ def nlu_group() -> None:
 @nlu_group.command("train")
 @click.option("--stations", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Station CSV to build the place table from (default config/demo/stations.csv).")
-@click.option("--force", is_flag=True, help="Retrain even when the cached model is current.")
+@click.option("--force", is_flag=True, help="Retrain even when the shipped model is current.")
 def train_cmd(stations: Path | None, force: bool) -> None:
-    """Regenerate the place lookup (nlu/data/places.yml, jieba dictionary) and train the embedded model."""
+    """Regenerate the place lookup (nlu/data/places.yml, jieba dictionary) and build the shipped
+    embedded model in nlu/model/ (needs the shared real data: ZTC_SHARED_DATA or ../shared/data)."""
     from nlu import data as nd
     from nlu import embedded
 
@@ -28,8 +29,16 @@ def train_cmd(stations: Path | None, force: bool) -> None:
     nd.write_place_files(table)
     click.echo(f"places: {len(table.canonical)} canonical names, {len(table.synonyms)} synonyms "
                f"→ {nd.PLACES_FILE.relative_to(nd.REPO_ROOT)}", err=True)
-    model = embedded.load_or_train(force=force)
-    click.echo(f"embedded model {model.data_hash}: {model.trained_on}, vocabulary {len(model.vocab)}", err=True)
+    sources = nd.training_sources()
+    if not embedded.has_shared_data(sources):
+        raise click.ClickException(f"the real letters are not in {nd.shared_data_dir()} (set ZTC_SHARED_DATA): "
+                                   "the shipped model is built from them")
+    model = embedded.read_model(embedded.MODEL_DIR)
+    if force or model is None or embedded.changed_sources(model, sources):
+        model = embedded.build(embedded.MODEL_DIR, sources)
+    size = sum((embedded.MODEL_DIR / f).stat().st_size for f in (embedded.ARRAYS_FILE, embedded.META_FILE))
+    click.echo(f"embedded model {model.version} {model.data_hash}: {model.trained_on}, vocabulary "
+               f"{len(model.vocab)}, {size / 1e6:.1f} MB → {embedded.MODEL_DIR.relative_to(nd.REPO_ROOT)}/", err=True)
 
 
 def _engine(backend: str, rasa_url: str | None):

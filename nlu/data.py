@@ -22,6 +22,11 @@ TEST_CATEGORIES_FILE = NLU_DIR / "test_categories.yml"  # short chat-style repor
 STATIONS_CSV = REPO_ROOT / "config" / "demo" / "stations.csv"
 JIEBA_DICT_DIR = NLU_DIR / "rasa" / "jieba"
 
+# The shared real data the embedded model is trained from (paths under shared/data). Without it the
+# shipped model (nlu/model/) is used as is: it cannot be rebuilt faithfully from the YAML alone.
+SHARED_TRAINING_FILES = ("tipdm2020/messages_7class.csv", "tipdm2020/label_taxonomy.csv")
+FEATURES_FILE = NLU_DIR / "text.py"  # the featurisation: a model only fits the code that made its features
+
 # `[text](entity)` or `[text]{"entity": "x", "value": "y"}` inside a Rasa example
 _ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<entity>[^)]+)\)|(?P<json>\{[^}]*\}))")
 
@@ -33,11 +38,11 @@ def shared_data_dir() -> Path:
 
 
 def tipdm_csv() -> Path:
-    return shared_data_dir() / "tipdm2020" / "messages_7class.csv"
+    return shared_data_dir() / SHARED_TRAINING_FILES[0]
 
 
 def taxonomy_csv() -> Path:
-    return shared_data_dir() / "tipdm2020" / "label_taxonomy.csv"
+    return shared_data_dir() / SHARED_TRAINING_FILES[1]
 
 
 def smp2017_tsv() -> Path:
@@ -260,15 +265,16 @@ def load_intent_examples() -> list[Example]:
     return [e for path in intent_files() for e in load_rasa_examples(path)]
 
 
-def training_hash(extra: Iterable[str] = ()) -> str:
-    """Changes whenever anything the embedded model is trained from changes."""
-    h = hashlib.sha256()
-    for path in [*intent_files(), CATEGORIES_FILE, PLACES_FILE]:
-        h.update(path.name.encode())
-        h.update(path.read_bytes() if path.exists() else b"-")
-    # only the dev split is trained on, but hashing the whole file is simpler and just as safe
-    for csv_path in (tipdm_csv(), taxonomy_csv()):
-        h.update(csv_path.read_bytes() if csv_path.exists() else b"absent")
-    for item in extra:
-        h.update(item.encode())
-    return h.hexdigest()[:16]
+def training_sources() -> dict[str, str | None]:
+    """Everything the embedded model is built from, each with the sha256 of its bytes (None: absent):
+    repo files by repo-relative path, the shared real data by its path under shared/data."""
+    sources: dict[str, str | None] = {}
+    for path in [*intent_files(), CATEGORIES_FILE, PLACES_FILE, FEATURES_FILE]:
+        sources[path.relative_to(REPO_ROOT).as_posix()] = _sha256(path)
+    for name in SHARED_TRAINING_FILES:
+        sources[name] = _sha256(shared_data_dir() / name)
+    return sources
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None

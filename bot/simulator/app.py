@@ -103,6 +103,7 @@ def create_simulator_app(
     app.router.add_post("/sim/resend", resend, name="resend")
     app.router.add_get("/sim/pushes", pushes, name="pushes")
     app.router.add_static("/sim/static", HERE / "static", name="static")
+    app.router.add_get("/favicon.ico", favicon)  # browsers ask for it whatever the page says
     return app
 
 
@@ -146,8 +147,13 @@ async def page(request: web.Request) -> web.Response:
         client_config=client_config,
         css_url=static("simulator.css"),
         js_url=static("simulator.js"),
+        favicon_url=static("favicon.svg"),
     )
     return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+async def favicon(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(HERE / "static" / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
 
 
 def _bad_request(message: str) -> web.Response:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -19,50 +17,6 @@ pytestmark = pytest.mark.browser
 SL01_DEPUTIES = ("D004", "D005")  # config/demo/deputies.csv: the two deputies of 流虹社区代表联络站 (SL-01)
 
 
-def three_free_ports() -> int:
-    """A port p with p+1 and p+2 free too (run_demo serves on p, p+1, p+2)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + 2 > 65535:
-            continue
-        try:
-            with socket.socket() as a, socket.socket() as b, socket.socket() as c:
-                a.bind(("127.0.0.1", base))
-                b.bind(("127.0.0.1", base + 1))
-                c.bind(("127.0.0.1", base + 2))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no three consecutive free ports")
-
-
-@pytest.fixture
-async def demo(tmp_path) -> AsyncIterator[int]:
-    from bot.demo import run_demo
-
-    port = three_free_ports()
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_demo("127.0.0.1", port, tmp_path / "demo.db", stop))
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):  # migrations + seeding take a few seconds on a cold start
-            if task.done():
-                task.result()  # the demo crashed: show why
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/") as r:
-                    if r.status == 200:
-                        break
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError("the demo did not start")
-    try:
-        yield port
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def say(page, text: str) -> str:

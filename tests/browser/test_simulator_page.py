@@ -22,7 +22,8 @@ async def test_citizen_reports_in_plain_and_safe_mode(rig: SimulatorRig, phone_p
     assert await page.locator(".msg.theirs .via").last.inner_text() == "被动回复"
     assert rig.webhook.received[-1]["encrypted"] is False
 
-    # 安全模式: the slider is the visible control (the checkbox itself is hidden for styling)
+    # 安全模式 is under 更多 on a phone; the slider is the visible control (the checkbox is hidden)
+    await page.click("#more")
     await page.click(".switch .slider")
     assert await page.is_checked("#safe-mode")
     assert "安全模式" in await page.inner_text("#safe-mode-label")
@@ -92,6 +93,7 @@ async def test_retry_button_resends_same_msgid(rig: SimulatorRig, phone_page) ->
     await page.fill("#text-input", "重复消息测试")
     await page.click("#send")
     await page.locator(".msg.theirs[data-via=passive]").wait_for()
+    await page.click("#more")
     await page.click("#resend")
     await page.locator(".msg.theirs[data-via=passive]").nth(1).wait_for()
 

@@ -1,24 +1,12 @@
-"""The shared WeChat protocol samples (imported by name: tests/wechat is on sys.path under pytest)."""
+"""The WeChat protocol samples, fixtures inside the repo (imported by name: tests/wechat is on
+sys.path under pytest). Provenance and licences: tests/fixtures/wechat/SOURCES.md."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def shared_data_dir() -> Path:
-    """<repo>/../shared/data, or $ZTC_SHARED_DATA (CI clones the repo elsewhere, shared/ beside it)."""
-    directory = Path(os.environ.get("ZTC_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data")
-    wechat = directory / "wechat"
-    if not (wechat / "xml_manifest.json").is_file():
-        raise RuntimeError(f"WeChat protocol samples not found in {wechat}; set ZTC_SHARED_DATA")
-    return directory
-
-
-WECHAT_DATA = shared_data_dir() / "wechat"
+WECHAT_DATA = Path(__file__).resolve().parents[1] / "fixtures" / "wechat"
 
 
 def load_manifest() -> list[dict[str, Any]]:

@@ -69,7 +69,9 @@
 
   function render() {
     chat.textContent = "";
-    logOf(current()).forEach(function (entry) { chat.appendChild(renderEntry(entry)); });
+    var entries = logOf(current());
+    if (!entries.length) chat.appendChild(document.getElementById("empty-hint").content.cloneNode(true));
+    entries.forEach(function (entry) { chat.appendChild(renderEntry(entry)); });
     chat.scrollTop = chat.scrollHeight;
     window.scrollTo(0, document.body.scrollHeight);
   }
@@ -84,6 +86,8 @@
     entry.time = entry.time || now();
     logOf(openid).push(entry);
     if (openid === current()) {
+      var hint = chat.querySelector(".empty-hint");
+      if (hint) hint.remove();
       chat.appendChild(renderEntry(entry));
       chat.scrollTop = chat.scrollHeight;
       window.scrollTo(0, document.body.scrollHeight);
@@ -216,6 +220,38 @@
     state.logs[current()] = [];
     save();
     render();
+  });
+
+  // --- header: 更多, the empty page's 去扫码关注, searching the identities ---------------------------
+  var moreButton = $("more");
+  moreButton.addEventListener("click", function () {
+    var panel = $("more-panel");
+    panel.hidden = !panel.hidden;
+    moreButton.setAttribute("aria-expanded", String(!panel.hidden));
+  });
+  chat.addEventListener("click", function (event) {
+    if (event.target.closest("[data-start-subscribe]")) document.querySelector(".tab[data-kind=subscribe]").click();
+  });
+  $("identity-search").addEventListener("input", function () {
+    // matches name or station (an optgroup's label); the first match is picked when the current one is hidden
+    var query = this.value.trim();
+    var first = null;
+    Array.prototype.forEach.call(identitySelect.querySelectorAll("optgroup"), function (group) {
+      var groupMatches = group.label.indexOf(query) >= 0;
+      var any = false;
+      Array.prototype.forEach.call(group.querySelectorAll("option"), function (option) {
+        var show = !query || groupMatches || option.getAttribute("data-label").indexOf(query) >= 0;
+        option.hidden = !show;
+        if (show) { any = true; first = first || option; }
+      });
+      group.hidden = !any;
+    });
+    var selected = identitySelect.options[identitySelect.selectedIndex];
+    if (first && selected && selected.hidden) {
+      identitySelect.value = first.value;
+      identitySelect.dispatchEvent(new Event("change"));
+    }
+    this.classList.toggle("no-match", !first);
   });
 
   // --- identity and safe mode -------------------------------------------------------------------
