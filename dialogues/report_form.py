@@ -350,7 +350,8 @@ def prompt(form: ReportForm, texts: Texts) -> str:
     """The question for the current step (the summary at confirm)."""
     step = form.step
     if step == "confirm":
-        return texts.get("form_ask_confirm", summary=summary_lines(form, texts))
+        return texts.get("form_ask_confirm", summary=summary_lines(form, texts),
+                         instruction=texts.get("form_confirm_again"))
     if step == "where" and form.qr_station_places:
         examples = "、".join(form.qr_station_places[:WHERE_EXAMPLES])
         return texts.get("form_ask_where_station", station=form.qr_station_name, examples=examples)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -127,16 +128,27 @@ _DEFAULT_TOWNS = ["松陵街道", "江陵街道", "八坼街道", "横扇街道"
                   "七都镇", "震泽镇", "桃源镇", "开发区", "太湖新城", "东太湖度假区"]
 
 
-def _stem_is_safe(stem: str, towns_short: set[str]) -> bool:
+def _stem_is_safe(stem: str, towns_short: set[str], frequencies: dict[str, int]) -> bool:
     """A village/community stem (南厍 for 南厍村) stands alone only when it is not an everyday word."""
     if len(stem) < 2 or stem in towns_short:
         return False
-    import jieba
+    return frequencies.get(stem, 0) < 100  # 中心, 同心, 光明 … are words first, place names second
 
-    jieba.setLogLevel(60)
-    jieba.initialize()
-    freq = jieba.get_FREQ(stem) or 0
-    return freq < 100  # 中心, 同心, 光明 … are words first, place names second
+
+def word_frequencies(words: set[str]) -> dict[str, int]:
+    """The frequencies of `words` in jieba's dictionary, read straight from its file: building
+    jieba's prefix dictionary costs seconds of CPU, and the serving bot learns places too."""
+    if not words:
+        return {}
+    spec = importlib.util.find_spec("jieba")  # its dictionary file, without importing jieba
+    assert spec is not None and spec.origin is not None, "jieba is a dependency of the project"
+    found: dict[str, int] = {}
+    with (Path(spec.origin).parent / "dict.txt").open(encoding="utf-8") as fh:
+        for line in fh:
+            word, _, rest = line.partition(" ")
+            if word in words:
+                found[word] = int(rest.split(" ", 1)[0])
+    return found
 
 
 def read_station_csv(stations_csv: Path | None = STATIONS_CSV) -> list[tuple[str, tuple[str, ...]]]:
@@ -185,12 +197,14 @@ def place_table(stations: Iterable[tuple[str, Sequence[str]]], *, default_towns:
                     table.synonyms[short + "镇"] = town
         for alias in _TOWN_ALIASES.get(town, []):
             table.synonyms[alias] = town
+    stems = {place[: -len(suffix)] for place in places for suffix in ("社区", "村") if place.endswith(suffix)}
+    frequencies = word_frequencies({stem for stem in stems if len(stem) >= 2})
     for place in places:
         table.canonical.add(place)
         for suffix in ("社区", "村"):
             if place.endswith(suffix):
                 stem = place[: -len(suffix)]
-                if _stem_is_safe(stem, short_towns) and stem not in table.canonical:
+                if _stem_is_safe(stem, short_towns, frequencies) and stem not in table.canonical:
                     table.synonyms.setdefault(stem, place)
                     if not stem.endswith("村"):
                         alt = stem + ("村" if suffix == "社区" else "社区")

@@ -142,7 +142,7 @@ class EmbeddedNLU:
         learnt = tuple(sorted({(s.town, tuple(s.places)) for s in stations}))
         if learnt == self._learnt:
             return
-        # building the table may load jieba's dictionary (about a second): off the event loop
+        # the table reads jieba's dictionary file for the villages' stems (tenths of a second): a thread
         places = await asyncio.to_thread(places_with_stations, self.model.places, learnt)
         self._entities = EntityExtractor(places)  # one reference swap: a parse sees old or new
         self._learnt = learnt

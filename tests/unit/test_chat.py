@@ -336,7 +336,7 @@ async def test_changing_an_answer_at_the_summary(world: World) -> None:
     assert w.t("form_ask_edit") == await w.say("修改")
     assert w.t("form_ask_where") in await w.say("地点")
     summary = await w.say("松陵街道 永康社区")
-    assert "松陵街道 永康社区" in summary and w.t("form_ask_confirm", summary="")[:5] in summary
+    assert "松陵街道 永康社区" in summary and w.t("form_ask_confirm").split("：")[0] in summary
     await w.say("是")
     [ticket] = await w.tickets()
     assert ticket.station_code == "S01"
