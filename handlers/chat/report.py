@@ -5,7 +5,10 @@ Decisions worth knowing:
 - Mid-form, an emergency always wins (safety first); `我的诉求`, `#1024` and `帮助` are answered
   with a reminder of the open question; other intents (greeting, petition, schedule…) are only
   taken as a digression when the text is not a valid answer to the current question, so a
-  free-text answer ("details") is never lost to the classifier.
+  free-text answer ("details") is never lost to the classifier. At the summary (请核对) there are
+  no digressions: anything but 是/修改/取消 gets the same one-line instruction.
+- The reply to 是 says where the ticket went (the on-duty deputy, or the station queue); it is
+  the citizen's only message about the filing.
 - An answer after the form expired gets `form_expired` once (the dispatcher does that for every
   scene); nothing is filed.
 """
