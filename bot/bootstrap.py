@@ -39,6 +39,7 @@ from handlers.bus import BusUnitOfWorkFactory, MessageBus
 from handlers.chat import ROUTERS
 from handlers.chat.router import Dispatcher
 from handlers.delivery import DeliveryWorker
+from handlers.places import learn_station_places
 from handlers.queue import assign_waiting
 from handlers.services import Services
 
@@ -119,6 +120,12 @@ async def drain_queues(bot: BotApp) -> int:
     return assigned
 
 
+async def refresh_places(bot: BotApp) -> None:
+    """Stations imported meanwhile (by `zhitongche import`, another process) teach the NLU their
+    towns and villages; unchanged stations cost one query."""
+    await learn_station_places(bot.services)
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -130,6 +137,7 @@ JOBS = (
     # shifts start on whole minutes (HH:MM): a check at second 0 drains each station queue at the
     # moment its next shift begins
     Job("drain_queues", drain_queues, lambda: CronTrigger(second=0)),
+    Job("refresh_places", refresh_places, lambda: CronTrigger(second=30)),
 )
 
 
@@ -182,6 +190,7 @@ class BotApp:
         self.delivery = DeliveryWorker(self.services, self.gateway)
         self.services.kick_delivery = self.delivery.kick
         self.conversation = Dispatcher(self.services, ROUTERS)
+        await learn_station_places(self.services)
         self.delivery.start()
 
         self._job_running = asyncio.Lock()  # stop() waits for a job under way

@@ -103,6 +103,8 @@ def import_(kind: str, file: Path) -> None:
     console.print(texts.get("cli_import_summary", file=file.name, read=report.rows_read,
                             created=report.created, updated=report.updated,
                             unchanged=report.unchanged, errors=len(report.errors)))
+    if kind == "stations" and (report.created or report.updated):
+        console.print(texts.get("cli_import_places_hint"))
     if report.errors:
         console.print(import_problems_table(report.errors, texts))
         raise SystemExit(1)
@@ -227,7 +229,29 @@ def _save_qrcode(kind: str, code: str, out: Path | None, paper: str) -> None:
 
 
 def _attach_nlu() -> None:
+    from nlu import data as nd
     from nlu.cli import nlu_group
+
+    @nlu_group.command("places", help=T("cli_help_nlu_places"))
+    @click.option("--lookup", type=click.Path(dir_okay=False, path_type=Path), default=nd.PLACES_FILE,
+                  show_default=True, help=T("cli_opt_places_lookup"))
+    @click.option("--jieba-dir", type=click.Path(file_okay=False, path_type=Path), default=nd.JIEBA_DICT_DIR,
+                  show_default=True, help=T("cli_opt_places_jieba"))
+    def nlu_places(lookup: Path, jieba_dir: Path) -> None:
+        """The Rasa lookup table and jieba dictionary from the stations table (what the embedded
+        engine learns at run time), so both engines know the same places."""
+        from bot.bootstrap import open_storage
+
+        async def go() -> list[tuple[str, tuple[str, ...]]]:
+            async with open_storage(Settings()) as uow_factory:
+                async with uow_factory() as uow:
+                    return [(s.town, s.places) for s in await uow.stations.list()]
+
+        stations = _run(go())
+        table = nd.place_table(stations)
+        nd.write_place_files(table, lookup, jieba_dir, source="`zhitongche nlu places` from the stations table")
+        console.print(default_texts().get("cli_nlu_places_written", stations=len(stations),
+                                          names=len(table.canonical), synonyms=len(table.synonyms), path=lookup))
 
     main.add_command(nlu_group, "nlu")
 

@@ -93,6 +93,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
     bot = BotApp(settings)
     await bot.start()
     deputies = await seed(bot)
+    await bot.run_job("refresh_places")
     await serve(bot.web_app, port + 1)
     citizens = zip(DEMO_CITIZENS, default_texts().raw("demo_citizen_labels"), strict=True)
     identities = [{"openid": openid, "label": label} for openid, label in citizens] + deputies

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from dialogues.words import Words, bare, normalize
+from dialogues.words import Words, bare, fold, normalize
 
 _NOTE = re.compile(r"^(?:#|编号)\s*(\d{1,9})(?!\d)\s*号?[\s:：,，、.。]*(\S.*)$", re.S)
 _TICKET = re.compile(r"^(?:查询|查看|查)?\s*(?:#|编号|诉求|工单)\s*(\d{1,9})\s*号?$|^(\d{1,9})\s*号$")
@@ -25,25 +25,33 @@ def ticket_number(text: str) -> int | None:
 
 
 def ticket_note(text: str) -> tuple[int, str] | None:
-    """(1024, '路灯还是不亮') for '#1024 路灯还是不亮': a citizen's words for their ticket's deputy."""
-    match = _NOTE.match(normalize(text))
+    """(1024, '路灯还是不亮') for '#1024 路灯还是不亮': a citizen's words for their ticket's deputy,
+    as written."""
+    text = text.strip()
+    match = _NOTE.match(fold(text))
     if not match or ticket_number(text) is not None:
         return None
-    return int(match.group(1)), match.group(2).strip()
+    return int(match.group(1)), text[match.start(2):].strip()
 
 
 def parse_rating(text: str, words: Words) -> tuple[int, str] | None:
-    """(score, comment) when the whole message is a rating: '5', '4 处理很及时', '满意', '五星，谢谢'."""
-    text = normalize(text)
-    match = _SCORE.match(text)
+    """(score, comment) when the whole message is a rating: '5', '4 处理很及时', '满意', '五星，谢谢'.
+    The comment is kept as the citizen wrote it ('很及时，谢谢代表')."""
+    text = text.strip()
+    folded = fold(text)
+    match = _SCORE.match(folded)
     if match:
-        return int(match.group(1)), (match.group(2) or "").strip()
+        return int(match.group(1)), _as_written(text, match, 2)
     for word, score in words.rating:
-        if text.startswith(word):
-            rest = re.match(_SEPARATOR, text[len(word):], re.S)
+        if folded.startswith(word):
+            rest = re.compile(_SEPARATOR, re.S).match(folded, len(word))
             if rest:
-                return score, (rest.group(1) or "").strip()
+                return score, _as_written(text, rest, 1)
     return None
+
+
+def _as_written(text: str, match: re.Match[str], group: int) -> str:
+    return text[match.start(group):match.end(group)].strip() if match.group(group) else ""
 
 
 def find_rating(text: str, words: Words) -> int | None:

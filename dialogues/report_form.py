@@ -2,10 +2,15 @@
 
 Slots, asked in this order, each only while still missing:
   what (one-line summary) → where (town/street + village/community) → details (free text)
-  → phone (optional) → consent (only when a phone was given) → confirm (summary paragraph).
+  → phone (optional; one question with the consent inside it) → confirm (the summary, short lines).
 
-- A place entity in the first message, a WeChat location or the station bound by a scanned QR
-  code fills `where`, so it is not asked again.
+- A place entity in the first message or a WeChat location fills `where`, so it is not asked
+  again. The station of a scanned QR code routes the report but does not answer `where` (a
+  station serves several villages): the question then offers the station's places as examples.
+- The phone answer says who may see the number: a number alone goes to the deputy; with
+  「只给工作人员」 (or 不给代表 …) only staff see it; 不留/跳过 leaves none.
+- What the citizen wrote is stored as written (places as they wrote them too); the words are
+  folded only to be matched.
 - Photos, voice and locations are attached at any step (`attach`).
 - The category comes from the NLU result of the first message; the details may replace it when
   the NLU is more confident about them; 其他 is the fallback.
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.parse import ParseResult
+from bot.core.people import Station
 from bot.core.tickets import CATEGORIES, Attachment
 from bot.texts import Texts
 from dialogues.words import Words, bare, normalize
@@ -34,7 +40,8 @@ SHOWN_DETAILS_MAX = 150  # in the confirm paragraph: WeChat cuts passive replies
 TEXT_MAX = 2000  # a slot never grows beyond this (WeChat texts are ≤ 2048 bytes anyway)
 MAX_ATTACHMENTS = 20
 
-STEPS = ("what", "where", "details", "phone", "consent", "confirm")
+STEPS = ("what", "where", "details", "phone", "confirm")
+WHERE_EXAMPLES = 3  # of the QR station's places, in the where question
 EDIT = "edit"  # the "which part do you want to change?" menu at confirm
 
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d{9})(?!\d)")
@@ -59,26 +66,43 @@ def normalize_phone(text: str) -> str | None:
 _VILLAGE_AFTER = re.compile(r"^([^\s\d的地在了和与跟这那有是，。,.!！?？、]{1,6}?(?:社区|村|小区))")
 
 
+PLACE_GAP_MAX = 2  # places this close ("湖塘镇的西村") are one stretch of the citizen's words
+
+
 def place_entities(parse: ParseResult | None) -> str:
-    """The place entities of an NLU result in text order, e.g. '松陵街道 永康社区'."""
+    """The places an NLU result found, as the citizen wrote them, in text order: '松陵永康社区'
+    for "松陵永康社区门口…" (the NLU's canonical names are for matching: `place_names`)."""
     if parse is None:
         return ""
     text = parse.text
-    found = sorted((e for e in parse.entities_of("place") if e.value), key=lambda e: e.start or 0)
+    spans: list[tuple[int, int]] = []
     values: list[str] = []
+    for entity in sorted((e for e in parse.entities_of("place") if e.value), key=lambda e: e.start or 0):
+        start, end = entity.start, entity.end
+        if not text or start is None or end is None or not 0 <= start < end <= len(text):
+            values.append(entity.value.strip())  # no offsets: the value is all there is
+            continue
+        village = _VILLAGE_AFTER.match(text[end:])
+        spans.append((start, end + (len(village.group(1)) if village else 0)))
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start - merged[-1][1] <= PLACE_GAP_MAX:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in merged:
+        values.append(text[start:end].strip())
+    unique: list[str] = []
+    for value in values:
+        if value and not any(value in v for v in unique):
+            unique.append(value)
+    return " ".join(unique)
 
-    def add(value: str) -> None:
-        if value and not any(value in v for v in values):
-            values.append(value)
 
-    for entity in found:
-        add(entity.value.strip())
-        end = entity.end
-        if text and end is not None and 0 <= end <= len(text):
-            village = _VILLAGE_AFTER.match(text[end:])
-            if village:
-                add(village.group(1))
-    return " ".join(values)
+def place_names(parse: ParseResult | None) -> list[str]:
+    """The canonical place names of an NLU result (湖塘镇 for 湖塘), for routing."""
+    names = [e.value.strip() for e in parse.entities_of("place")] if parse is not None else []
+    return [n for i, n in enumerate(names) if n and n not in names[:i]]
 
 
 def phone_entity(parse: ParseResult | None) -> str | None:
@@ -103,9 +127,12 @@ class ReportForm:
     openid: str
     summary: str = ""
     place: str = ""
-    place_source: str = ""  # entity | text | location | station
+    place_source: str = ""  # entity | text | location
+    place_names: list[str] = field(default_factory=list)  # canonical, from the NLU (routing)
     town: str = ""
-    qr_station_code: str | None = None
+    qr_station_code: str | None = None  # routes the report; `where` is still asked
+    qr_station_name: str = ""
+    qr_station_places: list[str] = field(default_factory=list)  # examples in the where question
     details: str = ""
     details_done: bool = False
     category: str = FALLBACK_CATEGORY
@@ -113,8 +140,7 @@ class ReportForm:
     attachments: list[dict[str, str]] = field(default_factory=list)
     phone: str | None = None
     phone_done: bool = False
-    share_contact: bool = False
-    consent_done: bool = False
+    share_contact: bool = False  # the deputy may see the phone (else only staff)
     choosing_edit: bool = False
     started_at: str = ""  # ISO time, for logs and staff
 
@@ -131,8 +157,6 @@ class ReportForm:
             return "details"
         if not self.phone_done:
             return "phone"
-        if self.phone and not self.consent_done:
-            return "consent"
         return "confirm"
 
     def attachment_objects(self) -> list[Attachment]:
@@ -176,43 +200,47 @@ def start_form(
     text: str = "",
     parse: ParseResult | None = None,
     category: str | None = None,
-    station: tuple[str, str, str] | None = None,
+    station: Station | None = None,
     attachment: Attachment | None = None,
     started_at: str = "",
 ) -> ReportForm:
     """A new form, pre-filled from the first message.
 
-    `station` is (code, name, town) of the station bound by the scanned QR code; it is always
-    passed on for routing and fills `where` when the message names no place. `category` forces a
-    category (used for legislative opinions)."""
+    `station` is the station bound by the scanned QR code: passed on for routing, and its places
+    are the examples of the where question. `category` forces a category (legislative opinions)."""
     form = ReportForm(openid=openid, started_at=started_at)
     if station:
-        form.qr_station_code = station[0]
+        form.qr_station_code, form.qr_station_name, form.town = station.code, station.name, station.town
+        form.qr_station_places = list(station.places)
     _take_category(form, parse)
     if category:
         form.category, form.category_confidence = category, 1.0
     if text and words.has_content(text):
         _set_summary(form, text)
-    place = place_entities(parse)
-    if place and form.summary:
-        form.place, form.place_source = place, "entity"
+    if form.summary:
+        _take_place(form, parse)
     phone = phone_entity(parse)
     if phone and form.summary:
-        form.phone, form.phone_done = phone, True
+        form.phone, form.phone_done, form.share_contact = phone, True, not words.is_private(text)
     if attachment:
         attach(form, attachment)
-    if not form.place and station:
-        form.place, form.place_source, form.town = station[1], "station", station[2]
     return form
 
 
+def _take_place(form: ReportForm, parse: ParseResult | None) -> None:
+    place = place_entities(parse)
+    if place:
+        form.place, form.place_source, form.place_names = place, "entity", place_names(parse)
+
+
 def _set_summary(form: ReportForm, text: str) -> None:
-    text = " ".join(text.split())[:TEXT_MAX]
-    if len(text) <= SUMMARY_MAX:
+    text = text.strip()[:TEXT_MAX]
+    one_line = " ".join(text.split())
+    if len(one_line) <= SUMMARY_MAX:
         form.summary = text
         return
-    # a long letter: its start is the summary, the whole letter the details (not asked again)
-    form.summary = text[:SUMMARY_MAX] + "…"
+    # a long letter: its start is the summary, the whole letter (as written) the details
+    form.summary = one_line[:SUMMARY_MAX] + "…"
     form.details, form.details_done = text, True
 
 
@@ -227,10 +255,8 @@ def attach(form: ReportForm, attachment: Attachment) -> Outcome:
     """Keep a photo, voice or location with the report; a location also fills `where`."""
     if len(form.attachments) < MAX_ATTACHMENTS:
         form.attachments.append(dataclasses.asdict(attachment))
-    if attachment.kind == "location":
-        if not form.place or form.place_source == "station":
-            form.place, form.place_source = attachment.text, "location"
-            form.town = ""
+    if attachment.kind == "location" and not form.place:
+        form.place, form.place_source, form.place_names = attachment.text, "location", []
     return attachment_note(form, attachment)
 
 
@@ -258,14 +284,12 @@ def answer(form: ReportForm, text: str, words: Words, parse: ParseResult | None 
         _set_summary(form, text)
         _take_category(form, parse)
         if not form.place:
-            place = place_entities(parse)
-            if place:
-                form.place, form.place_source = place, "entity"
+            _take_place(form, parse)
         return ASK
     if step == "where":
         if len(text) < 2:
             return Outcome(note="form_where_again", replace_prompt=True, valid=False)
-        form.place, form.place_source, form.town = text[:200], "text", ""
+        form.place, form.place_source, form.place_names = text[:200], "text", place_names(parse)
         return ASK
     if step == "details":
         if not words.is_no_details(text):
@@ -275,28 +299,31 @@ def answer(form: ReportForm, text: str, words: Words, parse: ParseResult | None 
         return ASK
     if step == "phone":
         if words.is_skip(text) or words.is_no(text):
-            form.phone, form.phone_done, form.share_contact, form.consent_done = None, True, False, True
+            form.phone, form.phone_done, form.share_contact = None, True, False
             return ASK
-        phone = normalize_phone(text)
-        if not phone:
+        if not _take_phone(form, text, words):
             return Outcome(note="form_phone_invalid", replace_prompt=True, valid=False)
-        form.phone, form.phone_done, form.consent_done = phone, True, False
         return ASK
-    if step == "consent":
-        if words.is_yes(text):
-            form.share_contact, form.consent_done = True, True
-            return ASK
-        if words.is_no(text):
-            form.share_contact, form.consent_done = False, True
-            return ASK
-        return Outcome(note="form_consent_again", replace_prompt=True, valid=False)
-    # confirm
+    # confirm: a number or 只给工作人员 sent late still counts; anything else gets the short line
     if words.is_yes(text):
         return Outcome(action="submit")
     if words.is_no(text) or words.is_edit(text):
         form.choosing_edit = True
         return ASK
-    return Outcome(note="form_confirm_again", valid=False)
+    if _take_phone(form, text, words):
+        return ASK
+    if form.phone and words.is_private(text):
+        form.share_contact = False
+        return ASK
+    return Outcome(note="form_confirm_again", replace_prompt=True, valid=False)
+
+
+def _take_phone(form: ReportForm, text: str, words: Words) -> bool:
+    """The number in `text`, for the deputy unless the text keeps it for staff only."""
+    phone = normalize_phone(text)
+    if phone:
+        form.phone, form.phone_done, form.share_contact = phone, True, not words.is_private(text)
+    return phone is not None
 
 
 def _choose_edit(form: ReportForm, text: str, words: Words) -> Outcome:
@@ -310,20 +337,24 @@ def _choose_edit(form: ReportForm, text: str, words: Words) -> Outcome:
     if slot == "what":
         form.summary = ""
     elif slot == "where":
-        form.place, form.place_source, form.town = "", "", ""
+        form.place, form.place_source, form.place_names = "", "", []
     elif slot == "details":
         form.details, form.details_done = "", False
     elif slot == "phone":
-        form.phone, form.phone_done, form.share_contact, form.consent_done = None, False, False, False
+        form.phone, form.phone_done, form.share_contact = None, False, False
     return ASK
 
 
 # --- rendering --------------------------------------------------------------------------------
 def prompt(form: ReportForm, texts: Texts) -> str:
-    """The question for the current step (the summary paragraph at confirm)."""
+    """The question for the current step (the summary at confirm)."""
     step = form.step
     if step == "confirm":
-        return texts.get("form_ask_confirm", summary=summary_paragraph(form, texts))
+        return texts.get("form_ask_confirm", summary=summary_lines(form, texts),
+                         instruction=texts.get("form_confirm_again"))
+    if step == "where" and form.qr_station_places:
+        examples = "、".join(form.qr_station_places[:WHERE_EXAMPLES])
+        return texts.get("form_ask_where_station", station=form.qr_station_name, examples=examples)
     return texts.get(f"form_ask_{step}")
 
 
@@ -340,10 +371,9 @@ def reminder(form: ReportForm, texts: Texts) -> str:
     return texts.get("form_reminder", question=prompt(form, texts))
 
 
-def summary_paragraph(form: ReportForm, texts: Texts) -> str:
-    parts = [texts.get("form_sum_what", summary=form.summary)]
-    place_key = "form_sum_where_station" if form.place_source == "station" else "form_sum_where"
-    parts.append(texts.get(place_key, place=form.place))
+def summary_lines(form: ReportForm, texts: Texts) -> str:
+    """What / where / details / attachments / phone / category, one short line each."""
+    parts = [texts.get("form_sum_what", summary=form.summary), texts.get("form_sum_where", place=form.place)]
     if form.details and form.details != form.summary:
         details = form.details if len(form.details) <= SHOWN_DETAILS_MAX else form.details[:SHOWN_DETAILS_MAX] + "…"
         parts.append(texts.get("form_sum_details", details=details))
@@ -356,7 +386,7 @@ def summary_paragraph(form: ReportForm, texts: Texts) -> str:
     else:
         parts.append(texts.get("form_sum_no_phone"))
     parts.append(texts.get("form_sum_category", category=form.category))
-    return "".join(parts)
+    return "\n".join(parts)
 
 
 def _attachment_items(form: ReportForm, texts: Texts) -> str:

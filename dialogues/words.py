@@ -26,6 +26,12 @@ def fold_width(text: str) -> str:
     )
 
 
+def fold(text: str) -> str:
+    """fold_width and lower case, still one character for one: match on the folded text, then
+    take the citizen's words from the original at the same positions (stored as written)."""
+    return "".join(low if len(low := c.lower()) == 1 else c for c in fold_width(text))
+
+
 def bare(text: str) -> str:
     """The text without punctuation or spaces, for matching one-word answers like '是的！'."""
     return _NOISE.sub("", normalize(text))
@@ -39,6 +45,7 @@ class Words:
     skip: frozenset[str]
     edit: frozenset[str]
     no_details: frozenset[str]
+    private: tuple[str, ...]  # inside a phone answer: the number is for staff only (只给工作人员)
     filler: tuple[str, ...]  # words of a bare request like 我要反映个问题 (no content yet)
     edit_slots: dict[str, str]  # answer to "which part?" -> slot name
     rating: tuple[tuple[str, int], ...]  # longest first, so 很不满意 wins over 不满意 and 满意
@@ -57,6 +64,7 @@ class Words:
             skip=frozenset(raw["skip"]),
             edit=frozenset(raw["edit"]),
             no_details=frozenset(raw["no_details"]),
+            private=tuple(raw["private"]),
             filler=tuple(sorted(raw["filler"], key=len, reverse=True)),
             edit_slots={str(k): str(v) for k, v in raw["edit_slots"].items()},
             rating=tuple(sorted(((str(k), int(v)) for k, v in rating.items()), key=lambda kv: -len(kv[0]))),
@@ -84,6 +92,10 @@ class Words:
 
     def is_help(self, text: str) -> bool:
         return bare(text) in self.help or normalize(text) in {"?", "？"}
+
+    def is_private(self, text: str) -> bool:
+        squeezed = bare(text)
+        return any(word in squeezed for word in self.private)
 
     def is_no_details(self, text: str) -> bool:
         return bare(text) in self.no_details or bare(text) in self.skip

@@ -12,7 +12,7 @@ from bot.core.people import Citizen, Station
 from bot.core.ports import UnitOfWork
 from bot.core.privacy import mask_openid
 from bot.core.tickets import CITIZEN, SYSTEM, Ticket, TicketStatus, TimelineKind
-from handlers.notify import HEADING_SUMMARY_MAX, relay_refusal, shorten
+from handlers.notify import HEADING_SUMMARY_MAX, relay_refusal, shorten, station_label
 from handlers.services import Services, lookup_remembering_misses, retry_on_conflict
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,23 @@ async def bound_station(services: Services, openid: str) -> Station | None:
             return await uow.stations.get(citizen.station_code) if citizen and citizen.station_code else None
 
     return await lookup_remembering_misses(services.kv, keys.no_station(openid), NO_STATION_TTL, load)
+
+
+async def filed_text(services: Services, ticket: Ticket) -> str:
+    """The answer to the citizen's 是: where the new ticket went, as it really is (the on-duty
+    deputy, or the station queue). It is the only message about the filing (no push repeats it)."""
+    try:
+        async with services.uow() as uow:
+            station = await uow.stations.get(ticket.station_code)
+            deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
+    except Exception:  # noqa: BLE001 - the ticket is filed: say so even without the names
+        log.exception("names for the filing reply of #%d could not be read", ticket.number)
+        station = deputy = None
+    label = station_label(services.texts, station, ticket.station_code)
+    if ticket.deputy_code:
+        name = deputy.name if deputy is not None else ticket.deputy_code
+        return services.texts.get("form_submitted_assigned", number=ticket.number, station=label, deputy=name)
+    return services.texts.get("form_submitted_queued", number=ticket.number, station=label)
 
 
 # --- my tickets ---------------------------------------------------------------------------------
@@ -193,9 +210,18 @@ async def awaiting_rating(services: Services, openid: str) -> Ticket | None:
         return await uow.tickets.awaiting_rating(openid)
 
 
+async def already_rated(services: Services, openid: str) -> Ticket | None:
+    """The citizen's newest resolved ticket when it is rated already: a second score is an
+    answer to that rating, not a new message for the classifier."""
+    async with services.uow() as uow:
+        resolved = [t for t in await uow.tickets.list_for_citizen(openid) if t.status is TicketStatus.RESOLVED]
+    newest = max(resolved, key=lambda t: t.number, default=None)
+    return newest if newest is not None and newest.rating is not None else None
+
+
 async def rate_ticket(services: Services, openid: str, score: int, comment: str = "") -> str:
     """Rate the citizen's newest resolved unrated ticket; the deputy is told through the outbox."""
-    comment = comment.strip()[:500]
+    comment = comment.strip()[:500]  # as the citizen wrote it
 
     async def rate() -> str:
         return await _rate(services, openid, score, comment)

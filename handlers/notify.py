@@ -87,17 +87,6 @@ def _status_message(texts: Texts, ticket: Ticket, text: str, status_key: str, at
 
 
 # --- to the citizen ------------------------------------------------------------------------------
-def citizen_filed(
-    texts: Texts, ticket: Ticket, station: str, deputy: Deputy | None, at: datetime
-) -> OutboxMessage:
-    """已受理: with the deputy's name when someone took it at once, else the queue notice."""
-    if deputy is not None:
-        text = texts.get("notify_citizen_filed_assigned", number=ticket.number, station=station, deputy=deputy.name)
-        return _status_message(texts, ticket, text, "assigned", at)
-    text = texts.get("notify_citizen_filed_queued", number=ticket.number, station=station)
-    return _status_message(texts, ticket, text, "queued", at)
-
-
 def citizen_assigned(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime) -> OutboxMessage:
     text = texts.get("notify_citizen_assigned", number=ticket.number, deputy=deputy.name)
     return _status_message(texts, ticket, text, "assigned", at)
@@ -242,20 +231,18 @@ async def _required_deputy(uow: UnitOfWork, code: str) -> Deputy:
 
 
 async def on_ticket_filed(texts: Texts, event: TicketFiled, uow: UnitOfWork) -> None:
-    """The citizen hears where the report went; the deputy who took it, or the station's staff
-    when it waits for the next shift."""
+    """The deputy who took it, or the station's staff when it waits for the next shift. The
+    citizen is told in the reply to their 是 (citizens.filed_text): a push would repeat it."""
     ticket = await _ticket(uow, event.number)
-    label = station_label(texts, await uow.stations.get(event.station_code), event.station_code)
     if event.deputy_code is None:
+        label = station_label(texts, await uow.stations.get(event.station_code), event.station_code)
         staff = await _staff_of(uow, event.station_code)
-        await _store(uow, citizen_filed(texts, ticket, label, None, event.at),
-                     *(staff_queue_notice(texts, ticket, label, s, event.at) for s in staff))
+        await _store(uow, *(staff_queue_notice(texts, ticket, label, s, event.at) for s in staff))
         return
     deputy = await _required_deputy(uow, event.deputy_code)
     if not deputy.openid:
         log.warning("ticket #%d assigned to %s who has not bound WeChat", ticket.number, deputy.code)
-    await _store(uow, citizen_filed(texts, ticket, label, deputy, event.at),
-                 deputy_assignment(texts, ticket, deputy, event.at))
+    await _store(uow, deputy_assignment(texts, ticket, deputy, event.at))
 
 
 async def on_ticket_assigned(texts: Texts, event: TicketAssigned, uow: UnitOfWork) -> None:

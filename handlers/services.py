@@ -43,6 +43,7 @@ class ReportDraft:
     summary: str  # what happened, one line
     place: str  # as the citizen named it (town / village / community), or a location label
     details: str = ""
+    place_names: tuple[str, ...] = ()  # the NLU's canonical names of that place (routing only)
     town: str = ""  # when known (entity, location, QR station)
     qr_station_code: str | None = None  # station bound by the scanned QR code
     attachments: list[Attachment] = field(default_factory=list)

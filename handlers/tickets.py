@@ -38,7 +38,8 @@ async def submit_report(services: Services, draft: ReportDraft) -> Ticket:
                     citizen = await uow.citizens.get(draft.citizen_openid)
                     qr_station = citizen.station_code if citizen else None
                 code = choose_station(await uow.stations.list(), qr_station_code=qr_station,
-                                      place=draft.place, town=draft.town, category=draft.category)
+                                      place=" ".join((draft.place, *draft.place_names)), town=draft.town,
+                                      category=draft.category)
                 ticket = await uow.tickets.add(Ticket.file(
                     citizen_openid=draft.citizen_openid, category=draft.category, summary=draft.summary,
                     place=draft.place, details=draft.details, station_code=code, at=now, phone=draft.phone,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,32 +133,59 @@ _DEFAULT_TOWNS = ["松陵街道", "江陵街道", "八坼街道", "横扇街道"
                   "七都镇", "震泽镇", "桃源镇", "开发区", "太湖新城", "东太湖度假区"]
 
 
-def _stem_is_safe(stem: str, towns_short: set[str]) -> bool:
+def _stem_is_safe(stem: str, towns_short: set[str], frequencies: dict[str, int]) -> bool:
     """A village/community stem (南厍 for 南厍村) stands alone only when it is not an everyday word."""
     if len(stem) < 2 or stem in towns_short:
         return False
-    import jieba
-
-    jieba.setLogLevel(60)
-    jieba.initialize()
-    freq = jieba.get_FREQ(stem) or 0
-    return freq < 100  # 中心, 同心, 光明 … are words first, place names second
+    return frequencies.get(stem, 0) < 100  # 中心, 同心, 光明 … are words first, place names second
 
 
-def build_place_table(stations_csv: Path | None = STATIONS_CSV) -> PlaceTable:
-    towns: list[str] = []
-    places: list[str] = []
+def word_frequencies(words: set[str]) -> dict[str, int]:
+    """The frequencies of `words` in jieba's dictionary, read straight from its file: building
+    jieba's prefix dictionary costs seconds of CPU, and the serving bot learns places too."""
+    if not words:
+        return {}
+    spec = importlib.util.find_spec("jieba")  # its dictionary file, without importing jieba
+    assert spec is not None and spec.origin is not None, "jieba is a dependency of the project"
+    found: dict[str, int] = {}
+    with (Path(spec.origin).parent / "dict.txt").open(encoding="utf-8") as fh:
+        for line in fh:
+            word, _, rest = line.partition(" ")
+            if word in words:
+                found[word] = int(rest.split(" ", 1)[0])
+    return found
+
+
+def read_station_csv(stations_csv: Path | None = STATIONS_CSV) -> list[tuple[str, tuple[str, ...]]]:
+    """(town, places) of each row of a station CSV in the English-header form of config/demo/."""
+    rows: list[tuple[str, tuple[str, ...]]] = []
     if stations_csv is not None and stations_csv.exists():
         with stations_csv.open(encoding="utf-8-sig", newline="") as fh:
             for row in csv.DictReader(fh):
-                town = (row.get("town") or "").strip()
-                if town and town not in towns:
-                    towns.append(town)
-                for place in (row.get("places") or "").split(";"):
-                    place = place.strip()
-                    if place and place not in places:
-                        places.append(place)
-    if not towns:
+                places = tuple(p.strip() for p in (row.get("places") or "").split(";") if p.strip())
+                rows.append(((row.get("town") or "").strip(), places))
+    return rows
+
+
+def build_place_table(stations_csv: Path | None = STATIONS_CSV) -> PlaceTable:
+    return place_table(read_station_csv(stations_csv))
+
+
+def place_table(stations: Iterable[tuple[str, Sequence[str]]], *, default_towns: bool = True) -> PlaceTable:
+    """The place table of stations given as (town, places served): towns with their short forms
+    (湖塘 / 湖塘街道 for 湖塘镇), villages/communities with their stems where safe (南厍 for 南厍村).
+    No towns at all: the district's own towns (`default_towns`)."""
+    towns: list[str] = []
+    places: list[str] = []
+    for town, served in stations:
+        town = town.strip()
+        if town and town not in towns:
+            towns.append(town)
+        for place in served:
+            place = place.strip()
+            if place and place not in places:
+                places.append(place)
+    if not towns and default_towns:
         towns = list(_DEFAULT_TOWNS)
     table = PlaceTable()
     short_towns: set[str] = set()
@@ -174,12 +202,14 @@ def build_place_table(stations_csv: Path | None = STATIONS_CSV) -> PlaceTable:
                     table.synonyms[short + "镇"] = town
         for alias in _TOWN_ALIASES.get(town, []):
             table.synonyms[alias] = town
+    stems = {place[: -len(suffix)] for place in places for suffix in ("社区", "村") if place.endswith(suffix)}
+    frequencies = word_frequencies({stem for stem in stems if len(stem) >= 2})
     for place in places:
         table.canonical.add(place)
         for suffix in ("社区", "村"):
             if place.endswith(suffix):
                 stem = place[: -len(suffix)]
-                if _stem_is_safe(stem, short_towns) and stem not in table.canonical:
+                if _stem_is_safe(stem, short_towns, frequencies) and stem not in table.canonical:
                     table.synonyms.setdefault(stem, place)
                     if not stem.endswith("村"):
                         alt = stem + ("村" if suffix == "社区" else "社区")
@@ -190,14 +220,14 @@ def build_place_table(stations_csv: Path | None = STATIONS_CSV) -> PlaceTable:
     return table
 
 
-def write_place_files(table: PlaceTable, places_yml: Path = PLACES_FILE,
-                      jieba_dir: Path = JIEBA_DICT_DIR) -> None:
+def write_place_files(table: PlaceTable, places_yml: Path = PLACES_FILE, jieba_dir: Path = JIEBA_DICT_DIR,
+                      source: str = "`zhitongche nlu train` from config/demo/stations.csv") -> None:
     """nlu/data/places.yml (Rasa lookup + synonyms) and the jieba user dictionary for Rasa."""
     by_canonical: dict[str, list[str]] = {}
     for surface, canonical in sorted(table.synonyms.items()):
         by_canonical.setdefault(canonical, []).append(surface)
     lines = [
-        "# GENERATED by `zhitongche nlu train` from config/demo/stations.csv: do not edit by hand.",
+        f"# GENERATED by {source}: do not edit by hand.",
         "# Entity values are the canonical names of the station data (town column, places column).",
         'version: "3.1"',
         "",

@@ -15,6 +15,7 @@ import threading
 import time
 import zipfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from bot.core.parse import ParseResult
+from bot.core.people import Station
 from bot.core.tickets import CATEGORIES
 from nlu import data as nd
 from nlu.entities import EntityExtractor
@@ -106,6 +108,7 @@ class EmbeddedNLU:
         self._vocab = model.vocab
         self._table = model.char_table
         self._entities = EntityExtractor(model.places)
+        self._learnt: tuple[tuple[str, tuple[str, ...]], ...] = ()  # the stations' (town, places)
         self._civic = model.civic
         labels = model.intent.labels
         self._shift = None
@@ -139,6 +142,16 @@ class EmbeddedNLU:
         return e / e.sum(), ec / ec.sum()
 
     # --- the port ---------------------------------------------------------------------------
+    async def learn_places(self, stations: Sequence[Station]) -> None:
+        learnt = tuple(sorted({(s.town, tuple(s.places)) for s in stations}))
+        if learnt == self._learnt:
+            return
+        # the table reads jieba's dictionary file for the villages' stems (tenths of a second): a thread
+        places = await asyncio.to_thread(places_with_stations, self.model.places, learnt)
+        self._entities = EntityExtractor(places)  # one reference swap: a parse sees old or new
+        self._learnt = learnt
+        log.info("place names: %d learnt from %d towns/places of the stations", len(places), len(learnt))
+
     async def parse(self, text: str) -> ParseResult:
         # a chat message parses in ~0.3 ms: inline is cheaper than a thread hop. A long letter
         # (up to ~15 ms at 5,000 characters) goes to a worker thread so the event loop keeps serving
@@ -198,6 +211,15 @@ class EmbeddedNLU:
             "category": dict(category_ranking[0]),
             "category_ranking": category_ranking,
         }
+
+
+def places_with_stations(base: dict[str, str], stations: Sequence[tuple[str, Sequence[str]]]) -> dict[str, str]:
+    """The model's place table (surface → canonical) plus that of the stations (town, places);
+    a canonical name always stands for itself, otherwise the stations' synonyms win."""
+    learnt = nd.place_table(stations, default_towns=False).surfaces()
+    merged = {**base, **learnt}
+    merged.update({name: name for name, canonical in (*base.items(), *learnt.items()) if name == canonical})
+    return merged
 
 
 def _ranked(labels: tuple[str, ...], vals: list[float]) -> list[dict[str, Any]]:

@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import aiohttp
 
 from bot.core.parse import ParseResult
+from bot.core.people import Station
 
 log = logging.getLogger(__name__)
 
 
 class _SyncParser(Protocol):
     def parse_sync(self, text: str) -> dict[str, Any]: ...
+
+    async def learn_places(self, stations: Sequence[Station]) -> None: ...
 
 
 class RasaUnavailable(Exception):
@@ -83,6 +87,11 @@ class RasaNLU:
             raise RasaUnavailable("answer is not a Rasa parse result")
         return result
 
+    async def learn_places(self, stations: Sequence[Station]) -> None:
+        """The Rasa model knows the places of its lookup table (`zhitongche nlu places`, then a
+        retrain); until then the embedded engine's places stand in when Rasa found none."""
+        await self.fallback.learn_places(stations)
+
     async def parse(self, text: str) -> ParseResult:
         local = self.fallback.parse_sync(text)
         try:
@@ -96,10 +105,13 @@ class RasaNLU:
                             "(%d failures so far)", self.url, exc, self.failures)
             local["backend"] = "embedded-fallback"
             return ParseResult.from_dict(local)
+        entities = [_entity(e) for e in remote.get("entities", [])]
+        if not any(e["entity"] == "place" for e in entities):
+            entities += [e for e in local["entities"] if e["entity"] == "place"]
         return ParseResult.from_dict({
             "text": text,
             "intent": {"name": remote["intent"]["name"], "confidence": float(remote["intent"]["confidence"])},
-            "entities": [_entity(e) for e in remote.get("entities", [])],
+            "entities": entities,
             "intent_ranking": remote.get("intent_ranking") or [dict(remote["intent"])],
             "category": local["category"],
             "category_ranking": local["category_ranking"],

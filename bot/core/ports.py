@@ -177,3 +177,8 @@ class NLU(Protocol):
     async def parse(self, text: str) -> ParseResult:
         """Built from Rasa's /model/parse shape plus `category` and `category_ranking`."""
         ...
+
+    async def learn_places(self, stations: Sequence[Station]) -> None:
+        """From now on recognise these stations' towns and villages/communities as place
+        entities, beside the places the engine was built with (a later call replaces them)."""
+        ...

@@ -23,14 +23,27 @@ async def command_reply(ctx: Context, text: str) -> str | None:
     return None
 
 
+async def rating_reply(ctx: Context, score: int, comment: str) -> str | None:
+    """The score for the resolved ticket waiting for one; after it was given, 已收到您的评价;
+    None when the citizen has nothing rated or to rate."""
+    if await citizens.awaiting_rating(ctx.services, ctx.openid):
+        return await citizens.rate_ticket(ctx.services, ctx.openid, score, comment)
+    rated = await citizens.already_rated(ctx.services, ctx.openid)
+    if rated is not None:
+        return ctx.texts.get("citizen_rate_already", number=rated.number, score=rated.rating)
+    return None
+
+
 async def _handle(ctx: Context) -> str | None:
     if ctx.kind == "click:my_tickets":
         return await citizens.my_tickets_text(ctx.services, ctx.openid)
     if ctx.kind == "click:help" or not ctx.text:
         return ctx.texts.get("citizen_help")
     rating = parse_rating(ctx.text, ctx.words) if ctx.kind == "text" else None
-    if rating is not None and await citizens.awaiting_rating(ctx.services, ctx.openid):
-        return await citizens.rate_ticket(ctx.services, ctx.openid, *rating)
+    if rating is not None:
+        reply = await rating_reply(ctx, *rating)
+        if reply is not None:
+            return reply
     return await command_reply(ctx, ctx.text)
 
 

@@ -16,6 +16,7 @@ from dialogues.commands import find_rating
 from handlers import citizens
 from handlers.chat import report
 from handlers.chat.answers import answer_intent
+from handlers.chat.commands import rating_reply
 from handlers.chat.router import TEXTS, Context, Router
 
 LEGISLATIVE_CATEGORY = "政法"
@@ -47,11 +48,11 @@ async def _not_understood(ctx: Context) -> str:
 
 async def _rate(ctx: Context) -> str:
     score = find_rating(ctx.text, ctx.words)
-    if not await citizens.awaiting_rating(ctx.services, ctx.openid):
-        return ctx.texts.get("citizen_rate_nothing")
-    if score is None:
+    if score is not None:
+        return await rating_reply(ctx, score, ctx.text) or ctx.texts.get("citizen_rate_nothing")
+    if await citizens.awaiting_rating(ctx.services, ctx.openid):
         return ctx.texts.get("citizen_rate_ask_again")
-    return await citizens.rate_ticket(ctx.services, ctx.openid, score, "")
+    return ctx.texts.get("citizen_rate_nothing")
 
 
 async def _nothing_to_cancel(ctx: Context) -> str:

@@ -5,7 +5,10 @@ Decisions worth knowing:
 - Mid-form, an emergency always wins (safety first); `我的诉求`, `#1024` and `帮助` are answered
   with a reminder of the open question; other intents (greeting, petition, schedule…) are only
   taken as a digression when the text is not a valid answer to the current question, so a
-  free-text answer ("details") is never lost to the classifier.
+  free-text answer ("details") is never lost to the classifier. At the summary (请核对) there are
+  no digressions: anything but 是/修改/取消 gets the same one-line instruction.
+- The reply to 是 says where the ticket went (the on-duty deputy, or the station queue); it is
+  the citizen's only message about the filing.
 - An answer after the form expired gets `form_expired` once (the dispatcher does that for every
   scene); nothing is filed.
 """
@@ -55,7 +58,7 @@ async def start_form(ctx: Context, *, text: str = "", attachment: Attachment | N
         text=text,
         parse=parse,
         category=category,
-        station=(station.code, station.name, station.town) if station else None,
+        station=station,
         attachment=attachment,
         started_at=ctx.services.clock.now().isoformat(timespec="seconds"),
     )
@@ -106,8 +109,11 @@ async def _answer(ctx: Context, form: ReportForm) -> str:
     if parse.intent == "emergency" and parse.confidence >= EMERGENCY_MIN_CONFIDENCE:
         await ctx.save(form.to_data())  # keep an attached voice
         return _with_reminder(ctx.texts.get("citizen_emergency"), form, ctx)
+    at_confirm = form.step == "confirm"  # there, anything but 是/修改/取消 gets the short instruction
     outcome = rf.answer(form, text, ctx.words, parse)
-    if not outcome.valid and parse.intent in DIGRESSIONS and parse.confidence >= DIGRESSION_MIN_CONFIDENCE:
+    if not outcome.valid and not at_confirm and parse.intent in DIGRESSIONS and (
+        parse.confidence >= DIGRESSION_MIN_CONFIDENCE
+    ):
         await ctx.save(form.to_data())
         return _with_reminder(await answer_intent(ctx, parse.intent), form, ctx)
     if outcome.action == "cancel":
@@ -134,6 +140,7 @@ async def _submit(ctx: Context, form: ReportForm) -> str:
         category=form.category,
         summary=form.summary,
         place=form.place,
+        place_names=tuple(form.place_names),
         details=form.details,
         town=form.town,
         qr_station_code=form.qr_station_code,
@@ -156,7 +163,7 @@ async def _submit(ctx: Context, form: ReportForm) -> str:
     except Exception:  # noqa: BLE001
         log.exception("ticket #%d of %s is filed, but its form could not be cleared",
                       ticket.number, mask_openid(form.openid))
-    return ctx.texts.get("form_submitted", number=ticket.number)
+    return await citizens.filed_text(ctx.services, ticket)
 
 
 def _looks_like_answer(ctx: Context) -> bool:

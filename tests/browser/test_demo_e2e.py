@@ -51,7 +51,7 @@ async def test_report_reaches_the_on_duty_deputy_and_the_answer_comes_back(demo:
     first = await say(page, "我们村口的路灯坏了")
     assert first  # the form starts (asks where, since no place was named)
     answer = await say(page, "松陵街道 流虹社区")
-    for _ in range(6):  # details, phone, consent, ... until the summary is shown for confirmation
+    for _ in range(6):  # details, phone, ... until the summary is shown for confirmation
         if "是" in answer and "提交" in answer:
             break
         if answer == texts.get("form_ask_phone"):

@@ -87,6 +87,23 @@ async def test_import_reads_gbk_csv_with_chinese_headers_as_excel_saves_it(tmp_p
     assert code == 0 and "新增 1" in out, out
 
 
+async def test_nlu_places_writes_the_rasa_lookup_from_the_imported_stations(tmp_path: Path) -> None:
+    stations = tmp_path / "站点.csv"
+    stations.write_bytes("编号,名称,类型,镇街,地址,专业领域,服务村社区\r\n"
+                         "HT-H,湖塘镇代表之家,家,湖塘镇,湖塘路1号,,西村;马杭村\r\n".encode("gbk"))
+    code, out = await run(tmp_path, "import", "stations", str(stations))
+    assert code == 0 and "nlu places" in out, out
+    lookup, jieba_dir = tmp_path / "places.yml", tmp_path / "jieba"
+    code, out = await run(tmp_path, "nlu", "places", "--lookup", str(lookup), "--jieba-dir", str(jieba_dir))
+    assert code == 0, out
+    from nlu import data as nd
+
+    table = nd.load_places(lookup)
+    assert {"湖塘镇", "西村", "马杭村"} <= table.canonical and table.synonyms["湖塘"] == "湖塘镇"
+    assert "松陵街道" not in table.canonical  # the stations table, not the demo data
+    assert "西村 2000 ns" in (jieba_dir / "places.txt").read_text(encoding="utf-8").splitlines()
+
+
 async def test_import_with_a_misspelt_header_says_which_column_in_chinese(tmp_path: Path) -> None:
     path = write(tmp_path, "d.csv", "编号,名子,级别,站点编号\nD1,某,区,S1\n")
     code, out = await run(tmp_path, "import", "deputies", str(path))

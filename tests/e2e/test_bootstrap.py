@@ -11,9 +11,13 @@ from bot.settings import Settings
 
 class ClosableNLU:
     closed = False
+    learnt: list[Any] | None = None
 
     async def parse(self, text: str) -> dict[str, Any]:
         return {"intent": {"name": "nlu_fallback", "confidence": 0.0}, "entities": [], "intent_ranking": []}
+
+    async def learn_places(self, stations: Any) -> None:
+        self.learnt = list(stations)
 
     async def close(self) -> None:
         self.closed = True
@@ -38,6 +42,7 @@ async def test_start_schedules_the_job_table_and_stop_closes_the_nlu(tmp_path: P
     bot = BotApp(settings_for(tmp_path), nlu=nlu, gateway=NoGateway())
     await bot.start()
     try:
+        assert nlu.learnt == []  # the (empty) stations table was read at start
         assert sorted(job.id for job in bot.scheduler.get_jobs()) == sorted(job.id for job in JOBS)
         assert await bot.run_job("drain_queues") == 0  # nothing waits
     finally:

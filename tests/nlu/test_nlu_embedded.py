@@ -242,3 +242,21 @@ def test_only_the_category_head_weighs_title_features(nlu):
     assert title_ids
     assert not model.intent.parts[0].idf[title_ids].any()
     assert model.category.parts[0].idf[title_ids].any()
+
+
+async def test_places_of_imported_stations_are_learnt_and_replaced(nlu):
+    from bot.core.people import Station, StationKind
+    from nlu.embedded import EmbeddedNLU
+
+    engine = EmbeddedNLU(nlu.model)  # its own engine: the shared one stays as built
+    text = "湖塘西村的河道里漂着很多垃圾，松陵也有"
+
+    def places() -> list[tuple[str, str]]:
+        return [(text[e["start"]:e["end"]], e["value"]) for e in engine.parse_sync(text)["entities"]
+                if e["entity"] == "place"]
+
+    assert places() == [("松陵", "松陵街道")]
+    await engine.learn_places([Station("HT-01", "西村代表联络站", StationKind.STATION, "湖塘镇", places=("西村",))])
+    assert places() == [("湖塘", "湖塘镇"), ("西村", "西村"), ("松陵", "松陵街道")]  # short forms too
+    await engine.learn_places([])  # the stations were removed: only what the model was built with
+    assert places() == [("松陵", "松陵街道")]

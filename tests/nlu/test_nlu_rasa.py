@@ -118,3 +118,17 @@ async def test_good_server_answer_is_used_with_embedded_category(nlu, fake_rasa)
     }
     assert list(result.to_dict()) == ["text", "intent", "entities", "intent_ranking", "category",
                                       "category_ranking", "backend"]
+
+
+async def test_places_learnt_from_the_stations_stand_in_until_rasa_knows_them(nlu, fake_rasa):
+    from bot.core.people import Station, StationKind
+    from nlu.embedded import EmbeddedNLU
+
+    url, mode = fake_rasa
+    mode["kind"] = "ok"  # the server's model finds no entities
+    engine = RasaNLU(url, timeout=5, fallback=EmbeddedNLU(nlu.model))  # its own engine
+    await engine.learn_places([Station("HT-01", "西村代表联络站", StationKind.STATION, "湖塘镇", places=("西村",))])
+    result = await engine.parse("湖塘镇西村的河道里漂着很多垃圾")
+    await engine.close()
+    assert result.backend == "rasa"
+    assert [e.value for e in result.entities_of("place")] == ["湖塘镇", "西村"]

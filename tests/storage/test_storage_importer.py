@@ -134,7 +134,7 @@ async def test_duty_csv(uow_factory, tmp_path: Path) -> None:
     for line, message in report.errors:
         by_line.setdefault(line, []).append(message)
     assert sorted(by_line) == [5, 6, 7, 8, 9]
-    assert "day" in by_line[5][0] and "“8”" in by_line[5][0]
+    assert "day" in by_line[5][0] and "「8」" in by_line[5][0]
     assert "end" in by_line[6][0] and "09:00" in by_line[6][0]  # end before start
     assert len(by_line[7]) == 2 and "start" in by_line[7][0] and "25:00" in by_line[7][0]
     assert "deputy_code" in by_line[8][0] and "D404" in by_line[8][0]

@@ -43,6 +43,9 @@ class NullNLU:
     async def parse(self, text: str) -> ParseResult:
         return ParseResult.fallback(text)
 
+    async def learn_places(self, stations: Sequence[Station]) -> None:
+        return None
+
 
 @dataclass
 class Sent:

@@ -191,6 +191,10 @@ async def file_report(w: World, openid: str = CITIZEN, where: str = "平望镇 �
     return filed
 
 
+def told_filed(w: World, number: int, station: str = "平望镇代表之家", deputy: str = "李华") -> str:
+    return w.t("form_submitted_assigned", number=number, station=station, deputy=deputy)
+
+
 # --- the report ------------------------------------------------------------------------------
 async def test_a_full_report_in_one_message_and_a_few_questions(world: World) -> None:
     w = world
@@ -198,15 +202,17 @@ async def test_a_full_report_in_one_message_and_a_few_questions(world: World) ->
     assert w.t("form_ask_where") in reply
     assert w.t("form_ask_details") in await w.say("平望镇 庙头村")
     assert w.t("form_ask_phone") in await w.say("晚上路上很黑，老人走路不方便")
-    assert w.t("form_ask_consent") in await w.say("13912345678")
-    summary = await w.say("是")
-    for piece in ("我们村口的路灯坏了一个星期了", "平望镇 庙头村", "晚上路上很黑", "13912345678", "同意告诉代表", "城乡建设"):
-        assert piece in summary
+    summary = await w.say("13912345678")  # one answer: the number, for the deputy
+    for line in (w.t("form_sum_what", summary="我们村口的路灯坏了一个星期了"), w.t("form_sum_where", place="平望镇 庙头村"),
+                 w.t("form_sum_details", details="晚上路上很黑，老人走路不方便"),
+                 w.t("form_sum_phone_shared", phone="13912345678"), w.t("form_sum_category", category="城乡建设")):
+        assert line in summary.splitlines()
     assert await w.tickets() == []  # nothing is filed before the citizen confirms
 
     done = await w.say("确认")
     [ticket] = await w.tickets()
-    assert done == w.t("form_submitted", number=ticket.number)
+    assert done == told_filed(w, ticket.number)
+    assert "已转给值班代表" in done and "受理" not in done
     assert (ticket.category, ticket.place, ticket.phone, ticket.share_contact) == ("城乡建设", "平望镇 庙头村", "13912345678", True)
     assert ticket.details == "晚上路上很黑，老人走路不方便"
     assert (ticket.station_code, ticket.deputy_code, ticket.status) == ("S02", "D002", TicketStatus.ASSIGNED)
@@ -221,21 +227,35 @@ async def test_a_place_named_in_the_first_message_is_not_asked_again(world: Worl
     await world.say("不留")
     await world.say("对")
     [ticket] = await world.tickets()
-    assert (ticket.place, ticket.station_code) == ("松陵街道 永康社区", "S01")
+    assert (ticket.place, ticket.station_code) == ("松陵街道永康社区", "S01")  # as the citizen wrote it
 
 
-async def test_the_station_of_a_scanned_qr_code_fills_the_place_and_routes(world: World) -> None:
+async def test_a_scanned_qr_code_routes_and_where_is_still_asked(world: World) -> None:
     w = world
     welcome = await w.send(kind="event", event="subscribe", scene="station:S03")
     assert w.t("citizen_welcome") in welcome and "盛泽镇法律调解代表联络站" in welcome
     reply = await w.say("我们村口的路灯坏了一个星期了")
-    assert w.t("form_ask_details") in reply
+    assert w.t("form_ask_where") in reply  # a station without places listed: the plain question
+    await w.say("平望镇 庙头村")
     await w.say("没有")
     summary = await w.say("跳过")
-    assert w.t("form_sum_where_station", place="盛泽镇法律调解代表联络站") in summary
+    assert w.t("form_sum_where", place="平望镇 庙头村") in summary
     await w.say("是")
     [ticket] = await w.tickets()
-    assert (ticket.station_code, ticket.deputy_code) == ("S03", "D003")
+    assert (ticket.place, ticket.station_code, ticket.deputy_code) == ("平望镇 庙头村", "S03", "D003")
+
+
+async def test_the_where_question_offers_the_scanned_stations_places(world: World) -> None:
+    w = world
+    await w.send(kind="event", event="scan", scene="station:S01")
+    reply = await w.say("我们村口的路灯坏了一个星期了")
+    assert w.t("form_ask_where_station", station="松陵街道代表之家", examples="永康社区") in reply
+    assert w.t("form_ask_details") in await w.say("永康社区5幢")
+    await w.say("没有")
+    await w.say("不留")
+    assert await w.say("是") == told_filed(w, 1001, "松陵街道代表之家", "王明")
+    [ticket] = await w.tickets()
+    assert (ticket.place, ticket.station_code) == ("永康社区5幢", "S01")
 
 
 async def test_a_scan_after_an_earlier_report_binds_the_next_one(world: World) -> None:
@@ -243,8 +263,9 @@ async def test_a_scan_after_an_earlier_report_binds_the_next_one(world: World) -
     w = world
     assert w.t("form_ask_where") in await w.say("我们村口的路灯坏了一个星期了")
     await w.say("取消")
-    await w.send(kind="event", event="scan", scene="station:S03")
-    assert w.t("form_ask_details") in await w.say("我们村口的路灯坏了一个星期了")
+    await w.send(kind="event", event="scan", scene="station:S01")
+    assert w.t("form_ask_where_station", station="松陵街道代表之家", examples="永康社区") in await w.say(
+        "我们村口的路灯坏了一个星期了")
 
 
 async def test_scanning_a_deputy_code_binds_their_station(world: World) -> None:
@@ -292,15 +313,13 @@ async def test_a_voice_message_starts_a_report_with_its_recognised_text(world: W
     assert await w.form() is None
 
 
-async def test_phone_kept_from_the_deputy_without_consent(world: World) -> None:
+async def test_a_phone_for_staff_only_is_kept_from_the_deputy(world: World) -> None:
     w = world
     await w.say("我们村口的路灯坏了一个星期了")
     await w.say("平望镇 庙头村")
     await w.say("没有")
     assert w.t("form_phone_invalid") == await w.say("12345")
-    await w.say("139-1234-5678")
-    assert w.t("form_consent_again") == await w.say("看情况吧")
-    summary = await w.say("不同意")
+    summary = await w.say("139-1234-5678 只给工作人员")
     assert w.t("form_sum_phone_private", phone="13912345678") in summary
     await w.say("是")
     [ticket] = await w.tickets()
@@ -317,7 +336,7 @@ async def test_changing_an_answer_at_the_summary(world: World) -> None:
     assert w.t("form_ask_edit") == await w.say("修改")
     assert w.t("form_ask_where") in await w.say("地点")
     summary = await w.say("松陵街道 永康社区")
-    assert "松陵街道 永康社区" in summary and w.t("form_ask_confirm", summary="")[:5] in summary
+    assert "松陵街道 永康社区" in summary and w.t("form_ask_confirm").split("：")[0] in summary
     await w.say("是")
     [ticket] = await w.tickets()
     assert ticket.station_code == "S01"
@@ -325,7 +344,7 @@ async def test_changing_an_answer_at_the_summary(world: World) -> None:
 
 @pytest.mark.parametrize("answers", [[], ["平望镇 庙头村"], ["平望镇 庙头村", "没有"],
                                      ["平望镇 庙头村", "没有", "13912345678"],
-                                     ["平望镇 庙头村", "没有", "13912345678", "是"],
+                                     ["平望镇 庙头村", "没有", "13912345678 只给工作人员"],
                                      ["平望镇 庙头村", "没有", "跳过", "修改"]])
 async def test_cancel_at_any_step_files_nothing(world: World, answers: list[str]) -> None:
     await world.say("我们村口的路灯坏了一个星期了")
@@ -333,7 +352,7 @@ async def test_cancel_at_any_step_files_nothing(world: World, answers: list[str]
         await world.say(answer)
     assert await world.say("取消") == world.t("form_cancelled")
     assert await world.form() is None
-    assert await world.say("是") != world.t("form_submitted", number=1001)
+    assert "#1001" not in await world.say("是")
     assert await world.all_tickets() == []
 
 
@@ -417,6 +436,27 @@ async def test_a_report_that_may_be_an_emergency_starts_with_the_hotlines(world:
     assert w.t("form_emergency_hint") not in reply and reply.startswith(w.t("form_started"))
 
 
+async def test_at_the_summary_anything_else_gets_the_same_short_instruction(world: World) -> None:
+    w = world
+    await walk_to_confirm(w)
+    w.nlu.on("你们这是干什么的", "ask_scope", confidence=0.9)
+    w.nlu.on("明天天气怎么样", "out_of_scope", confidence=0.9)
+    for text in ("跳过", "你们这是干什么的", "明天天气怎么样", "嗯……再想想"):
+        assert await w.say(text) == w.t("form_confirm_again"), text
+    assert await w.tickets() == []
+    assert "#1001" in await w.say("是")
+
+
+async def test_the_filing_reply_is_the_only_message_about_the_filing(world: World) -> None:
+    w = world
+    ticket = await file_report(w)
+    assert await w.outbox_to(CITIZEN) == []  # no push repeating what the reply said
+    assert len(await w.outbox_to("oDeputyLi0000002")) == 1
+    await w.say(f"受理 #{ticket.number}", "oDeputyLi0000002")
+    [accepted] = await w.outbox_to(CITIZEN)
+    assert "接手" in accepted  # 受理 is the deputy's word, said when they accept
+
+
 async def test_unsupported_messages_mid_form(world: World) -> None:
     await world.say("我们村口的路灯坏了一个星期了")
     reply = await world.send(kind="video", media_id="VID")
@@ -484,11 +524,16 @@ async def test_rating_a_resolved_ticket(world: World) -> None:
     timeline = await w.say(f"#{ticket.number}")
     assert "路灯已经换好了" in timeline and w.t("citizen_timeline_rate_hint") in timeline
 
-    assert await w.say("5 处理很及时") == w.t("citizen_rate_thanks_comment", score=5)
+    assert await w.say("5 很及时，谢谢代表") == w.t("citizen_rate_thanks_comment", score=5)
     [rated] = await w.tickets()
-    assert (rated.rating, rated.rating_comment) == (5, "处理很及时")
-    assert any("5分" in text and "处理很及时" in text for text in await w.outbox_to(DEPUTY_OPENID))
-    assert await w.say("5") == w.t("citizen_help")  # rated once; the next "5" is no rating
+    assert (rated.rating, rated.rating_comment) == (5, "很及时，谢谢代表")  # as written
+    assert any("5分" in text and "很及时，谢谢代表" in text for text in await w.outbox_to(DEPUTY_OPENID))
+    # rated once: a number sent afterwards is taken as that rating, not as an off-topic message
+    already = w.t("citizen_rate_already", number=ticket.number, score=5)
+    assert await w.say("4") == already
+    w.nlu.on("很满意谢谢", "rate")
+    assert await w.say("很满意谢谢") == already
+    assert (await w.tickets())[0].rating == 5
 
 
 async def test_a_citizen_answers_the_deputy_on_their_own_ticket(world: World) -> None:
@@ -631,11 +676,11 @@ async def test_a_filed_report_is_reported_filed_whatever_fails_after_the_commit(
     kv.broken = broken
     reply = await w.say("是")
     [ticket] = await w.tickets()
-    assert reply == w.t("form_submitted", number=ticket.number)
+    assert reply == told_filed(w, ticket.number)
     # a second 是 (the form may not have been cleared) files nothing new
     again = await w.say("是")
     assert len(await w.tickets()) == 1
-    assert again in (w.t("form_submitted", number=ticket.number), w.t("citizen_help"))
+    assert again in (told_filed(w, ticket.number), w.t("citizen_help"))
 
 
 # --- concurrent changes (B7) ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from bot.core.parse import ParseResult
+from bot.core.people import Station, StationKind
 from bot.core.tickets import Attachment
 from bot.texts import Texts
 from dialogues import report_form as rf
@@ -34,7 +35,10 @@ def parse(category: str | None = None, confidence: float = 0.9, places: tuple[st
     return ParseResult.from_dict(result)
 
 
-def test_slots_are_asked_in_order_and_confirm_needs_consent_only_with_a_phone(words: Words) -> None:
+STATION = Station("S01", "松陵街道代表之家", StationKind.HOME, "松陵街道", places=("永康社区", "城南社区", "梅里村", "江村"))
+
+
+def test_slots_are_asked_in_order_and_one_phone_answer_carries_the_consent(words: Words) -> None:
     form = rf.start_form("o1", words, text="村口的路灯坏了一个星期了", parse=parse("城乡建设"))
     assert (form.summary, form.category, form.step) == ("村口的路灯坏了一个星期了", "城乡建设", "where")
     assert rf.answer(form, "平望镇 庙头村", words).valid
@@ -42,10 +46,29 @@ def test_slots_are_asked_in_order_and_confirm_needs_consent_only_with_a_phone(wo
     rf.answer(form, "晚上很黑，老人走路不方便", words)
     assert form.step == "phone"
     rf.answer(form, "139 1234 5678", words)
-    assert (form.phone, form.step) == ("13912345678", "consent")
-    rf.answer(form, "同意", words)
-    assert (form.share_contact, form.step) == (True, "confirm")
+    assert (form.phone, form.share_contact, form.step) == ("13912345678", True, "confirm")
     assert rf.answer(form, "确认", words).action == "submit"
+
+
+@pytest.mark.parametrize(
+    ("reply", "phone", "shared"),
+    [("13912345678", "13912345678", True), ("13912345678 只给工作人员", "13912345678", False),
+     ("只给工作人员：139-1234-5678", "13912345678", False), ("13912345678，不要告诉代表", "13912345678", False),
+     ("不留", None, False), ("跳过", None, False)],
+)
+def test_the_phone_answer_says_who_may_see_the_number(words: Words, texts: Texts, reply: str,
+                                                      phone: str | None, shared: bool) -> None:
+    form = ReportForm("o1", summary="路灯坏了", place="平望镇", details_done=True)
+    assert rf.answer(form, reply, words).valid
+    assert (form.phone, form.share_contact, form.step) == (phone, shared, "confirm")
+    key = "form_sum_no_phone" if phone is None else "form_sum_phone_shared" if shared else "form_sum_phone_private"
+    assert texts.get(key, phone=phone) in rf.prompt(form, texts)
+
+
+def test_the_phone_question_is_one_question_with_the_choices_in_it(texts: Texts) -> None:
+    question = texts.get("form_ask_phone")
+    assert "只给工作人员" in question and "不留" in question and "代表" in question
+    assert "form_ask_consent" not in texts
 
 
 def test_skipping_the_phone_skips_consent(words: Words) -> None:
@@ -62,7 +85,7 @@ def test_a_place_in_the_first_message_is_not_asked_again(words: Words) -> None:
 
 @pytest.mark.parametrize(
     ("text", "town", "place"),
-    [("松陵街道永康社区的垃圾没人收", "松陵街道", "松陵街道 永康社区"), ("平望镇庙头村口的路灯坏了", "平望镇", "平望镇 庙头村"),
+    [("松陵街道永康社区的垃圾没人收", "松陵街道", "松陵街道永康社区"), ("平望镇庙头村口的路灯坏了", "平望镇", "平望镇庙头村"),
      ("松陵街道的村口路灯坏了", "松陵街道", "松陵街道"), ("盛泽镇有人乱倒垃圾", "盛泽镇", "盛泽镇")],
 )
 def test_a_village_right_after_a_recognised_town_is_kept(text: str, town: str, place: str) -> None:
@@ -71,13 +94,31 @@ def test_a_village_right_after_a_recognised_town_is_kept(text: str, town: str, p
     assert rf.place_entities(ParseResult.from_dict(result)) == place
 
 
-def test_the_qr_station_fills_where_only_when_nothing_else_does(words: Words) -> None:
-    station = ("S01", "松陵街道代表之家", "松陵街道")
-    form = rf.start_form("o1", words, text="路灯坏了好几天", parse=parse(), station=station)
-    assert (form.place, form.place_source, form.town, form.qr_station_code) == (
-        "松陵街道代表之家", "station", "松陵街道", "S01")
-    named = rf.start_form("o1", words, text="平望镇路灯坏了", parse=parse(places=("平望镇",)), station=station)
+def test_places_are_kept_as_written_and_their_canonical_names_kept_for_routing() -> None:
+    text = "松陵永康社区门口的路灯坏了"
+    result = ParseResult.from_dict({"text": text, "entities": [
+        {"entity": "place", "value": "松陵街道", "start": 0, "end": 2},
+        {"entity": "place", "value": "永康社区", "start": 2, "end": 6}]})
+    assert rf.place_entities(result) == "松陵永康社区"
+    assert rf.place_names(result) == ["松陵街道", "永康社区"]
+    far = ParseResult.from_dict({"text": "盛泽那边，就是前几天说的黎里", "entities": [
+        {"entity": "place", "value": "盛泽镇", "start": 0, "end": 2},
+        {"entity": "place", "value": "黎里镇", "start": 12, "end": 14}]})
+    assert rf.place_entities(far) == "盛泽 黎里"
+
+
+def test_a_scanned_station_routes_but_where_is_still_asked_with_its_places(words: Words, texts: Texts) -> None:
+    form = rf.start_form("o1", words, text="路灯坏了好几天", parse=parse(), station=STATION)
+    assert (form.place, form.step, form.qr_station_code, form.town) == ("", "where", "S01", "松陵街道")
+    question = rf.prompt(form, texts)
+    assert question == texts.get("form_ask_where_station", station="松陵街道代表之家", examples="永康社区、城南社区、梅里村")
+    rf.answer(form, "城南社区3栋", words)
+    assert (form.place, form.step, form.qr_station_code) == ("城南社区3栋", "details", "S01")
+    named = rf.start_form("o1", words, text="平望镇路灯坏了", parse=parse(places=("平望镇",)), station=STATION)
     assert (named.place, named.qr_station_code) == ("平望镇", "S01")  # routing still sees the QR station
+    bare_station = Station("S03", "盛泽镇法律调解联络站", StationKind.STATION, "盛泽镇")
+    no_places = rf.start_form("o1", words, text="路灯坏了好几天", parse=parse(), station=bare_station)
+    assert rf.prompt(no_places, texts) == texts.get("form_ask_where")
 
 
 def test_a_bare_request_asks_what_happened(words: Words) -> None:
@@ -121,11 +162,42 @@ def test_mainland_numbers_are_recognised(text: str, phone: str) -> None:
     assert normalize_phone(text) == phone
 
 
-def test_consent_needs_a_clear_yes_or_no(words: Words) -> None:
-    form = ReportForm("o1", summary="路灯坏了", place="平望镇", details_done=True, phone="13912345678", phone_done=True)
-    assert not rf.answer(form, "随便", words).valid
-    rf.answer(form, "否", words)
-    assert (form.share_contact, form.step) == (False, "confirm")
+@pytest.mark.parametrize("reply", ["跳过", "随便", "你们是干什么的", "好像还有点事"])
+def test_at_confirm_anything_else_gets_the_short_instruction(words: Words, texts: Texts, reply: str) -> None:
+    form = ReportForm("o1", summary="路灯坏了", place="平望镇", details_done=True, phone_done=True)
+    outcome = rf.answer(form, reply, words)
+    assert not outcome.valid and form.step == "confirm"
+    assert rf.render(outcome, form, texts) == texts.get("form_confirm_again")
+
+
+def test_at_confirm_a_late_number_or_staff_only_still_counts(words: Words) -> None:
+    form = ReportForm("o1", summary="路灯坏了", place="平望镇", details_done=True, phone_done=True)
+    assert rf.answer(form, "13912345678", words).valid
+    assert (form.phone, form.share_contact, form.step) == ("13912345678", True, "confirm")
+    assert rf.answer(form, "只给工作人员", words).valid
+    assert (form.phone, form.share_contact, form.step) == ("13912345678", False, "confirm")
+
+
+def test_the_summary_is_short_lines(words: Words, texts: Texts) -> None:
+    form = ReportForm("o1", summary="路灯坏了", place="平望镇 庙头村", details="晚上很黑", details_done=True,
+                      phone="13912345678", phone_done=True, share_contact=True, category="城乡建设")
+    lines = rf.summary_lines(form, texts).splitlines()
+    assert lines == [texts.get("form_sum_what", summary="路灯坏了"), texts.get("form_sum_where", place="平望镇 庙头村"),
+                     texts.get("form_sum_details", details="晚上很黑"),
+                     texts.get("form_sum_phone_shared", phone="13912345678"),
+                     texts.get("form_sum_category", category="城乡建设")]
+    assert all(len(line) <= 30 for line in lines)
+
+
+def test_what_the_citizen_wrote_is_stored_as_written(words: Words) -> None:
+    letter = "尊敬的代表：\n我们小区门口的道路年久失修，下雨天积水严重。\n" + "老人孩子出门都不方便，" * 5
+    form = rf.start_form("o1", words, text=letter, parse=parse())
+    assert form.details == letter.strip()  # line breaks and full-width punctuation kept
+    short = rf.start_form("o1", words, text="路灯坏了，ＡＢ栋门口", parse=parse())
+    assert short.summary == "路灯坏了，ＡＢ栋门口"
+    short.place = "平望镇"
+    rf.answer(short, "晚上很黑，  老人走路不方便！", words)
+    assert short.details == "晚上很黑，  老人走路不方便！"
 
 
 def test_cancel_works_at_every_step(words: Words) -> None:
@@ -143,7 +215,7 @@ def test_cancel_works_at_every_step(words: Words) -> None:
 
 def test_editing_a_slot_returns_to_the_summary(words: Words, texts: Texts) -> None:
     form = ReportForm("o1", summary="路灯坏了", place="平望镇", details_done=True, phone="13912345678",
-                      phone_done=True, consent_done=True, share_contact=True)
+                      phone_done=True, share_contact=True)
     assert rf.answer(form, "修改", words).action == "ask" and form.step == "edit"
     assert not rf.answer(form, "随便改改", words).valid
     rf.answer(form, "地点", words)
@@ -154,10 +226,9 @@ def test_editing_a_slot_returns_to_the_summary(words: Words, texts: Texts) -> No
     rf.answer(form, "电话", words)
     assert (form.step, form.phone, form.share_contact) == ("phone", None, False)
     rf.answer(form, "13800001111", words)
-    assert form.step == "consent"
-    rf.answer(form, "是", words)
-    paragraph = rf.prompt(form, texts)
-    assert "黎里镇 东联村" in paragraph and "13800001111" in paragraph and "同意告诉代表" in paragraph
+    assert form.step == "confirm"
+    summary = rf.prompt(form, texts)
+    assert "黎里镇 东联村" in summary and texts.get("form_sum_phone_shared", phone="13800001111") in summary
 
 
 def test_details_may_change_an_unsure_category(words: Words) -> None:
@@ -177,12 +248,12 @@ def test_unknown_or_unsure_categories_fall_back_to_other(words: Words) -> None:
 
 
 def test_photos_voice_and_location_are_attached_at_any_step(words: Words, texts: Texts) -> None:
-    form = rf.start_form("o1", words, text="路灯坏了好几天", parse=parse(), station=("S01", "松陵街道代表之家", "松陵街道"))
+    form = rf.start_form("o1", words, text="路灯坏了好几天", parse=parse(), station=STATION)
     note = rf.attach(form, Attachment("image", media_id="m1", url="http://p/1.jpg"))
     rf.attach(form, Attachment("image", media_id="m2"))
     assert note.params == {"count": 1}
     rf.attach(form, Attachment("location", text="江苏省苏州市吴江区松陵街道永康路"))
-    assert (form.place, form.place_source, form.town) == ("江苏省苏州市吴江区松陵街道永康路", "location", "")
+    assert (form.place, form.place_source, form.town) == ("江苏省苏州市吴江区松陵街道永康路", "location", "松陵街道")
     rf.attach(form, Attachment("voice", media_id="v1", text="就在学校门口"))
     assert [a.kind for a in form.attachment_objects()] == ["image", "image", "location", "voice"]
     form.details_done = form.phone_done = True
@@ -222,6 +293,18 @@ def test_ticket_notes(text: str, note: tuple[int, str] | None) -> None:
 )
 def test_ratings(words: Words, text: str, rating: tuple[int, str] | None) -> None:
     assert parse_rating(text, words) == rating
+
+
+@pytest.mark.parametrize(
+    ("text", "rating"),
+    [("5 很及时，谢谢代表", (5, "很及时，谢谢代表")), ("５分　处理得好！", (5, "处理得好！")), ("满意，Ａ栋修好了", (4, "Ａ栋修好了"))],
+)
+def test_a_rating_comment_is_kept_as_written(words: Words, text: str, rating: tuple[int, str]) -> None:
+    assert parse_rating(text, words) == rating
+
+
+def test_a_note_is_kept_as_written() -> None:
+    assert ticket_note("＃1024：谢谢代表，辛苦了！") == (1024, "谢谢代表，辛苦了！")
 
 
 def test_a_rating_named_inside_a_sentence(words: Words) -> None:

@@ -1,5 +1,6 @@
-"""Filing a report: routing, assignment, round robin, queueing, the pushes it records; and the
-whole loop through a deputy's replies to the messages the citizen receives."""
+"""Filing a report: routing, assignment, round robin, queueing, the pushes it records and what the
+citizen is told (the reply to their 是: no push repeats it); and the whole loop through a deputy's
+replies to the messages the citizen receives."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -22,6 +23,7 @@ from fakes import (
     outbox,
     seed,
 )
+from handlers.citizens import filed_text
 from handlers.delivery import deliver_due, record_inbound
 from handlers.deputies import handle_deputy_message
 from handlers.tickets import submit_report
@@ -44,13 +46,11 @@ async def test_report_goes_to_the_on_duty_deputy_of_the_named_place() -> None:
     assert services.kick_delivery.count == 1  # type: ignore[attr-defined]
 
     messages = await outbox(services)
-    to_citizen = [m for m in messages if m.recipient_openid == CITIZEN]
-    to_deputy = [m for m in messages if m.recipient_openid == WANG_OPENID]
-    assert len(messages) == 2
-    assert "#1001" in to_citizen[0].text and "王晓梅" in to_citizen[0].text and "受理" in to_citizen[0].text
-    assert to_citizen[0].template_key == "status"
-    assert to_citizen[0].template_data["keyword1"] == "#1001"
-    notice = to_deputy[0]
+    assert [m.recipient_openid for m in messages] == [WANG_OPENID]  # the citizen hears it in the reply
+    told = await filed_text(services, ticket)
+    assert "#1001" in told and "已转给值班代表" in told and "王晓梅" in told and "东村代表联络站" in told
+    assert "受理" not in told  # only the deputy accepts
+    notice = messages[0]
     assert notice.template_key == "assignment"
     for part in ("#1001", "城乡建设", "黎里镇东村", "村口的路灯坏了一个星期", "晚上路过很黑", "受理 #1001"):
         assert part in notice.text
@@ -126,21 +126,22 @@ async def test_nobody_on_duty_queues_the_ticket_and_tells_the_station_staff() ->
     assert ticket.station_code == "LL-HOME"
     assert ticket.status is TicketStatus.FILED and ticket.deputy_code is None
     messages = await outbox(services)
-    citizen_msg = next(m for m in messages if m.recipient_openid == CITIZEN)
-    assert "#1001" in citizen_msg.text and "没有代表值班" in citizen_msg.text
+    told = await filed_text(services, ticket)
+    assert "#1001" in told and "没有代表值班" in told and "排队" in told and "已转给" not in told
     staff = [m for m in messages if m.recipient_openid == ZHOU_OPENID]  # D003 belongs to LL-HOME
     assert len(staff) == 1 and "待分配工单 #1001" in staff[0].text
-    assert len(messages) == 2
+    assert len(messages) == 1
     async with services.uow() as uow:
         assert [t.number for t in await uow.tickets.waiting("LL-HOME")] == [1001]
 
 
-async def test_queue_without_bound_staff_only_tells_the_citizen() -> None:
+async def test_queue_without_bound_staff_pushes_nothing() -> None:
     services = make_services()
     await seed(services)
     ticket = await submit_report(services, draft(place="盛泽镇舜湖路", category="其他"))  # D004 unbound
     assert ticket.station_code == "SZ-HOME" and ticket.status is TicketStatus.FILED
-    assert [m.recipient_openid for m in await outbox(services)] == [CITIZEN]
+    assert await outbox(services) == []
+    assert "盛泽镇代表之家现在没有代表值班" in await filed_text(services, ticket)
 
 
 async def test_district_queue() -> None:
@@ -148,8 +149,7 @@ async def test_district_queue() -> None:
     await seed(services)
     ticket = await submit_report(services, draft(place="火星", town=""))
     assert ticket.station_code == DISTRICT_QUEUE and ticket.status is TicketStatus.FILED
-    (message,) = await outbox(services)
-    assert "区人大代表联络总站" in message.text
+    assert "区人大代表联络总站" in await filed_text(services, ticket)
 
 
 async def test_assignment_to_an_unbound_deputy_records_no_deputy_push() -> None:
@@ -158,8 +158,8 @@ async def test_assignment_to_an_unbound_deputy_records_no_deputy_push() -> None:
     await seed(services)
     ticket = await submit_report(services, draft(place="盛泽镇舜湖路", category="其他"))
     assert ticket.deputy_code == "D004"
-    assert [m.recipient_openid for m in await outbox(services)] == [CITIZEN]
-    assert "陈卫东" in (await outbox(services))[0].text
+    assert await outbox(services) == []
+    assert "陈卫东" in await filed_text(services, ticket)
 
 
 async def test_roster_naming_an_unknown_deputy_is_skipped() -> None:
@@ -189,8 +189,8 @@ async def test_the_whole_loop_reaches_the_citizen() -> None:
     await record_inbound(services, WANG_OPENID)  # so is the deputy
 
     ticket = await submit_report(services, draft(phone="13812345678", share_contact=True))
-    assert await deliver_due(services, gateway) == 2
-    assert "王晓梅" in gateway.to(CITIZEN)[-1].text
+    assert await deliver_due(services, gateway) == 1
+    assert gateway.to(CITIZEN) == []  # told in the reply to their 是
     assert "13812345678" in gateway.to(WANG_OPENID)[-1].text
 
     wang = replace(DEPUTIES[0])
@@ -202,10 +202,10 @@ async def test_the_whole_loop_reaches_the_citizen() -> None:
     assert await deliver_due(services, gateway) == 3
 
     texts = [s.text for s in gateway.to(CITIZEN)]
-    assert len(texts) == 4
-    assert "已经接手" in texts[1]
-    assert "明天上午去现场看看" in texts[2]
-    assert "路灯已经换好了" in texts[3] and "1 到 5" in texts[3]
+    assert len(texts) == 3
+    assert "已经接手" in texts[0]
+    assert "明天上午去现场看看" in texts[1]
+    assert "路灯已经换好了" in texts[2] and "1 到 5" in texts[2]
     stored = await get_ticket(services, n)
     assert stored.status is TicketStatus.RESOLVED
     assert [e.kind for e in stored.timeline] == ["filed", "assigned", "accepted", "replied", "resolved"]
