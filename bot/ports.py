@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from bot.core.staff import AuditLogRepository, StaffRepository, TicketNoteRepository
 from bot.domain import Citizen, Deputy, DutyShift, OutboxMessage, Station, Ticket
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -127,6 +128,9 @@ class UnitOfWork(Protocol):
     citizens: CitizenRepository
     outbox: OutboxRepository
     bind_codes: BindCodeRepository
+    staff: StaffRepository
+    audit: AuditLogRepository
+    notes: TicketNoteRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from bot.domain import Citizen, Deputy, DutyShift, OutboxMessage, Station, Ticket, TicketStatus
 from bot.ports import SystemClock
+from storage.memory_staff import attach_staff_repositories
 
 FIRST_TICKET_NUMBER = 1001
 
@@ -301,6 +302,7 @@ class MemoryUnitOfWork:
         self.citizens = MemoryCitizenRepository(stage(db.citizens))
         self.outbox = MemoryOutboxRepository(stage(db.outbox), lambda: next(db.outbox_ids))
         self.bind_codes = MemoryBindCodeRepository(stage(db.bind_codes))
+        attach_staff_repositories(self, db, stage)
 
     async def __aenter__(self) -> MemoryUnitOfWork:
         return self

@@ -39,6 +39,8 @@ from storage.models import (
     TicketRow,
 )
 
+from storage.sql_staff import attach_staff_repositories  # also registers the console tables
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -560,6 +562,7 @@ class SqlUnitOfWork:
         self.citizens = SqlCitizenRepository(session)
         self.outbox = SqlOutboxRepository(session)
         self.bind_codes = SqlBindCodeRepository(session)
+        attach_staff_repositories(self, session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
