@@ -46,6 +46,7 @@ class BotApp:
     web_app: web.Application = field(init=False)
 
     async def start(self) -> None:
+        from bot.console import add_console_routes
         from bot.webhook import add_webhook_routes
         from bot.wechat.gateway import HttpWeChatGateway
         from nlu import build_nlu
@@ -90,6 +91,8 @@ class BotApp:
         add_webhook_routes(self.web_app, settings=self.settings, kv=self.kv,
                            handle=self.conversation.handle, push_late=self.push_late)
         self.web_app.router.add_get("/healthz", self._healthz)
+        add_console_routes(self.web_app, uow_factory=self.uow_factory, engine=self.uow_factory.engine,
+                           clock=self.clock, settings=self.settings, texts=self.services.texts)
 
     async def drain_queues(self) -> int:
         async with self._draining:

@@ -240,3 +240,4 @@ def _attach_nlu() -> None:
 
 
 _attach_nlu()
+import bot.console.cli  # noqa: E402,F401  (registers `zhitongche staff`)

@@ -149,6 +149,11 @@ class ConsoleQueries:
             where.append(or_(t.number == int(words), text) if words.isdigit() and len(words) < 10 else text)
         return where
 
+    async def count(self, query: TicketQuery, now: datetime) -> int:
+        async with self._sessions() as s:
+            return int(await s.scalar(select(func.count()).select_from(TicketRow)
+                                      .where(*self._conditions(query, now))) or 0)
+
     async def tickets(self, query: TicketQuery, now: datetime, export: bool = False) -> TicketPage:
         where = self._conditions(query, now)
         t = TicketRow
@@ -162,8 +167,8 @@ class ConsoleQueries:
         )
         per_page = EXPORT_LIMIT if export else query.per_page
         page = 1 if export else max(1, query.page)
+        total = await self.count(query, now)
         async with self._sessions() as s:
-            total = int(await s.scalar(select(func.count()).select_from(t).where(*where)) or 0)
             result = await s.execute(rows_query.offset((page - 1) * per_page).limit(per_page))
             items = [
                 TicketRowView(number, created, code, sname or "", town or "", category, summary, place, status,
