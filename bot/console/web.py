@@ -62,6 +62,8 @@ def create_console_app(deps: ConsoleDeps) -> web.Application:
                        role_label=lambda r: deps.texts.get(f"console_role_{r}"), categories=CATEGORIES,
                        statuses=[s.value for s in TicketStatus], tabs=TABS[:-1])
     env.filters["dt"] = lambda v: v.strftime("%Y-%m-%d %H:%M") if v else ""
+    env.filters["target"] = lambda v: deps.texts.get(f"console_target_{v.partition(':')[0]}", id=v.partition(":")[2]) \
+        if v.partition(":")[0] in ("ticket", "staff") else v
     env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.0f}%"
     app[JINJA] = env
     r = app.router
@@ -267,11 +269,12 @@ async def ticket_page(request: web.Request, error: str = "") -> web.StreamRespon
         station = await uow.stations.get(ticket.station_code)
         deputies_by_code = {d.code: d for d in await uow.deputies.list()}
         notes = await uow.notes.for_ticket(ticket.number)
+        staff_names = await _staff_names(uow)
     t = deps.texts
     timeline = [TimelineItem(e.at, e.kind, actor_label(t, e.actor, deputies_by_code),
                              deputies_by_code[e.text].name if e.kind == "transferred" and e.text in deputies_by_code
                              else e.text) for e in ticket.events]
-    timeline += [TimelineItem(n.at, "note", n.author, n.text) for n in notes]
+    timeline += [TimelineItem(n.at, "note", staff_names.get(n.author, n.author), n.text) for n in notes]
     timeline.sort(key=lambda item: item.at)
     deputy = deputies_by_code.get(ticket.deputy_code or "")
     return _page(request, "ticket.html", status=400 if error else 200, ticket=ticket, station=station,
@@ -291,6 +294,10 @@ async def ticket_note(request: web.Request) -> web.StreamResponse:
     if note is None:
         return _not_found(request)
     raise _redirect(f"/tickets/{note.ticket_number}#timeline")
+
+
+async def _staff_names(uow: Any) -> dict[str, str]:
+    return {a.username: a.name or a.username for a in await uow.staff.list()}
 
 
 # --- dashboard -------------------------------------------------------------------------------------------
@@ -441,9 +448,10 @@ async def audit(request: web.Request) -> web.StreamResponse:
             page = await uow.audit.page(0, 100_000)
         else:
             page = await uow.audit.page((max(1, page_no) - 1) * per_page, per_page)
+        staff_names = await _staff_names(uow)
     if fmt in ("xlsx", "csv"):
         headers = [t(f"console_col_{c}") for c in ("at", "actor", "action", "target", "before", "after")]
         rows = [[e.at, e.actor, t(f"console_audit_{e.action}"), e.target, e.before, e.after] for e in page.entries]
         return export_response(fmt, t("console_export_audit"), headers, rows)
-    return _page(request, "audit.html", entries=page.entries, total=page.total, page_no=max(1, page_no),
+    return _page(request, "audit.html", entries=page.entries, staff_names=staff_names, total=page.total, page_no=max(1, page_no),
                  pages=max(1, -(-page.total // per_page)))
