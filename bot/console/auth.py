@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot.core.staff import AuditEntry, StaffAccount, StaffError, StaffRole
 from bot.ports import Clock, UnitOfWorkFactory
+from bot.texts import default_texts
 
 _hasher = PasswordHasher()
 # verified when the username is unknown, so a wrong name costs the same time as a wrong password
@@ -79,7 +80,8 @@ async def create_account(uow_factory: UnitOfWorkFactory, clock: Clock, *, userna
                                totp_secret=pyotp.random_base32() if totp else "", created_at=clock.now())
         await uow.staff.add(account)
         await uow.audit.add(AuditEntry(clock.now(), "cli", "staff_created", f"staff:{username}",
-                                       after=f"{role} {account.town} {account.station}".strip()))
+                                       after=" ".join(filter(None, (default_texts().get(f"console_role_{role}"),
+                                                                    account.town, account.station)))))
         await uow.commit()
     return account, password
 

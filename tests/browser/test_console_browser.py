@@ -120,10 +120,12 @@ async def test_district_audit_and_tablet(browser, console_url) -> None:
     await page.click("main button[type=submit]")
     await page.goto(base + "/console/audit")
     assert "修改密码" in await page.inner_text("main")
+    await no_english(page)
     await shot(page, "audit")
     await page.goto(base + "/console/tickets")
     # nothing wider than the tablet's screen
     assert await page.evaluate("document.documentElement.scrollWidth") <= 1024
+    await no_english(page)
     await shot(page, "tickets-tablet")
     await page.goto(base + "/console/duty")
     await shot(page, "duty-district")

@@ -119,3 +119,31 @@ async def test_tokens_and_the_openapi_document(api) -> None:
     served = {(r.method, r.resource.canonical) for r in api.rig.app._subapps[1].router.routes()
               if r.method != "HEAD" and r.name != "openapi"}
     assert routes == served
+
+
+async def test_responses_match_the_openapi_document(api) -> None:
+    from jsonschema import Draft202012Validator
+
+    async with api.get("/api/v1/openapi.json") as r:
+        doc = await r.json()
+    Draft202012Validator.check_schema({"components": doc["components"]})
+
+    def check(path: str, method: str, status: int, body: object) -> None:
+        content = doc["paths"][path][method]["responses"][str(status)]["content"]["application/json"]["schema"]
+        Draft202012Validator({"components": doc["components"], **content}).validate(body)
+
+    n = api.rig.numbers
+    for who in ("qu", "shengze", "nanma"):
+        for template, path in (("/tickets", "/tickets?per_page=100"), ("/stations", "/stations"),
+                               ("/deputies", "/deputies"), ("/duty", "/duty"),
+                               ("/stats/tickets", "/stats/tickets?by=month")):
+            status, body = await call(api, who, "GET", path)
+            check(template, "get", status, body)
+    for name in ("waiting", "late", "resolved0"):
+        status, body = await call(api, "qu", "GET", f"/tickets/{n[name]}")
+        check("/tickets/{number}", "get", status, body)
+    status, body = await call(api, "qu", "POST", f"/tickets/{n['late']}/notes", json={"text": "核实中"})
+    check("/tickets/{number}/notes", "post", status, body)
+    for status_path in ("/tickets?page=0", "/tickets/999999"):
+        status, body = await call(api, "qu", "GET", status_path)
+        check("/tickets", "get", status, body)
