@@ -62,8 +62,7 @@ def create_console_app(deps: ConsoleDeps) -> web.Application:
                        role_label=lambda r: deps.texts.get(f"console_role_{r}"), categories=CATEGORIES,
                        statuses=[s.value for s in TicketStatus], tabs=TABS[:-1])
     env.filters["dt"] = lambda v: v.strftime("%Y-%m-%d %H:%M") if v else ""
-    env.filters["target"] = lambda v: deps.texts.get(f"console_target_{v.partition(':')[0]}", id=v.partition(":")[2]) \
-        if v.partition(":")[0] in ("ticket", "staff") else v
+    env.filters["target"] = _target_label(deps)
     env.filters["pct"] = lambda v: "—" if v is None else f"{v * 100:.0f}%"
     app[JINJA] = env
     r = app.router
@@ -296,6 +295,16 @@ async def ticket_note(request: web.Request) -> web.StreamResponse:
     raise _redirect(f"/tickets/{note.ticket_number}#timeline")
 
 
+def _target_label(deps: ConsoleDeps) -> Any:
+    """"ticket:1001" → 工单 #1001; "staff:wang" → 账号 王芳 (the name where the account has one)."""
+    def label(target: str, staff_names: dict[str, str]) -> str:
+        kind, _, ident = target.partition(":")
+        if kind == "staff":
+            ident = staff_names.get(ident, ident)
+        return deps.texts.get(f"console_target_{kind}", id=ident) if kind in ("ticket", "staff") else target
+    return label
+
+
 async def _staff_names(uow: Any) -> dict[str, str]:
     return {a.username: a.name or a.username for a in await uow.staff.list()}
 
@@ -387,7 +396,7 @@ async def deputies(request: web.Request) -> web.StreamResponse:
              and _matches(q, d.code, d.name, d.phone)]
     t = deps.texts.get
     if (fmt := request.query.get("export", "")) in ("xlsx", "csv"):
-        headers = [t(f"console_col_{c}") for c in ("code", "name", "level", "station", "phone", "bind", "open")]
+        headers = [t(f"console_col_{c}") for c in ("code", "person", "level", "station", "phone", "bind", "open")]
         rows = [[d.code, d.name, d.level, visible[d.station_code].name, d.phone,
                  t("console_bound" if d.openid else "console_unbound"), open_counts.get(d.code, 0)] for d in shown]
         return export_response(fmt, t("console_export_deputies"), headers, rows)
