@@ -5,6 +5,7 @@ outside the scope is 404, the same answer as one that does not exist. Ticket fie
 GeoReport v2 names where they fit. The OpenAPI document is bot/console/openapi.py."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -62,9 +63,7 @@ def error(request: web.Request, status: int, code: str, key: str, **fields: Any)
 
 
 def _dumps(value: Any) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False)  # Chinese readable in the raw response
 
 
 def _json(value: Any, status: int = 200) -> web.Response:

@@ -105,10 +105,6 @@ async def ticket_in_scope(uow: UnitOfWork, scope: Scope, number_text: str) -> Ti
     return ticket if scope.sees_station(station) else None
 
 
-def deputy_in_scope(scope: Scope, deputy: Deputy, stations_by_code: Mapping[str, Station]) -> bool:
-    return scope.sees_station(stations_by_code.get(deputy.station_code))
-
-
 @dataclass(frozen=True)
 class TimelineItem:
     at: datetime
