@@ -141,7 +141,10 @@ async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         raise _redirect("/login")
     if account is not None and account.must_change_password and route not in PASSWORD_ROUTES | PUBLIC_ROUTES:
         raise _redirect("/password")
-    return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:  # an unknown address: the same Chinese page as a ticket out of scope
+        return _not_found(request)
 
 
 def _safe_next(value: str) -> str:

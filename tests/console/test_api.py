@@ -111,6 +111,10 @@ async def test_stations_deputies_duty_and_stats(api) -> None:
 
 async def test_tokens_and_the_openapi_document(api) -> None:
     assert (await call(api, "", "GET", "/tickets"))[0] == 401
+    status, body = await call(api, "qu", "GET", "/no-such-thing")
+    assert status == 404 and body["error"] == "not_found"
+    status, body = await call(api, "qu", "DELETE", "/tickets")
+    assert status == 405 and body["error"] == "method_not_allowed"
     async with api.get("/api/v1/tickets", headers={"Authorization": "Bearer ztc_forged"}) as r:
         assert r.status == 401 and "令牌" in (await r.json())["message"]
     async with api.get("/api/v1/openapi.json") as r:

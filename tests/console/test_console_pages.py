@@ -114,9 +114,9 @@ async def test_scope_404_exactly_as_missing(rig) -> None:
         async with client.get(f"/console/tickets/{rig.numbers['other_town']}") as r:
             outside = (r.status, await r.text())
         assert missing == outside and missing[0] == 404
-        for path in ("/console/stations/QD-01/week", "/console/audit"):
+        for path in ("/console/stations/QD-01/week", "/console/audit", "/console/no-such-page"):
             async with client.get(path) as r:
-                assert r.status == 404
+                assert r.status == 404 and "没有找到这个页面" in await r.text()
         async with client.get("/console/tickets?tab=all") as r:
             html = await r.text()
         assert "七都镇的桥栏杆断了" not in html and "路灯坏了三盏" in html
