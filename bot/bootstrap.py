@@ -168,6 +168,7 @@ class BotApp:
     web_app: web.Application = field(init=False)
 
     async def start(self) -> None:
+        from bot.console import add_console_routes
         from bot.webhook import add_webhook_routes
         from bot.wechat.gateway import HttpWeChatGateway
         from nlu import build_nlu
@@ -204,6 +205,9 @@ class BotApp:
         add_webhook_routes(self.web_app, settings=self.settings, kv=self.kv,
                            handle=self.conversation.handle, push_late=self.push_late)
         self.web_app.router.add_get("/healthz", self._healthz)
+        # the console and the API go through the same units of work (and so the same events) as the chat
+        add_console_routes(self.web_app, uow_factory=self.services.uow, engine=self.uow_factory.engine,
+                           clock=self.clock, settings=self.settings, texts=self.services.texts)
 
     async def run_job(self, job_id: str) -> Any:
         """Run one job of JOBS now (the scheduler calls this; tests too) and return its result."""

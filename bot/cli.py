@@ -257,4 +257,5 @@ def _attach_nlu() -> None:
 
 
 _attach_nlu()
+import bot.console.cli  # noqa: E402,F401  (registers `zhitongche staff`)
 cli_i18n.localise(main, default_texts())

@@ -77,6 +77,7 @@ async def seed(bot: BotApp) -> list[tuple[str, str]]:
 async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | None = None,
                    stop: asyncio.Event | None = None) -> None:
     """Simulator on `port`, the bot's webhook on port+1, the fake WeChat API on port+2."""
+    from bot.console.demo import ensure_demo_account
     from bot.simulator import create_simulator_app
     from bot.wechat.fake_api import FakeWeChatAPI
 
@@ -107,6 +108,9 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
     await serve(simulator, port)
     print(default_texts().get("demo_started", url=f"http://{host}:{port}/"), flush=True)
     print(cli_hint(settings), flush=True)
+    username, password = await ensure_demo_account(bot.services.uow, bot.clock)
+    print(default_texts().get("console_demo_login", url=f"http://{host}:{port + 1}/console/", username=username,
+                              password=password), flush=True)
     try:
         await (stop or asyncio.Event()).wait()
     finally:

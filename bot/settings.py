@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     template_id_status: str = ""  # to a citizen: your ticket changed status
 
     poster_font: str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"  # Debian fonts-noto-cjk
+    # staff console: Fernet key for the session cookie ("" = a new key per start: everyone signs in again)
+    console_secret_key: str = ""
+    console_cookie_secure: bool = False  # set when served over HTTPS
+    console_late_hours: int = 24  # "not accepted after N hours"
+    console_resolve_days: int = 15  # 按时办结: resolved within this many days
 
     def template_id(self, key: str) -> str:
         return str(getattr(self, f"template_id_{key}", "") or "")

@@ -24,6 +24,7 @@ from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.ports import ConcurrentUpdate
 from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus, take_events
+from storage.memory_staff import attach_staff_repositories
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -338,6 +339,7 @@ class MemoryUnitOfWork:
         self.citizens = MemoryCitizenRepository(stage(db.citizens))
         self.outbox = MemoryOutboxRepository(stage(db.outbox), lambda: next(db.outbox_ids), clock)
         self.bind_codes = MemoryBindCodeRepository(stage(db.bind_codes))
+        attach_staff_repositories(self, db, stage)
 
     async def __aenter__(self) -> MemoryUnitOfWork:
         return self

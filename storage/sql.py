@@ -24,6 +24,7 @@ from storage.models import BindCodeRow, OutboxRow, TicketRow
 from storage.sql_engine import create_engine_for
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
 from storage.sql_people import SqlCitizenRepository, SqlDeputyRepository, SqlDutyRepository, SqlStationRepository
+from storage.sql_staff import attach_staff_repositories  # also registers the console tables
 
 
 # --- repositories ----------------------------------------------------------------------------------
@@ -239,6 +240,7 @@ class SqlUnitOfWork:
         self.citizens = SqlCitizenRepository(session)
         self.outbox = SqlOutboxRepository(session, self._clock)
         self.bind_codes = SqlBindCodeRepository(session)
+        attach_staff_repositories(self, session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

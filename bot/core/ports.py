@@ -13,6 +13,7 @@ from bot.core.events import Event
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
 from bot.core.parse import ParseResult
 from bot.core.people import Citizen, Deputy, DutyShift, Station
+from bot.core.staff import AuditLogRepository, StaffRepository, TicketNoteRepository
 from bot.core.tickets import Ticket
 
 
@@ -134,6 +135,9 @@ class UnitOfWork(Protocol):
     citizens: CitizenRepository
     outbox: OutboxRepository
     bind_codes: BindCodeRepository
+    staff: StaffRepository
+    audit: AuditLogRepository
+    notes: TicketNoteRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -1,0 +1,24 @@
+"""The staff console (/console/) and the JSON API (/api/v1/): a second entry point beside WeChat."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.core.clock import Clock
+from bot.core.ports import UnitOfWorkFactory
+from bot.settings import Settings
+from bot.texts import Texts
+
+
+def add_console_routes(app: web.Application, *, uow_factory: UnitOfWorkFactory, engine: object, clock: Clock,
+                       settings: Settings, texts: Texts) -> None:
+    """Mounts both on the bot's web application. `engine` is the SQL engine the read side queries."""
+    from bot.console.api import create_api_app
+    from bot.console.common import ConsoleDeps
+    from bot.console.web import create_console_app
+    from storage.console_queries import ConsoleQueries
+
+    queries = ConsoleQueries(engine, late_hours=settings.console_late_hours,  # type: ignore[arg-type]
+                             resolve_days=settings.console_resolve_days)
+    deps = ConsoleDeps(uow_factory=uow_factory, queries=queries, clock=clock, texts=texts, settings=settings)
+    app.add_subapp("/console", create_console_app(deps))
+    app.add_subapp("/api/v1", create_api_app(deps))

@@ -1,0 +1,285 @@
+"""Read side of the staff console and the API: filtered ticket lists and the dashboard's numbers,
+filtered and aggregated in SQL (indexes in storage/sql_staff.py). Writes go through the unit of
+work; these queries only read.
+
+`station_codes` is always the caller's scope already applied: None means every station (district
+staff), a list means only those."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Float, case, cast, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from bot.core.tickets import TicketStatus
+from storage.models import DeputyRow, StationRow, TimelineRow, TicketRow
+
+TABS = ("waiting", "assigned", "late", "resolved", "all")
+STAT_GROUPS = ("station", "town", "category", "status", "month")
+WORKING = (str(TicketStatus.ASSIGNED), str(TicketStatus.ACCEPTED), str(TicketStatus.REPLIED))
+AGE_BUCKETS = (1, 3, 7, 15, 30)  # open tickets by age, in days: <1, 1-3, 3-7, 7-15, 15-30, 30+
+EXPORT_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class TicketQuery:
+    tab: str = "all"
+    station_codes: Sequence[str] | None = None  # scope and the town/station filters, applied
+    category: str = ""
+    status: str = ""
+    since: date | None = None
+    until: date | None = None  # inclusive
+    rating: int | None = None  # 0 = not rated yet
+    deputy: str = ""
+    q: str = ""
+    page: int = 1
+    per_page: int = 20
+
+
+@dataclass(frozen=True)
+class TicketRowView:
+    number: int
+    created_at: datetime
+    station_code: str
+    station_name: str
+    town: str
+    category: str
+    summary: str
+    place: str
+    status: str
+    deputy_code: str
+    deputy_name: str
+    rating: int | None
+
+
+@dataclass(frozen=True)
+class TicketPage:
+    items: list[TicketRowView]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One station's or deputy's three rates; None where the sample is below the minimum."""
+
+    key: str
+    label: str
+    tickets: int
+    response: float | None
+    on_time: float | None
+    satisfaction: float | None
+    samples: dict[str, int] = field(default_factory=dict)
+
+
+def _hours_between(dialect: str, start: Any, end: Any) -> Any:
+    if dialect == "sqlite":
+        return (func.julianday(end) - func.julianday(start)) * 24.0
+    return func.extract("epoch", end - start) / 3600.0
+
+
+def _month(dialect: str) -> Any:
+    if dialect == "sqlite":
+        return func.strftime("%Y-%m", TicketRow.created_at)
+    return func.to_char(TicketRow.created_at, "YYYY-MM")
+
+
+def _first_event(kind: str) -> Any:
+    return (
+        select(TimelineRow.ticket_number.label("number"), func.min(TimelineRow.at).label("at"))
+        .where(TimelineRow.kind == kind)
+        .group_by(TimelineRow.ticket_number)
+        .subquery(f"first_{kind}")
+    )
+
+
+class ConsoleQueries:
+    def __init__(self, engine: AsyncEngine, late_hours: int = 24, resolve_days: int = 15,
+                 min_sample: int = 5) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.dialect = engine.dialect.name
+        self.late_hours = late_hours
+        self.resolve_days = resolve_days
+        self.min_sample = min_sample
+
+    # --- the ticket list ----------------------------------------------------------------------
+    def _conditions(self, query: TicketQuery, now: datetime) -> list[Any]:
+        t = TicketRow
+        where: list[Any] = []
+        if query.station_codes is not None:
+            where.append(t.station_code.in_(list(query.station_codes)))
+        if query.tab == "waiting":
+            where.append(t.status == str(TicketStatus.FILED))
+        elif query.tab == "assigned":
+            where.append(t.status.in_(WORKING))
+        elif query.tab == "late":
+            last_assigned = (
+                select(func.max(TimelineRow.at))
+                .where(TimelineRow.ticket_number == t.number, TimelineRow.kind.in_(("assigned", "transferred")))
+                .scalar_subquery()
+            )
+            where += [t.status == str(TicketStatus.ASSIGNED), last_assigned <= now - timedelta(hours=self.late_hours)]
+        elif query.tab == "resolved":
+            where.append(t.status == str(TicketStatus.RESOLVED))
+        if query.category:
+            where.append(t.category == query.category)
+        if query.status:
+            where.append(t.status == query.status)
+        if query.since:
+            where.append(t.created_at >= datetime.combine(query.since, time.min))
+        if query.until:
+            where.append(t.created_at < datetime.combine(query.until + timedelta(days=1), time.min))
+        if query.rating == 0:
+            where.append(t.rating.is_(None))
+        elif query.rating is not None:
+            where.append(t.rating == query.rating)
+        if query.deputy:
+            where.append(t.deputy_code == query.deputy)
+        words = query.q.strip().lstrip("#")
+        if words:
+            text = or_(*(column.contains(words, autoescape=True) for column in (t.summary, t.details, t.place)))
+            where.append(or_(t.number == int(words), text) if words.isdigit() and len(words) < 10 else text)
+        return where
+
+    async def count(self, query: TicketQuery, now: datetime) -> int:
+        async with self._sessions() as s:
+            return int(await s.scalar(select(func.count()).select_from(TicketRow)
+                                      .where(*self._conditions(query, now))) or 0)
+
+    async def tickets(self, query: TicketQuery, now: datetime, export: bool = False) -> TicketPage:
+        where = self._conditions(query, now)
+        t = TicketRow
+        rows_query = (
+            select(t.number, t.created_at, t.station_code, StationRow.name, StationRow.town, t.category, t.summary,
+                   t.place, t.status, t.deputy_code, DeputyRow.name, t.rating)
+            .outerjoin(StationRow, StationRow.code == t.station_code)
+            .outerjoin(DeputyRow, DeputyRow.code == t.deputy_code)
+            .where(*where)
+            .order_by(t.number.desc())
+        )
+        per_page = EXPORT_LIMIT if export else query.per_page
+        page = 1 if export else max(1, query.page)
+        total = await self.count(query, now)
+        async with self._sessions() as s:
+            result = await s.execute(rows_query.offset((page - 1) * per_page).limit(per_page))
+            items = [
+                TicketRowView(number, created, code, sname or "", town or "", category, summary, place, status,
+                              deputy or "", dname or "", rating)
+                for number, created, code, sname, town, category, summary, place, status, deputy, dname, rating
+                in result
+            ]
+        return TicketPage(items, total, page, per_page)
+
+    # --- the dashboard --------------------------------------------------------------------------
+    async def counts(self, by: str, query: TicketQuery, now: datetime) -> list[tuple[str, str, int]]:
+        """(key, label, count) per group, largest first (months: in order)."""
+        if by not in STAT_GROUPS:
+            raise ValueError(by)
+        t = TicketRow
+        key: Any
+        label: Any
+        if by == "station":
+            key, label = t.station_code, func.max(StationRow.name)
+        elif by == "town":
+            key = func.coalesce(StationRow.town, literal(""))
+            label = func.max(func.coalesce(StationRow.town, literal("")))
+        elif by == "month":
+            key = _month(self.dialect)
+            label = func.max(key)
+        else:
+            key = getattr(t, by)
+            label = func.max(key)
+        statement = (
+            select(key.label("key"), label.label("label"), func.count().label("n"))
+            .select_from(t)
+            .outerjoin(StationRow, StationRow.code == t.station_code)
+            .where(*self._conditions(query, now))
+            .group_by(key)
+        )
+        statement = statement.order_by(key) if by == "month" else statement.order_by(func.count().desc(), key)
+        async with self._sessions() as s:
+            return [(k or "", lbl or "", int(n)) for k, lbl, n in await s.execute(statement)]
+
+    async def rates(self, by: str, query: TicketQuery, now: datetime) -> list[Rate]:
+        """响应率 (accepted within 24 h), 按时办结率 (resolved within the limit), 满意率 (4–5 of all
+        ratings) per station or per deputy. Ranked by satisfaction, then response; groups below the
+        minimum sample get None and come last."""
+        t = TicketRow
+        accepted, resolved = _first_event("accepted"), _first_event("resolved")
+        due = now - timedelta(days=self.resolve_days)
+        response_due = now - timedelta(hours=24)
+        hours_to_accept = _hours_between(self.dialect, t.created_at, accepted.c.at)
+        hours_to_resolve = _hours_between(self.dialect, t.created_at, resolved.c.at)
+        one = literal(1)
+        if by == "station":
+            key, label = t.station_code, func.max(StationRow.name)
+        elif by == "deputy":
+            key, label = t.deputy_code, func.max(DeputyRow.name)
+        else:
+            raise ValueError(by)
+        statement = (
+            select(
+                key, label, func.count(),
+                func.sum(case((or_(accepted.c.at.is_not(None), t.created_at <= response_due), one), else_=0)),
+                func.sum(case((hours_to_accept <= 24, one), else_=0)),
+                func.sum(case((or_(resolved.c.at.is_not(None), t.created_at <= due), one), else_=0)),
+                func.sum(case((hours_to_resolve <= self.resolve_days * 24, one), else_=0)),
+                func.count(t.rating),
+                func.sum(case((t.rating >= 4, one), else_=0)),
+            )
+            .select_from(t)
+            .outerjoin(accepted, accepted.c.number == t.number)
+            .outerjoin(resolved, resolved.c.number == t.number)
+            .outerjoin(StationRow, StationRow.code == t.station_code)
+            .outerjoin(DeputyRow, DeputyRow.code == t.deputy_code)
+            .where(*self._conditions(query, now), key.is_not(None))
+            .group_by(key)
+        )
+        async with self._sessions() as s:
+            rows = list(await s.execute(statement))
+
+        def ratio(part: int | None, whole: int | None) -> float | None:
+            whole = int(whole or 0)
+            return None if whole < self.min_sample else round(int(part or 0) / whole, 4)
+
+        rates = [
+            Rate(code, name or code, int(n), ratio(acc, acc_n), ratio(ok, ok_n), ratio(good, rated),
+                 {"response": int(acc_n or 0), "on_time": int(ok_n or 0), "satisfaction": int(rated or 0)})
+            for code, name, n, acc_n, acc, ok_n, ok, rated, good in rows
+        ]
+        return sorted(rates, key=lambda r: (r.satisfaction is None, -(r.satisfaction or 0),
+                                            r.response is None, -(r.response or 0), r.key))
+
+    async def open_by_age(self, query: TicketQuery, now: datetime) -> list[tuple[int, int]]:
+        """(bucket upper bound in days, count; 0 = older than the last bucket) of open tickets."""
+        t = TicketRow
+        age_days = cast(_hours_between(self.dialect, t.created_at, literal(now)), Float) / 24.0
+        whens = [(age_days < days, literal(days)) for days in AGE_BUCKETS]
+        bucket = case(*whens, else_=literal(0))
+        statement = (
+            select(bucket, func.count())
+            .where(*self._conditions(query, now), t.status != str(TicketStatus.RESOLVED))
+            .group_by(bucket)
+        )
+        async with self._sessions() as s:
+            found = {int(b): int(n) for b, n in await s.execute(statement)}
+        return [(days, found.get(days, 0)) for days in (*AGE_BUCKETS, 0)]
+
+
+def station_scope_filter(scope_codes: Sequence[str] | None, in_town: Sequence[str] | None,
+                         station: str) -> Sequence[str] | None:
+    """The scope narrowed by the town filter (its station codes) and the station filter."""
+    codes = None if scope_codes is None else list(scope_codes)
+    if in_town is not None:
+        codes = [c for c in in_town if codes is None or c in codes]
+    if station:
+        codes = [station] if codes is None or station in codes else []
+    return codes
