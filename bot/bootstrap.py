@@ -44,8 +44,10 @@ from handlers.services import Services
 
 log = logging.getLogger(__name__)
 
-# every WeChat call is bounded: a hung call must not outlive the token lock or a delivery claim
-WECHAT_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
+
+def wechat_timeout(settings: Settings) -> aiohttp.ClientTimeout:
+    """Every WeChat call is bounded: a hung call must not outlive the token lock."""
+    return aiohttp.ClientTimeout(total=settings.wechat_timeout, connect=min(5.0, settings.wechat_timeout))
 
 
 def subscribe_all(bus: MessageBus, services: Services) -> None:
@@ -104,7 +106,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[WeChatGateway]:
 
     kv = build_kv(settings)
     try:
-        async with aiohttp.ClientSession(timeout=WECHAT_TIMEOUT) as session:
+        async with aiohttp.ClientSession(timeout=wechat_timeout(settings)) as session:
             yield HttpWeChatGateway(settings, kv, session)
     finally:
         await kv.close()
@@ -167,7 +169,7 @@ class BotApp:
             await asyncio.to_thread(upgrade, self.settings.database_url)  # Alembic is synchronous
         self.kv = build_kv(self.settings)
         self.uow_factory = SqlUnitOfWorkFactory(self.settings.database_url, clock=self.clock)
-        self.http = aiohttp.ClientSession(timeout=WECHAT_TIMEOUT)
+        self.http = aiohttp.ClientSession(timeout=wechat_timeout(self.settings))
         if self.gateway is None:
             self.gateway = HttpWeChatGateway(self.settings, self.kv, self.http)
         if self.nlu is None:
