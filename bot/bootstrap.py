@@ -64,7 +64,7 @@ def build_services(settings: Settings, *, uow: UnitOfWorkFactory, kv: KeyValueSt
     commit dispatches the recorded events. `kick_delivery` may be set later (the app's delivery
     worker needs the Services first)."""
     bus = MessageBus()
-    services = Services(uow=BusUnitOfWorkFactory(uow, bus), kv=kv, nlu=nlu, clock=clock,
+    services = Services(uow=BusUnitOfWorkFactory(uow, bus, clock), kv=kv, nlu=nlu, clock=clock,
                         settings=settings, texts=texts or default_texts())
     if kick_delivery is not None:
         services.kick_delivery = kick_delivery

@@ -25,6 +25,7 @@ from bot.core.inbound import Inbound
 from bot.texts import Texts
 from dialogues.words import Words
 from handlers import delivery
+from handlers.bus import handling_inbound
 from handlers.chat.state import SceneState, SceneStore
 from handlers.services import Services
 
@@ -165,18 +166,51 @@ class Dispatcher:
             return None
         # before any state is loaded: two quick messages of one user never race on it
         async with self.services.kv.lock(keys.user_lock(inbound.openid)):
-            ctx = Context(self.services, inbound, self.words, self.store, self.scenes)
-            state = await self.store.load(inbound.openid)
-            if state is not None and state.scene not in self.scenes:  # a mode since removed
-                await self.store.clear(inbound.openid)
-                state = None
-            if state is not None and state.expired(self.services.clock.now()):
-                ctx.expired = state
-            else:
-                ctx.state = state
-            if inbound.kind != "event" or any(r.takes(ctx.kind) for r in self.routers):
-                await self._open_window(ctx)
-            return await self._route(ctx)
+            with handling_inbound(inbound.dedupe_key) as scope:
+                done = await self._processed(inbound)
+                if done is not None:
+                    return done
+                reply = await self._handle_locked(inbound)
+                if scope.recorded is not None and reply:
+                    await self._remember_reply(scope.recorded.key, reply)
+                return reply
+
+    async def _processed(self, inbound: Inbound) -> str | None:
+        """The answer to a message whose effect is already stored (a retry after a crash or after
+        the key-value store lost its dedupe key), or None when it was not handled yet."""
+        async with self.services.uow() as uow:
+            record = await uow.processed_inbound.get(inbound.dedupe_key)
+        if record is None:
+            return None
+        log.info("inbound %s from %s was handled before: answered from its record",
+                 inbound.msg_id or inbound.event, mask_openid(inbound.openid))
+        if record.reply:
+            return record.reply
+        if record.ticket_number is not None:
+            return self.services.texts.get("inbound_already_handled_ticket", number=record.ticket_number)
+        return self.services.texts.get("inbound_already_handled")
+
+    async def _remember_reply(self, key: str, reply: str) -> None:
+        try:
+            async with self.services.uow() as uow:
+                await uow.processed_inbound.set_reply(key, reply)
+                await uow.commit()
+        except Exception:  # noqa: BLE001 - the effect is stored; a retry then gets a general answer
+            log.exception("could not store the reply of inbound %s", key)
+
+    async def _handle_locked(self, inbound: Inbound) -> str | None:
+        ctx = Context(self.services, inbound, self.words, self.store, self.scenes)
+        state = await self.store.load(inbound.openid)
+        if state is not None and state.scene not in self.scenes:  # a mode since removed
+            await self.store.clear(inbound.openid)
+            state = None
+        if state is not None and state.expired(self.services.clock.now()):
+            ctx.expired = state
+        else:
+            ctx.state = state
+        if inbound.kind != "event" or any(r.takes(ctx.kind) for r in self.routers):
+            await self._open_window(ctx)
+        return await self._route(ctx)
 
     async def _route(self, ctx: Context) -> str | None:
         for position, router in enumerate(self.routers):
