@@ -27,14 +27,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock, SystemClock
-from bot.core.events import MessagesQueued
+from bot.core.events import MessagesQueued, PushFailed
 from bot.core.inbound import Inbound
 from bot.core.outbound import OutboxMessage
 from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
 from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
-from handlers import notify
+from handlers import failures, notify
 from handlers.bus import BusUnitOfWorkFactory, MessageBus
 from handlers.chat import ROUTERS
 from handlers.chat.router import Dispatcher
@@ -53,6 +53,7 @@ def wechat_timeout(settings: Settings) -> aiohttp.ClientTimeout:
 def subscribe_all(bus: MessageBus, services: Services) -> None:
     """Every event subscription of the application. A new feature subscribes here."""
     notify.register(bus, services.texts)  # pushes about tickets, stored in the transaction
+    bus.subscribe(PushFailed, failures.record_push_failure)  # for staff and the next deputy on duty
     # late-bound: the app's delivery worker is built after the Services it needs
     bus.subscribe_after_commit(MessagesQueued, lambda _: services.kick_delivery())
 
