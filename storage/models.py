@@ -159,6 +159,8 @@ class CitizenRow(Base):
     openid: Mapped[str] = mapped_column(String(128), primary_key=True)
     station_code: Mapped[str | None] = mapped_column(String(64))
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    scene: Mapped[str] = mapped_column(String(64), default="")
+    scene_started_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class OutboxRow(Base):

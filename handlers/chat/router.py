@@ -80,6 +80,7 @@ class Scene:
     start: Router | None = None
     expired_text: str = ""  # said (with {minutes}) when an answer arrives after expiry …
     is_answer: Callable[[Context], bool] = lambda ctx: False  # … and the text looks like one
+    lost_text: str = ""  # said when an answer arrives after the key-value store lost the state
 
     def takes(self, kind: str) -> bool:
         return kind in self.kinds or (self.start is not None and self.start.takes(kind))
@@ -96,6 +97,7 @@ class Context:
     scenes: dict[str, Scene]
     state: SceneState | None = None  # the live scene, if any
     expired: SceneState | None = None  # a scene that expired unanswered
+    lost: str | None = None  # a scene whose state the key-value store lost (came back empty)
     kind: str = field(init=False)  # what the routers' filters name (see the module docstring)
     scene_changed: bool = False  # a scene was entered or left while handling this message
     _parse: ParseResult | None = field(default=None, repr=False)
@@ -158,7 +160,7 @@ class Dispatcher:
         self.scenes = {r.name: r for r in self.routers if isinstance(r, Scene)}
         scene_positions = [i for i, r in enumerate(self.routers) if isinstance(r, Scene)]
         self._after_scenes = scene_positions[-1] + 1 if scene_positions else 0
-        self.store = SceneStore(services.kv, services.clock)
+        self.store = SceneStore(services.kv, services.clock, services.uow)
         self.words = Words.from_texts(services.texts)
 
     async def handle(self, inbound: Inbound) -> str | None:
@@ -208,6 +210,8 @@ class Dispatcher:
             ctx.expired = state
         else:
             ctx.state = state
+        if state is None and ctx.kind in TEXTS:
+            ctx.lost = await self.store.lost(inbound.openid)
         if inbound.kind != "event" or any(r.takes(ctx.kind) for r in self.routers):
             await self._open_window(ctx)
         return await self._route(ctx)
@@ -233,6 +237,10 @@ class Dispatcher:
             reply = await self._expired(router, ctx)
             if reply is not None:
                 return reply
+        if ctx.lost == router.name and router.lost_text and router.is_answer(ctx):
+            ctx.lost = None
+            await self.store.clear(ctx.openid)  # said once
+            return ctx.texts.get(router.lost_text)
         if router.start is not None and router.start.takes(ctx.kind):
             return await router.start.handle(ctx)
         return None

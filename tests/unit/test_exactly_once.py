@@ -105,3 +105,25 @@ async def test_two_handlings_of_one_message_cannot_both_commit(world: World) -> 
             await uow.outbox.add(OutboxMessage(CITIZEN, "第二次"))
             await uow.commit()
     assert "第二次" not in await w.outbox_to(CITIZEN)
+
+
+async def test_a_form_lost_with_the_store_is_said_once_at_the_first_answer(world: World) -> None:
+    w = world
+    await w.say("我们村口的路灯坏了一个星期了")
+    await w.say("松陵街道 永康社区")
+    w.advance(60)
+    w.kv._data.clear()  # Redis came back empty: the form state is gone, the database is not
+    w.advance(5)
+    assert await w.say("你好呀") != w.t("form_lost")  # not an answer: nothing said about the form
+    assert await w.say("13912345678") == w.t("form_lost")
+    assert await w.say("13912345678") != w.t("form_lost")  # once
+    assert await w.tickets() == []
+
+
+async def test_a_finished_form_is_not_taken_for_a_lost_one(world: World) -> None:
+    w = world
+    await file_report(w, where="松陵街道 永康社区")
+    w.advance(60)
+    w.kv._data.clear()
+    w.advance(5)
+    assert await w.say("是") != w.t("form_lost")

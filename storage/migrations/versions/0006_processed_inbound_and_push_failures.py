@@ -3,7 +3,8 @@
 - processed_inbound: the record that an inbound message (its dedupe key) had its effect, written
   in the effect's transaction, with the passive reply;
 - push_failures: pushes that failed for good, per station, and whether a deputy was told;
-- outbox.ticket_number: the ticket a push is about.
+- outbox.ticket_number: the ticket a push is about;
+- citizens.scene / scene_started_at: the chat scene last entered (tells a state lost with Redis).
 
 Revision ID: 0006
 Revises: 0002
@@ -45,9 +46,15 @@ def upgrade() -> None:
     op.create_index(op.f("ix_push_failures_station_code"), "push_failures", ["station_code"])
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ticket_number", sa.Integer(), nullable=True))
+    with op.batch_alter_table("citizens", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("scene", sa.String(length=64), nullable=False, server_default=""))
+        batch_op.add_column(sa.Column("scene_started_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("citizens", schema=None) as batch_op:
+        batch_op.drop_column("scene_started_at")
+        batch_op.drop_column("scene")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_column("ticket_number")
     op.drop_index(op.f("ix_push_failures_station_code"), table_name="push_failures")
