@@ -448,4 +448,16 @@ class DeliveryWorker:
             if self._stopping:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), await self._until_next_due())
+
+    async def _until_next_due(self) -> float:
+        """Seconds to sleep: until the next claim runs out or retry is due (a dead worker's
+        messages go out as soon as its lease ends), at most `interval`."""
+        try:
+            async with self.services.uow() as uow:
+                due = await uow.outbox.next_due()
+        except Exception:  # noqa: BLE001 - the database blinked: the interval will do
+            return self.interval
+        if due is None:
+            return self.interval
+        return min(self.interval, max((due - self.services.clock.now()).total_seconds(), 0.05))

@@ -295,6 +295,11 @@ class MemoryOutboxRepository:
         found = [m for m in self._rows.values() if m.status == OutboxStatus.HELD and m.recipient_openid == openid]
         return sorted(found, key=lambda m: m.id or 0)
 
+    async def next_due(self) -> datetime | None:
+        times = [m.next_attempt_at for m in self._rows.values()
+                 if m.status == OutboxStatus.PENDING and m.next_attempt_at is not None]
+        return min(times, default=None)
+
     async def extend_claim(self, ids: Sequence[int], claimed_until: datetime, until: datetime) -> list[int]:
         renewed = []
         for message_id in ids:

@@ -157,6 +157,10 @@ class SqlOutboxRepository:
             query = query.with_for_update(skip_locked=True)
         return [message_of(r) for r in await self._s.scalars(query)]
 
+    async def next_due(self) -> datetime | None:
+        return await self._s.scalar(select(func.min(OutboxRow.next_attempt_at))
+                                    .where(OutboxRow.status == str(OutboxStatus.PENDING)))
+
     async def extend_claim(self, ids: Sequence[int], claimed_until: datetime, until: datetime) -> list[int]:
         if not ids:
             return []

@@ -109,6 +109,10 @@ class OutboxRepository(Protocol):
     async def due(self, now: datetime, limit: int = 50) -> Sequence[OutboxMessage]:
         """Pending messages whose next_attempt_at is due (or unset), oldest first."""
         ...
+    async def next_due(self) -> datetime | None:
+        """The earliest next_attempt_at of the pending messages that have one (a claim running out,
+        a retry), or None."""
+        ...
     async def extend_claim(self, ids: Sequence[int], claimed_until: datetime, until: datetime) -> list[int]:
         """Renew a delivery claim: pending messages whose next_attempt_at is still `claimed_until`
         get `until`; returns their ids (a claim another worker took over is not renewed)."""

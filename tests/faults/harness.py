@@ -274,10 +274,11 @@ class Rig:
         return list(await self.query(lambda uow: uow.outbox.list(statuses or tuple(OutboxStatus))))
 
     async def delivered(self, timeout: float = 30.0) -> list[OutboxMessage]:
-        """Wait until no outbox message is pending; returns the outbox then."""
+        """Wait until nothing is pending but scheduled retries (no message waits for its first
+        attempt); returns the whole outbox then."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not await self.outbox(OutboxStatus.PENDING):
+            if not [m for m in await self.outbox(OutboxStatus.PENDING) if m.attempts == 0]:
                 return await self.outbox()
             await asyncio.sleep(0.1)
         raise AssertionError(f"outbox still pending after {timeout}s: {await self.outbox(OutboxStatus.PENDING)}")
