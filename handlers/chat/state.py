@@ -104,7 +104,7 @@ class SceneStore:
     async def epoch(self, now: datetime) -> datetime:
         """When the key-value store's content began: set now if the store has none (it is new or
         came back empty)."""
-        await self.kv.set_if_absent(keys.STORE_EPOCH, now.isoformat(timespec="seconds"), _EPOCH_TTL)
+        await self.kv.set_if_absent(keys.STORE_EPOCH, now.isoformat(), _EPOCH_TTL)
         raw = await self.kv.get(keys.STORE_EPOCH)
         try:
             return datetime.fromisoformat(raw) if raw else now

@@ -221,9 +221,17 @@ class Rig:
         return text_xml(openid, ACCOUNT, text, created_at=self._created,
                         msg_id=next_msg_id() if msg_id is None else msg_id)
 
-    async def send(self, openid: str, text: str, msg_id: int | None = None) -> str | None:
+    async def send(self, openid: str, text: str, msg_id: int | None = None, late: float = 15.0) -> str | None:
+        """A text message; its passive reply, or (on a busy machine the handler may pass the
+        reply deadline) the reply pushed instead, waited for up to `late` seconds."""
+        pushed = len(self.api.sent_texts(openid))
         status, reply = await self.post(self.text_xml(openid, text, msg_id))
         assert status == 200, f"{status} for {text!r}"
+        deadline = time.monotonic() + late
+        while reply is None and time.monotonic() < deadline:
+            if self.api.sent_texts(openid)[pushed:]:
+                return self.api.sent_texts(openid)[-1]
+            await asyncio.sleep(0.1)
         return reply
 
     async def event(self, openid: str, event: str, key: str = "") -> str | None:
