@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -122,6 +123,17 @@ async def drain_queues(bot: BotApp) -> int:
     return assigned
 
 
+PROCESSED_INBOUND_KEPT = timedelta(days=7)  # WeChat retries within seconds; a week is plenty
+
+
+async def prune_processed_inbound(bot: BotApp) -> int:
+    """Forget the exactly-once records of old messages."""
+    async with bot.services.uow() as uow:
+        pruned = await uow.processed_inbound.prune(bot.clock.now() - PROCESSED_INBOUND_KEPT)
+        await uow.commit()
+    return pruned
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -133,6 +145,7 @@ JOBS = (
     # shifts start on whole minutes (HH:MM): a check at second 0 drains each station queue at the
     # moment its next shift begins
     Job("drain_queues", drain_queues, lambda: CronTrigger(second=0)),
+    Job("prune_processed_inbound", prune_processed_inbound, lambda: CronTrigger(hour=3, minute=17)),
 )
 
 

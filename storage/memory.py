@@ -58,6 +58,9 @@ class _Staged(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         self._writes[key] = copy.deepcopy(value)
 
+    def delete(self, key: K) -> None:
+        self._writes[key] = _DELETED
+
     def values(self) -> Iterator[V]:
         merged = {**self._table.rows, **self._writes}
         for value in merged.values():
@@ -352,6 +355,12 @@ class MemoryProcessedInboundRepository:
         """At commit: another unit of work may have recorded the same key meanwhile."""
         if any(key in self._table.rows for key in self._added):
             raise KeyError("inbound already recorded by another unit of work")
+
+    async def prune(self, before: datetime) -> int:
+        old = [r.key for r in self._rows.values() if r.handled_at < before]
+        for key in old:
+            self._rows.delete(key)
+        return len(old)
 
     def forget_added(self) -> None:
         self._added.clear()

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
@@ -229,6 +229,11 @@ class SqlProcessedInboundRepository:
     async def set_reply(self, key: str, reply: str) -> None:
         await self._s.execute(update(ProcessedInboundRow).where(ProcessedInboundRow.key == key)
                               .values(reply=reply).execution_options(synchronize_session=False))
+
+    async def prune(self, before: datetime) -> int:
+        result = await self._s.execute(delete(ProcessedInboundRow).where(ProcessedInboundRow.handled_at < before)
+                                       .execution_options(synchronize_session=False))
+        return int(result.rowcount or 0)
 
 
 class SqlBindCodeRepository:

@@ -134,6 +134,9 @@ class ProcessedInboundRepository(Protocol):
         """Raises (on commit at the latest) when the key is already recorded."""
         ...
     async def set_reply(self, key: str, reply: str) -> None: ...
+    async def prune(self, before: datetime) -> int:
+        """Forget records handled before `before` (WeChat stopped retrying long ago); how many."""
+        ...
 
 
 class BindCodeRepository(Protocol):

@@ -561,6 +561,15 @@ async def test_processed_inbound_is_stored_with_its_effect_or_not_at_all(uow_fac
         async with uow_factory() as uow:
             await uow.processed_inbound.add(ProcessedInbound("msg:1", T0))
             await uow.commit()
+    async with uow_factory() as uow:
+        await uow.processed_inbound.add(ProcessedInbound("msg:2", T0 + timedelta(days=2)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.processed_inbound.prune(T0 + timedelta(days=1)) == 1
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.processed_inbound.get("msg:1") is None
+        assert await uow.processed_inbound.get("msg:2") is not None
 
 
 async def test_outbox_save_unknown_raises(uow_factory) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import BotApp
+from bot.bootstrap import BotApp
 from bot.settings import Settings
 from bot.webhook import WEBHOOK_KEY
 from bot.wechat.crypto import MessageCrypto
