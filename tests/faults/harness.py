@@ -240,7 +240,7 @@ class Rig:
         return reply
 
     # --- the database, read and seeded directly -------------------------------------------------
-    async def uow_factory(self) -> Any:
+    def uow_factory(self) -> Any:
         from storage.sql import SqlUnitOfWorkFactory
 
         return SqlUnitOfWorkFactory(self.database_url)
@@ -259,7 +259,7 @@ class Rig:
             tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
             await conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         await engine.dispose()
-        factory = await self.uow_factory()
+        factory = self.uow_factory()
         try:
             for kind, content in (("stations", STATIONS), ("deputies", DEPUTIES), ("duty", DUTY)):
                 path = self.directory / f"{kind}.csv"
@@ -271,7 +271,7 @@ class Rig:
 
     async def query(self, fn: Any) -> Any:
         """`await fn(uow)` in a unit of work of its own (a read of the shared database)."""
-        factory = await self.uow_factory()
+        factory = self.uow_factory()
         try:
             async with factory() as uow:
                 return await fn(uow)
