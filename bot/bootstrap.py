@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,14 +28,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock, SystemClock
-from bot.core.events import MessagesQueued
+from bot.core.events import MessagesQueued, PushFailed
 from bot.core.inbound import Inbound
 from bot.core.outbound import OutboxMessage
 from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
 from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
-from handlers import notify
+from handlers import failures, notify
 from handlers.bus import BusUnitOfWorkFactory, MessageBus
 from handlers.chat import ROUTERS
 from handlers.chat.router import Dispatcher
@@ -45,13 +46,16 @@ from handlers.services import Services
 
 log = logging.getLogger(__name__)
 
-# every WeChat call is bounded: a hung call must not outlive the token lock or a delivery claim
-WECHAT_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
+
+def wechat_timeout(settings: Settings) -> aiohttp.ClientTimeout:
+    """Every WeChat call is bounded: a hung call must not outlive the token lock."""
+    return aiohttp.ClientTimeout(total=settings.wechat_timeout, connect=min(5.0, settings.wechat_timeout))
 
 
 def subscribe_all(bus: MessageBus, services: Services) -> None:
     """Every event subscription of the application. A new feature subscribes here."""
     notify.register(bus, services.texts)  # pushes about tickets, stored in the transaction
+    bus.subscribe(PushFailed, failures.record_push_failure)  # for staff and the next deputy on duty
     # late-bound: the app's delivery worker is built after the Services it needs
     bus.subscribe_after_commit(MessagesQueued, lambda _: services.kick_delivery())
 
@@ -63,7 +67,7 @@ def build_services(settings: Settings, *, uow: UnitOfWorkFactory, kv: KeyValueSt
     commit dispatches the recorded events. `kick_delivery` may be set later (the app's delivery
     worker needs the Services first)."""
     bus = MessageBus()
-    services = Services(uow=BusUnitOfWorkFactory(uow, bus), kv=kv, nlu=nlu, clock=clock,
+    services = Services(uow=BusUnitOfWorkFactory(uow, bus, clock), kv=kv, nlu=nlu, clock=clock,
                         settings=settings, texts=texts or default_texts())
     if kick_delivery is not None:
         services.kick_delivery = kick_delivery
@@ -105,7 +109,7 @@ async def open_gateway(settings: Settings) -> AsyncIterator[WeChatGateway]:
 
     kv = build_kv(settings)
     try:
-        async with aiohttp.ClientSession(timeout=WECHAT_TIMEOUT) as session:
+        async with aiohttp.ClientSession(timeout=wechat_timeout(settings)) as session:
             yield HttpWeChatGateway(settings, kv, session)
     finally:
         await kv.close()
@@ -126,6 +130,17 @@ async def refresh_places(bot: BotApp) -> None:
     await learn_station_places(bot.services)
 
 
+PROCESSED_INBOUND_KEPT = timedelta(days=7)  # WeChat retries within seconds; a week is plenty
+
+
+async def prune_processed_inbound(bot: BotApp) -> int:
+    """Forget the exactly-once records of old messages."""
+    async with bot.services.uow() as uow:
+        pruned = await uow.processed_inbound.prune(bot.clock.now() - PROCESSED_INBOUND_KEPT)
+        await uow.commit()
+    return pruned
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -138,6 +153,7 @@ JOBS = (
     # moment its next shift begins
     Job("drain_queues", drain_queues, lambda: CronTrigger(second=0)),
     Job("refresh_places", refresh_places, lambda: CronTrigger(second=30)),
+    Job("prune_processed_inbound", prune_processed_inbound, lambda: CronTrigger(hour=3, minute=17)),
 )
 
 
@@ -180,7 +196,7 @@ class BotApp:
             await asyncio.to_thread(upgrade, self.settings.database_url)  # Alembic is synchronous
         self.kv = build_kv(self.settings)
         self.uow_factory = SqlUnitOfWorkFactory(self.settings.database_url, clock=self.clock)
-        self.http = aiohttp.ClientSession(timeout=WECHAT_TIMEOUT)
+        self.http = aiohttp.ClientSession(timeout=wechat_timeout(self.settings))
         if self.gateway is None:
             self.gateway = HttpWeChatGateway(self.settings, self.kv, self.http)
         if self.nlu is None:

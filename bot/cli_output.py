@@ -73,12 +73,13 @@ def recipient(openid: str, deputies: dict[str, Deputy], texts: Texts) -> str:
 
 def outbox_table(messages: Iterable[OutboxMessage], deputies: Iterable[Deputy], texts: Texts) -> Table:
     by_openid = {d.openid: d for d in deputies if d.openid}
-    table = _table(texts, "cli_outbox_id", "cli_outbox_to", "cli_outbox_channel", "cli_outbox_status",
-                   "cli_outbox_reason", "cli_outbox_attempts", "cli_outbox_text")
+    table = _table(texts, "cli_outbox_id", "cli_outbox_to", "cli_outbox_ticket", "cli_outbox_channel",
+                   "cli_outbox_status", "cli_outbox_reason", "cli_outbox_attempts", "cli_outbox_text")
     for m in messages:
         channel_key = f"outbox_channel_{m.channel}"
         channel = texts.get(channel_key) if m.channel and channel_key in texts else m.channel or "—"
-        table.add_row(str(m.id), recipient(m.recipient_openid, by_openid, texts), channel,
+        table.add_row(str(m.id), recipient(m.recipient_openid, by_openid, texts),
+                      f"#{m.ticket_number}" if m.ticket_number else "—", channel,
                       texts.get(f"outbox_status_{m.status}"), outbox_reason(m.last_error, texts) or "—",
                       str(m.attempts), " ".join(m.text.split())[:40])
     return table

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     wechat_token: str = "zhitongche"
     wechat_aes_key: str = ""  # EncodingAESKey: when set, safe mode
     wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_timeout: float = 10.0  # seconds a WeChat API call may take before it counts as failed
     # a signed request whose timestamp is further than this from our clock is refused (403)
     wechat_timestamp_window: int = 300
 

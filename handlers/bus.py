@@ -10,16 +10,28 @@ Two kinds of handler, subscribed once in bot/bootstrap.py:
 
 Use cases open `services.uow()` as before; the bus's unit of work collects the events their
 aggregates recorded (UnitOfWork.collect_new_events) when they call `commit()`.
+
+Exactly-once inbound effects: while a WeChat message is handled (`handling_inbound(key)`, entered
+by the chat Dispatcher), the first commit that has effects (events or outbox messages) also
+writes the ProcessedInbound record of that message's dedupe key, in the same transaction. A
+crash leaves both or neither; a retry that finds the record is answered from it, and two
+handlings of one message cannot both commit (the key is a primary key). Use cases know nothing of it.
+Outbox messages stored by a handler of a ticket event carry that ticket's number.
 """
 from __future__ import annotations
 
 import inspect
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from bot.core.clock import Clock, SystemClock
 from bot.core.events import Event, MessagesQueued
+from bot.core.inbound import ProcessedInbound
 from bot.core.outbound import OutboxMessage
 from bot.core.ports import UnitOfWork, UnitOfWorkFactory
 
@@ -63,17 +75,48 @@ class MessageBus:
                                   type(event).__name__)
 
 
+@dataclass
+class InboundScope:
+    """The inbound message being handled, and its record once a commit wrote it."""
+
+    key: str
+    recorded: ProcessedInbound | None = None
+
+
+_inbound: ContextVar[InboundScope | None] = ContextVar("zhitongche_inbound", default=None)
+
+
+@contextmanager
+def handling_inbound(key: str) -> Iterator[InboundScope]:
+    """Commits inside this block belong to the inbound message `key` (its dedupe key)."""
+    scope = InboundScope(key)
+    token = _inbound.set(scope)
+    try:
+        yield scope
+    finally:
+        _inbound.reset(token)
+
+
 class _CountingOutbox:
-    """The outbox repository, counting what its unit of work adds (for MessagesQueued)."""
+    """The outbox repository, counting what its unit of work adds (for MessagesQueued), tagging
+    pushes with the ticket of the event being handled, and collecting the events saved messages
+    recorded (PushFailed)."""
 
     def __init__(self, inner: Any, uow: BusUnitOfWork) -> None:
         self.inner = inner
         self._uow = uow
 
     async def add(self, message: OutboxMessage) -> OutboxMessage:
+        if message.ticket_number is None:
+            message.ticket_number = self._uow.about_ticket
         stored = await self.inner.add(message)
         self._uow.messages_added += 1
         return stored
+
+    async def save(self, message: OutboxMessage) -> None:
+        self._uow.recorded += message.events
+        message.events = []
+        await self.inner.save(message)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -83,11 +126,14 @@ class BusUnitOfWork:
     """A unit of work whose commit dispatches the recorded events through the bus; everything
     else (the repositories) is the storage's own unit of work."""
 
-    def __init__(self, inner: UnitOfWork, bus: MessageBus) -> None:
+    def __init__(self, inner: UnitOfWork, bus: MessageBus, clock: Clock) -> None:
         self._inner = inner
         self._bus = bus
+        self._clock = clock
         self._outbox: _CountingOutbox | None = None
         self.messages_added = 0
+        self.recorded: list[Event] = []  # events of saved outbox messages
+        self.about_ticket: int | None = None  # the ticket of the event whose handlers run now
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)  # stations, deputies, duty, tickets, citizens, bind_codes
@@ -106,9 +152,11 @@ class BusUnitOfWork:
     async def __aexit__(self, *exc: object) -> None:
         await self._inner.__aexit__(*exc)
         self.messages_added = 0
+        self.recorded = []
 
     def collect_new_events(self) -> list[Event]:
-        return self._inner.collect_new_events()
+        events, self.recorded = [*self.recorded, *self._inner.collect_new_events()], []
+        return events
 
     async def commit(self) -> None:
         done: list[Event] = []
@@ -116,27 +164,46 @@ class BusUnitOfWork:
             events = self.collect_new_events()
             if not events:
                 break
-            await self._bus.handle_in_transaction(events, self)
+            for event in events:
+                self.about_ticket = getattr(event, "number", None)
+                await self._bus.handle_in_transaction([event], self)
+            self.about_ticket = None
             done += events
         else:
             raise RuntimeError("in-transaction event handlers keep recording events")
+        record = await self._record_inbound(done)
         await self._inner.commit()
+        scope = _inbound.get()
+        if record is not None and scope is not None:
+            scope.recorded = record
         if self.messages_added:
             done.append(MessagesQueued(self.messages_added))
             self.messages_added = 0
         await self._bus.handle_after_commit(done)
 
+    async def _record_inbound(self, events: list[Event]) -> ProcessedInbound | None:
+        """The inbound message's record, in this transaction when it is the first with effects."""
+        scope = _inbound.get()
+        if scope is None or scope.recorded is not None or not (events or self.messages_added):
+            return None
+        number = next((n for n in (getattr(e, "number", None) for e in events) if n is not None), None)
+        record = ProcessedInbound(scope.key, self._clock.now(), ticket_number=number)
+        await self._inner.processed_inbound.add(record)
+        return record
+
     async def rollback(self) -> None:
         await self._inner.rollback()  # forgets the recorded events too
         self.messages_added = 0
+        self.recorded = []
 
 
 class BusUnitOfWorkFactory:
     """What use cases get as `services.uow`: units of work of `inner` that go through `bus`."""
 
-    def __init__(self, inner: UnitOfWorkFactory, bus: MessageBus) -> None:
+    def __init__(self, inner: UnitOfWorkFactory, bus: MessageBus, clock: Clock | None = None) -> None:
         self.inner = inner
         self.bus = bus
+        self.clock = clock or SystemClock()
 
     def __call__(self) -> BusUnitOfWork:
-        return BusUnitOfWork(self.inner(), self.bus)
+        return BusUnitOfWork(self.inner(), self.bus, self.clock)

@@ -15,12 +15,23 @@ windows are short-lived state with their own expiry, so they live in the key-val
   43004 (the user no longer follows us) holds the message. Anything else is retried with
   exponential back-off (RETRY_BASE doubling up to RETRY_MAX); after MAX_ATTEMPTS it is `failed`
   with last_error, visible in `zhitongche outbox`.
-- Exactly-once-ish: each message is marked sent in its own transaction right after WeChat accepted
-  it. A pass first claims its messages in the database (their due time moved past the pass, in
-  one transaction; PostgreSQL skips rows another worker is claiming), so workers never pick up
-  the same message; if a worker dies, its claim runs out and the messages are due again. Within a
-  pass, once a recipient's message is deferred, that recipient's later messages wait for the
+- After MAX_ATTEMPTS a message is `failed` for good and records PushFailed: its station's staff
+  see it (outbox.failures) and the next on-duty deputy is told in 我的工单 (handlers/failures.py).
+- Claims: a pass claims its due messages in one short transaction (PostgreSQL: SELECT … FOR
+  UPDATE SKIP LOCKED, so two workers never take the same rows) by moving their due time
+  CLAIM_LEASE ahead; while the pass sends, the lease is renewed every CLAIM_LEASE / 3 for the
+  messages not yet done (only while still ours: extend_claim checks the value). A worker killed
+  mid-pass leaves its messages due again within CLAIM_LEASE.
+- Concurrency: recipients are served concurrently, at most SEND_CONCURRENCY at once, so a hung
+  WeChat call (bounded by ZTC_WECHAT_TIMEOUT) holds up only its own recipient; one recipient's
+  messages go one after another, in order, and once one is deferred the later ones wait for the
   next pass so they do not overtake it.
+- Each message is marked sent in its own short transaction right after WeChat accepted it.
+
+The one at-least-once window: WeChat accepted a message but the process died (or the call timed
+out after WeChat had taken it) before it was marked sent; the message is sent again once its
+claim runs out. Customer-service and template messages take no idempotency key; mass sends
+(broadcasts) must pass `clientmsgid`, which makes WeChat drop a repeated call.
 """
 from __future__ import annotations
 
@@ -53,10 +64,10 @@ RETRY_MAX = timedelta(hours=1)
 WINDOW_CLOSED_ERRORS = frozenset({45015, 45047})  # response out of time limit / count limit
 NOT_FOLLOWING_ERRORS = frozenset({43004})  # require subscribe
 
-# A pass claims its messages in the database (next_attempt_at pushed past the pass) before sending,
-# so another worker does not pick them up; a worker that dies mid-pass leaves them due again later.
-CLAIM_BASE = timedelta(seconds=30)
-CLAIM_PER_MESSAGE = timedelta(seconds=15)  # above the gateway's 10 s timeout per send
+# A pass's claim on its messages (next_attempt_at moved ahead), renewed while it sends: a worker
+# that dies mid-pass leaves them due again within this.
+CLAIM_LEASE = timedelta(seconds=6)
+SEND_CONCURRENCY = 8  # recipients served at once by one worker
 
 
 # --- the window ----------------------------------------------------------------------------------
@@ -174,43 +185,92 @@ class _PassResult:
 
 async def _deliver_pass(services: Services, gateway: WeChatGateway, limit: int) -> _PassResult:
     result = _PassResult()
-    due = await _claim_due(services, limit)
-    result.due = len(due)
-    deferred: set[str] = set()
+    claim = await _Claim.take(services, limit)
+    result.due = len(claim.due)
+    by_recipient: dict[str, list[tuple[OutboxMessage, datetime | None]]] = {}
+    for message, due_at in claim.due:
+        by_recipient.setdefault(message.recipient_openid, []).append((message, due_at))
+    slots = asyncio.Semaphore(SEND_CONCURRENCY)
     skipped: list[tuple[OutboxMessage, datetime | None]] = []
-    for message, due_at in due:
-        if message.recipient_openid in deferred:
-            skipped.append((message, due_at))
-            continue
-        sent = await _deliver_one(services, gateway, message)
-        result.changed += 1
-        if sent:
-            result.sent += 1
-        else:
-            deferred.add(message.recipient_openid)
+
+    async def serve(queue: list[tuple[OutboxMessage, datetime | None]]) -> None:
+        async with slots:
+            for position, (message, _) in enumerate(queue):
+                if not claim.holds(message):  # the lease ran out and another worker took it
+                    return
+                sent = await _deliver_one(services, gateway, message)
+                claim.done(message)
+                result.changed += 1
+                if not sent:  # the recipient's later messages must not overtake this one
+                    skipped.extend(queue[position + 1:])
+                    return
+                result.sent += 1
+
+    renewing = asyncio.get_running_loop().create_task(claim.keep())
+    try:
+        await asyncio.gather(*(serve(queue) for queue in by_recipient.values()))
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
     if skipped:
-        # not overtaking an earlier message: back to due for the next pass, claim released
+        # back to due for the next pass, claim released
         async with services.uow() as uow:
             for message, due_at in skipped:
-                message.next_attempt_at = due_at
-                await uow.outbox.save(message)
+                if claim.holds(message):
+                    message.next_attempt_at = due_at
+                    await uow.outbox.save(message)
             await uow.commit()
     return result
 
 
-async def _claim_due(services: Services, limit: int) -> list[tuple[OutboxMessage, datetime | None]]:
-    """Due messages, each with its original due time, claimed for this pass in one transaction."""
-    now = services.clock.now()
-    async with services.uow() as uow:
-        due = list(await uow.outbox.due(now, limit))
-        claimed_until = now + CLAIM_BASE + CLAIM_PER_MESSAGE * len(due)
-        claimed = []
-        for message in due:
-            claimed.append((message, message.next_attempt_at))
-            message.next_attempt_at = claimed_until
-            await uow.outbox.save(message)
-        await uow.commit()
-    return claimed
+class _Claim:
+    """This pass's lease on its messages: taken in one transaction, renewed while sending."""
+
+    def __init__(self, services: Services, due: list[tuple[OutboxMessage, datetime | None]], until: datetime) -> None:
+        self.services = services
+        self.due = due  # (message, its due time before the claim)
+        self.until = until
+        self._open = {m.id for m, _ in due}  # claimed, not yet done, still ours
+
+    @classmethod
+    async def take(cls, services: Services, limit: int) -> _Claim:
+        now = services.clock.now()
+        until = now + CLAIM_LEASE
+        async with services.uow() as uow:
+            due = list(await uow.outbox.due(now, limit))  # PostgreSQL: FOR UPDATE SKIP LOCKED
+            claimed = []
+            for message in due:
+                claimed.append((message, message.next_attempt_at))
+                message.next_attempt_at = until
+                await uow.outbox.save(message)
+            await uow.commit()
+        return cls(services, claimed, until)
+
+    def holds(self, message: OutboxMessage) -> bool:
+        return message.id in self._open
+
+    def done(self, message: OutboxMessage) -> None:
+        self._open.discard(message.id)
+
+    async def keep(self) -> None:
+        """Renew the lease of the messages not done yet, every CLAIM_LEASE / 3, until cancelled."""
+        while True:
+            await asyncio.sleep(CLAIM_LEASE.total_seconds() / 3)
+            if not self._open:
+                continue
+            until = self.services.clock.now() + CLAIM_LEASE
+            try:
+                async with self.services.uow() as uow:
+                    kept = await uow.outbox.extend_claim(sorted(self._open), self.until, until)  # type: ignore[arg-type]
+                    await uow.commit()
+            except Exception:  # noqa: BLE001 - the database blinked: try again next round
+                log.warning("outbox: renewing a delivery claim failed", exc_info=True)
+                continue
+            if self._open - set(kept):
+                log.warning("outbox: %d claimed messages were taken over", len(self._open - set(kept)))
+            self._open &= set(kept)
+            self.until = until
 
 
 async def _deliver_one(services: Services, gateway: WeChatGateway, message: OutboxMessage) -> bool:
@@ -313,8 +373,7 @@ async def _retry(services: Services, message: OutboxMessage, error: str) -> None
     message.attempts += 1
     message.last_error = error[:500]
     if message.attempts >= MAX_ATTEMPTS:
-        message.status = OutboxStatus.FAILED
-        message.next_attempt_at = None
+        message.give_up(error, now)  # records PushFailed: a person hears of it
         log.error("outbox %s to %s failed after %d attempts: %s",
                   message.id, mask_openid(message.recipient_openid), message.attempts, error)
     else:
@@ -389,4 +448,16 @@ class DeliveryWorker:
             if self._stopping:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                await asyncio.wait_for(self._wake.wait(), await self._until_next_due())
+
+    async def _until_next_due(self) -> float:
+        """Seconds to sleep: until the next claim runs out or retry is due (a dead worker's
+        messages go out as soon as its lease ends), at most `interval`."""
+        try:
+            async with self.services.uow() as uow:
+                due = await uow.outbox.next_due()
+        except Exception:  # noqa: BLE001 - the database blinked: the interval will do
+            return self.interval
+        if due is None:
+            return self.interval
+        return min(self.interval, max((due - self.services.clock.now()).total_seconds(), 0.05))

@@ -34,7 +34,7 @@ from bot.core.privacy import mask_openid
 from bot.core.tickets import Ticket
 from bot.texts import Texts
 from dialogues.words import fold_width
-from handlers import notify
+from handlers import failures, notify
 from handlers.services import Services, lookup_remembering_misses, retry_on_conflict
 
 log = logging.getLogger(__name__)
@@ -349,11 +349,12 @@ def _detail(services: Services, ticket: Ticket) -> str:
 async def _my_tickets(services: Services, deputy: Deputy) -> str:
     """The deputy's open tickets, oldest first, at most MY_TICKETS_MAX lines and a count of the rest."""
     texts = services.texts
+    note = await failures.failed_pushes_note(services, deputy)
     async with services.uow() as uow:
         tickets = await uow.tickets.list_open_for_deputy(deputy.code)
     if not tickets:
-        return texts.get("deputy_my_tickets_empty")
-    lines = [texts.get("deputy_my_tickets_head", count=len(tickets))]
+        return "\n".join(filter(None, [note, texts.get("deputy_my_tickets_empty")]))
+    lines = [*filter(None, [note]), texts.get("deputy_my_tickets_head", count=len(tickets))]
     lines += [
         texts.get(
             "deputy_my_tickets_line",

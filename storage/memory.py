@@ -20,7 +20,8 @@ from typing import Any, Generic, TypeVar
 
 from bot.core.clock import Clock, SystemClock
 from bot.core.events import Event
-from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
+from bot.core.inbound import ProcessedInbound
+from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.ports import ConcurrentUpdate
 from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus, take_events
@@ -58,6 +59,9 @@ class _Staged(Generic[K, V]):
     def put(self, key: K, value: V) -> None:
         self._writes[key] = copy.deepcopy(value)
 
+    def delete(self, key: K) -> None:
+        self._writes[key] = _DELETED
+
     def values(self) -> Iterator[V]:
         merged = {**self._table.rows, **self._writes}
         for value in merged.values():
@@ -94,6 +98,8 @@ class MemoryDatabase:
         self.citizens: _Table[str, Citizen] = _Table()
         self.outbox: _Table[int, OutboxMessage] = _Table()
         self.bind_codes: _Table[str, _BindCode] = _Table()
+        self.push_failures: _Table[int, PushFailure] = _Table()
+        self.processed_inbound: _Table[str, ProcessedInbound] = _Table()
         self.ticket_versions: dict[int, int] = {}  # number -> committed version
         self.ticket_numbers = itertools.count(FIRST_TICKET_NUMBER)
         self.outbox_ids = itertools.count(1)
@@ -267,10 +273,12 @@ class MemoryCitizenRepository:
 
 
 class MemoryOutboxRepository:
-    def __init__(self, rows: _Staged[int, OutboxMessage], ids: Callable[[], int], clock: Clock) -> None:
+    def __init__(self, rows: _Staged[int, OutboxMessage], ids: Callable[[], int], clock: Clock,
+                 failures: _Staged[int, PushFailure]) -> None:
         self._rows = rows
         self._ids = ids
         self._clock = clock
+        self._failures = failures
 
     async def add(self, message: OutboxMessage) -> OutboxMessage:
         message.id = self._ids()
@@ -291,14 +299,77 @@ class MemoryOutboxRepository:
         found = [m for m in self._rows.values() if m.status == OutboxStatus.HELD and m.recipient_openid == openid]
         return sorted(found, key=lambda m: m.id or 0)
 
+    async def next_due(self) -> datetime | None:
+        times = [m.next_attempt_at for m in self._rows.values()
+                 if m.status == OutboxStatus.PENDING and m.next_attempt_at is not None]
+        return min(times, default=None)
+
+    async def extend_claim(self, ids: Sequence[int], claimed_until: datetime, until: datetime) -> list[int]:
+        renewed = []
+        for message_id in ids:
+            message = self._rows.get(message_id)
+            if message and message.status == OutboxStatus.PENDING and message.next_attempt_at == claimed_until:
+                self._rows.put(message_id, replace(message, next_attempt_at=until))
+                renewed.append(message_id)
+        return renewed
+
     async def save(self, message: OutboxMessage) -> None:
         if message.id is None or self._rows.get(message.id) is None:
             raise LookupError(f"no outbox message {message.id}")
-        self._rows.put(message.id, message)
+        self._rows.put(message.id, replace(message, events=[]))
 
     async def list(self, statuses: Sequence[OutboxStatus] = UNDELIVERED) -> Sequence[OutboxMessage]:
         found = [m for m in self._rows.values() if m.status in statuses]
         return sorted(found, key=lambda m: m.id or 0)
+
+    async def record_failure(self, failure: PushFailure) -> None:
+        self._failures.put(failure.message_id, failure)
+
+    async def failures(self, station_code: str | None = None, *, untold: bool = False) -> Sequence[PushFailure]:
+        found = [f for f in self._failures.values()
+                 if (station_code is None or f.station_code == station_code) and not (untold and f.told_at)]
+        return sorted(found, key=lambda f: (f.failed_at, f.message_id), reverse=True)
+
+    async def mark_told(self, message_ids: Sequence[int], at: datetime) -> None:
+        for message_id in message_ids:
+            failure = self._failures.get(message_id)
+            if failure is not None:
+                self._failures.put(message_id, replace(failure, told_at=at))
+
+
+class MemoryProcessedInboundRepository:
+    def __init__(self, rows: _Staged[str, ProcessedInbound], table: _Table[str, ProcessedInbound]) -> None:
+        self._rows = rows
+        self._table = table
+        self._added: list[str] = []
+
+    async def get(self, key: str) -> ProcessedInbound | None:
+        return self._rows.get(key)
+
+    async def add(self, record: ProcessedInbound) -> None:
+        if self._rows.get(record.key) is not None:
+            raise KeyError(f"inbound {record.key} is already recorded")
+        self._rows.put(record.key, record)
+        self._added.append(record.key)
+
+    def check_unique(self) -> None:
+        """At commit: another unit of work may have recorded the same key meanwhile."""
+        if any(key in self._table.rows for key in self._added):
+            raise KeyError("inbound already recorded by another unit of work")
+
+    async def prune(self, before: datetime) -> int:
+        old = [r.key for r in self._rows.values() if r.handled_at < before]
+        for key in old:
+            self._rows.delete(key)
+        return len(old)
+
+    def forget_added(self) -> None:
+        self._added.clear()
+
+    async def set_reply(self, key: str, reply: str) -> None:
+        record = self._rows.get(key)
+        if record is not None:
+            self._rows.put(key, replace(record, reply=reply))
 
 
 class MemoryBindCodeRepository:
@@ -337,9 +408,11 @@ class MemoryUnitOfWork:
         self.duty = MemoryDutyRepository(stage(db.duty))
         self.tickets = MemoryTicketRepository(stage(db.tickets), lambda: next(db.ticket_numbers), db.ticket_versions)
         self.citizens = MemoryCitizenRepository(stage(db.citizens))
-        self.outbox = MemoryOutboxRepository(stage(db.outbox), lambda: next(db.outbox_ids), clock)
+        self.outbox = MemoryOutboxRepository(stage(db.outbox), lambda: next(db.outbox_ids), clock,
+                                             stage(db.push_failures))
         self.bind_codes = MemoryBindCodeRepository(stage(db.bind_codes))
         attach_staff_repositories(self, db, stage)
+        self.processed_inbound = MemoryProcessedInboundRepository(stage(db.processed_inbound), db.processed_inbound)
 
     async def __aenter__(self) -> MemoryUnitOfWork:
         return self
@@ -351,17 +424,20 @@ class MemoryUnitOfWork:
         # no await in here: the whole commit is atomic with respect to other tasks
         try:
             self.tickets.check_versions()
-        except ConcurrentUpdate:
+            self.processed_inbound.check_unique()
+        except (ConcurrentUpdate, KeyError):
             await self.rollback()  # as the database does: nothing of this transaction is kept
             raise
         for staged in self._staged:
             staged.commit()
         self.tickets.commit()
+        self.processed_inbound.forget_added()
 
     async def rollback(self) -> None:
         for staged in self._staged:
             staged.rollback()
         self.tickets.rollback()
+        self.processed_inbound.forget_added()
 
     def collect_new_events(self) -> list[Event]:
         return take_events(self.tickets.handed_out)

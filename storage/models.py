@@ -159,6 +159,8 @@ class CitizenRow(Base):
     openid: Mapped[str] = mapped_column(String(128), primary_key=True)
     station_code: Mapped[str | None] = mapped_column(String(64))
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    scene: Mapped[str] = mapped_column(String(64), default="")
+    scene_started_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class OutboxRow(Base):
@@ -180,6 +182,32 @@ class OutboxRow(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ticket_number: Mapped[int | None] = mapped_column(Integer)
+
+
+class PushFailureRow(Base):
+    """A push that failed for good, for its station's staff and the next on-duty deputy."""
+
+    __tablename__ = "push_failures"
+
+    message_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # the outbox row
+    station_code: Mapped[str] = mapped_column(String(64), index=True)
+    ticket_number: Mapped[int | None] = mapped_column(Integer)
+    recipient_openid: Mapped[str] = mapped_column(String(128))
+    error: Mapped[str] = mapped_column(Text, default="")
+    failed_at: Mapped[datetime] = mapped_column(DateTime)
+    told_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ProcessedInboundRow(Base):
+    """An inbound message whose effect is stored: written in the effect's own transaction."""
+
+    __tablename__ = "processed_inbound"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)  # Inbound.dedupe_key
+    handled_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    ticket_number: Mapped[int | None] = mapped_column(Integer)
+    reply: Mapped[str | None] = mapped_column(Text)
 
 
 class BindCodeRow(Base):

@@ -10,17 +10,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.core.clock import Clock, SystemClock
 from bot.core.events import Event
-from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
+from bot.core.inbound import ProcessedInbound
+from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.ports import ConcurrentUpdate
 from bot.core.tickets import Ticket, TicketStatus, take_events
-from storage.models import BindCodeRow, OutboxRow, TicketRow
+from storage.models import BindCodeRow, OutboxRow, ProcessedInboundRow, PushFailureRow, TicketRow
 from storage.sql_engine import create_engine_for
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
 from storage.sql_people import SqlCitizenRepository, SqlDeputyRepository, SqlDutyRepository, SqlStationRepository
@@ -157,6 +158,23 @@ class SqlOutboxRepository:
             query = query.with_for_update(skip_locked=True)
         return [message_of(r) for r in await self._s.scalars(query)]
 
+    async def next_due(self) -> datetime | None:
+        return await self._s.scalar(select(func.min(OutboxRow.next_attempt_at))
+                                    .where(OutboxRow.status == str(OutboxStatus.PENDING)))
+
+    async def extend_claim(self, ids: Sequence[int], claimed_until: datetime, until: datetime) -> list[int]:
+        if not ids:
+            return []
+        result = await self._s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(list(ids)), OutboxRow.status == str(OutboxStatus.PENDING),
+                   OutboxRow.next_attempt_at == claimed_until)
+            .values(next_attempt_at=until)
+            .returning(OutboxRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        return list(result.scalars())
+
     async def held_for(self, openid: str) -> Sequence[OutboxMessage]:
         rows = await self._s.scalars(
             select(OutboxRow)
@@ -176,6 +194,47 @@ class SqlOutboxRepository:
             select(OutboxRow).where(OutboxRow.status.in_([str(s) for s in statuses])).order_by(OutboxRow.id)
         )
         return [message_of(r) for r in rows]
+
+    async def record_failure(self, failure: PushFailure) -> None:
+        self._s.add(PushFailureRow(**vars(failure)))
+
+    async def failures(self, station_code: str | None = None, *, untold: bool = False) -> Sequence[PushFailure]:
+        query = select(PushFailureRow).order_by(PushFailureRow.failed_at.desc(), PushFailureRow.message_id.desc())
+        if station_code is not None:
+            query = query.where(PushFailureRow.station_code == station_code)
+        if untold:
+            query = query.where(PushFailureRow.told_at.is_(None))
+        return [PushFailure(**{c: getattr(r, c) for c in _FAILURE_COLUMNS}) for r in await self._s.scalars(query)]
+
+    async def mark_told(self, message_ids: Sequence[int], at: datetime) -> None:
+        if message_ids:
+            await self._s.execute(update(PushFailureRow).where(PushFailureRow.message_id.in_(list(message_ids)))
+                                  .values(told_at=at).execution_options(synchronize_session=False))
+
+
+_FAILURE_COLUMNS = tuple(PushFailure.__dataclass_fields__)
+
+
+class SqlProcessedInboundRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def get(self, key: str) -> ProcessedInbound | None:
+        row = await self._s.get(ProcessedInboundRow, key)
+        return ProcessedInbound(row.key, row.handled_at, row.ticket_number, row.reply) if row else None
+
+    async def add(self, record: ProcessedInbound) -> None:
+        self._s.add(ProcessedInboundRow(**vars(record)))
+        await self._s.flush()  # a duplicate key fails here, inside the effect's transaction
+
+    async def set_reply(self, key: str, reply: str) -> None:
+        await self._s.execute(update(ProcessedInboundRow).where(ProcessedInboundRow.key == key)
+                              .values(reply=reply).execution_options(synchronize_session=False))
+
+    async def prune(self, before: datetime) -> int:
+        result = await self._s.execute(delete(ProcessedInboundRow).where(ProcessedInboundRow.handled_at < before)
+                                       .execution_options(synchronize_session=False))
+        return int(result.rowcount or 0)
 
 
 class SqlBindCodeRepository:
@@ -225,6 +284,7 @@ class SqlUnitOfWork:
     citizens: SqlCitizenRepository
     outbox: SqlOutboxRepository
     bind_codes: SqlBindCodeRepository
+    processed_inbound: SqlProcessedInboundRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self._sessions = sessions
@@ -241,6 +301,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutboxRepository(session, self._clock)
         self.bind_codes = SqlBindCodeRepository(session)
         attach_staff_repositories(self, session)
+        self.processed_inbound = SqlProcessedInboundRepository(session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

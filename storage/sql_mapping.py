@@ -111,6 +111,7 @@ def message_of(row: OutboxRow) -> OutboxMessage:
         last_error=row.last_error,
         created_at=row.created_at,
         sent_at=row.sent_at,
+        ticket_number=row.ticket_number,
     )
 
 
@@ -126,6 +127,7 @@ def message_fields(message: OutboxMessage) -> dict[str, Any]:
         "next_attempt_at": message.next_attempt_at,
         "last_error": message.last_error,
         "sent_at": message.sent_at,
+        "ticket_number": message.ticket_number,
     }
 
 

@@ -142,12 +142,14 @@ class SqlCitizenRepository:
         row = await self._s.get(CitizenRow, openid)
         if row is None:
             return None
-        return Citizen(row.openid, row.station_code, row.subscribed)
+        return Citizen(row.openid, row.station_code, row.subscribed, row.scene or "", row.scene_started_at)
 
     async def save(self, citizen: Citizen) -> None:
         fields = {
             "station_code": citizen.station_code,
             "subscribed": citizen.subscribed,
+            "scene": citizen.scene,
+            "scene_started_at": citizen.scene_started_at,
         }
         row = await self._s.get(CitizenRow, citizen.openid)
         if row is None:

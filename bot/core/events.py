@@ -81,6 +81,17 @@ class CitizenNoted(Event):
 
 
 @dataclass(frozen=True)
+class PushFailed(Event):
+    """An outbox message failed for good (raised by OutboxMessage.give_up): a person must know."""
+
+    message_id: int
+    recipient_openid: str
+    ticket_number: int | None  # the ticket the push was about, if any
+    error: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class MessagesQueued(Event):
     """Outbox messages were stored by a committed unit of work (raised by the unit of work, not an
     aggregate): delivery can start at once."""

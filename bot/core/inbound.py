@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import astuple, dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from bot.core import keys
@@ -47,6 +48,18 @@ class Inbound:
         if self.kind == InboundKind.EVENT:
             return keys.inbound_dedupe("", self.openid, self.created_at, self.event, _digest(self.event_key))
         return keys.inbound_dedupe("", self.openid, self.created_at, "", _digest(repr(astuple(self))))
+
+
+@dataclass
+class ProcessedInbound:
+    """The durable record that a message had its effect: written in the same transaction as the
+    effect (a ticket, a relay, a rating…), so a retry after a crash or a Redis loss is answered
+    from here instead of being handled twice."""
+
+    key: str  # Inbound.dedupe_key
+    handled_at: datetime
+    ticket_number: int | None = None  # the ticket the effect was about, if any
+    reply: str | None = None  # the passive reply, once known (written just after the effect)
 
 
 def _digest(text: str) -> str:

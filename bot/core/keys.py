@@ -16,6 +16,8 @@ def user_lock(openid: str) -> str:
 # --- shared values -----------------------------------------------------------------------------
 WECHAT_TOKEN = "wechat:access_token"
 DEDUPE_PREFIX = "wechat:dedupe:"
+# when this key-value store's content began (set once; gone after Redis restarted empty)
+STORE_EPOCH = "store:epoch"
 
 
 def inbound_dedupe(msg_id: str, openid: str, created_at: int, event: str, digest: str) -> str:

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from bot.core.events import Event, PushFailed
+
 
 class OutboxStatus(StrEnum):
     PENDING = "pending"
@@ -37,3 +39,26 @@ class OutboxMessage:
     last_error: str = ""
     created_at: datetime | None = None
     sent_at: datetime | None = None
+    ticket_number: int | None = None  # the ticket it is about (set by the bus for event pushes)
+    events: list[Event] = field(default_factory=list, compare=False, repr=False)
+
+    def give_up(self, error: str, at: datetime) -> None:
+        """No more attempts: `failed`, and PushFailed so that a person hears of it."""
+        self.status = OutboxStatus.FAILED
+        self.next_attempt_at = None
+        self.last_error = error[:500]
+        assert self.id is not None, "a stored message"
+        self.events.append(PushFailed(self.id, self.recipient_openid, self.ticket_number, self.last_error, at))
+
+
+@dataclass(frozen=True)
+class PushFailure:
+    """A push that failed for good, as its station's staff and deputies see it."""
+
+    message_id: int
+    station_code: str  # "" when the push was about no ticket
+    ticket_number: int | None
+    recipient_openid: str
+    error: str
+    failed_at: datetime
+    told_at: datetime | None = None  # when an on-duty deputy was shown it in 我的工单

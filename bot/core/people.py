@@ -72,3 +72,6 @@ class Citizen:
     openid: str
     station_code: str | None = None
     subscribed: bool = True
+    # the chat scene last entered and when (durable: tells a state lost with Redis from none)
+    scene: str = ""
+    scene_started_at: datetime | None = None

@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.core.events import Event
-from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
+from bot.core.inbound import ProcessedInbound
+from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.parse import ParseResult
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.staff import AuditLogRepository, StaffRepository, TicketNoteRepository
@@ -109,9 +110,34 @@ class OutboxRepository(Protocol):
     async def due(self, now: datetime, limit: int = 50) -> Sequence[OutboxMessage]:
         """Pending messages whose next_attempt_at is due (or unset), oldest first."""
         ...
+    async def next_due(self) -> datetime | None:
+        """The earliest next_attempt_at of the pending messages that have one (a claim running out,
+        a retry), or None."""
+        ...
+    async def extend_claim(self, ids: Sequence[int], claimed_until: datetime, until: datetime) -> list[int]:
+        """Renew a delivery claim: pending messages whose next_attempt_at is still `claimed_until`
+        get `until`; returns their ids (a claim another worker took over is not renewed)."""
+        ...
     async def held_for(self, openid: str) -> Sequence[OutboxMessage]: ...
     async def save(self, message: OutboxMessage) -> None: ...
     async def list(self, statuses: Sequence[OutboxStatus] = UNDELIVERED) -> Sequence[OutboxMessage]: ...
+    async def record_failure(self, failure: PushFailure) -> None: ...
+    async def failures(self, station_code: str | None = None, *, untold: bool = False) -> Sequence[PushFailure]:
+        """Pushes that failed for good, newest first: of one station (None: all), or only those no
+        deputy was shown yet."""
+        ...
+    async def mark_told(self, message_ids: Sequence[int], at: datetime) -> None: ...
+
+
+class ProcessedInboundRepository(Protocol):
+    async def get(self, key: str) -> ProcessedInbound | None: ...
+    async def add(self, record: ProcessedInbound) -> None:
+        """Raises (on commit at the latest) when the key is already recorded."""
+        ...
+    async def set_reply(self, key: str, reply: str) -> None: ...
+    async def prune(self, before: datetime) -> int:
+        """Forget records handled before `before` (WeChat stopped retrying long ago); how many."""
+        ...
 
 
 class BindCodeRepository(Protocol):
@@ -138,6 +164,7 @@ class UnitOfWork(Protocol):
     staff: StaffRepository
     audit: AuditLogRepository
     notes: TicketNoteRepository
+    processed_inbound: ProcessedInboundRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

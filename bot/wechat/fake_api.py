@@ -6,6 +6,7 @@ GET /_fake/calls?openid=…&since=N lists delivered messages for the chat simula
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -32,12 +33,24 @@ class FakeWeChatAPI:
         self._expired: set[str] = set()
         self._tickets: dict[str, str] = {}  # ticket → scene
         self._failures: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self._http_failures: dict[str, list[int]] = defaultdict(list)
+        self._hangs: dict[str, list[float]] = defaultdict(list)
+        self.delay = 0.0  # seconds every message call takes before it is answered (a slow WeChat)
         self._seq = itertools.count()
 
     # --- knobs --------------------------------------------------------------------------------
     def fail_next(self, path: str, errcode: int, errmsg: str, times: int = 1) -> None:
         """The next `times` calls to `path` answer {errcode, errmsg} (e.g. 45015, 45047, 40001)."""
         self._failures[path].extend([(errcode, errmsg)] * times)
+
+    def http_error_next(self, path: str, status: int = 502, times: int = 1) -> None:
+        """The next `times` calls to `path` answer HTTP `status` (a 5xx from WeChat's front)."""
+        self._http_failures[path].extend([status] * times)
+
+    def hang_next(self, path: str, seconds: float = 3600.0, times: int = 1) -> None:
+        """The next `times` calls to `path` get no answer for `seconds`, then a 504: WeChat did not
+        take them (recorded with errcode -1)."""
+        self._hangs[path].extend([seconds] * times)
 
     def expire_token(self) -> None:
         """The current token stops working (calls answer 42001) until a new one is fetched."""
@@ -141,8 +154,18 @@ class FakeWeChatAPI:
         return self._answer(call, {"access_token": self._token, "expires_in": self.token_ttl})
 
     async def _message_call(self, request: web.Request) -> tuple[dict[str, Any], web.Response | None]:
-        """Record a send; the refusal every message API gives (injected error, no touser), if any."""
+        """Record a send; the refusal every message API gives (injected hang, HTTP error or
+        errcode, no touser), if any."""
         call = await self._record(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self._hangs.get(call["path"]):
+            call["errcode"] = -1
+            await asyncio.sleep(self._hangs[call["path"]].pop(0))
+            return call, web.Response(status=504, text="gateway timeout")
+        if self._http_failures.get(call["path"]):
+            call["errcode"] = -1
+            return call, web.Response(status=self._http_failures[call["path"]].pop(0), text="bad gateway")
         error = self._error(call)
         if error:
             return call, self._answer(call, error)

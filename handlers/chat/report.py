@@ -181,5 +181,6 @@ scene = Scene(
     reminder=lambda ctx: rf.reminder(_form(ctx), ctx.texts),
     start=Router("report-start", _start, kinds=frozenset({"attachment", "click:report"})),
     expired_text="form_expired",
+    lost_text="form_lost",
     is_answer=_looks_like_answer,
 )

@@ -25,6 +25,7 @@ from bot.core.inbound import Inbound
 from bot.texts import Texts
 from dialogues.words import Words
 from handlers import delivery
+from handlers.bus import handling_inbound
 from handlers.chat.state import SceneState, SceneStore
 from handlers.services import Services
 
@@ -79,6 +80,7 @@ class Scene:
     start: Router | None = None
     expired_text: str = ""  # said (with {minutes}) when an answer arrives after expiry …
     is_answer: Callable[[Context], bool] = lambda ctx: False  # … and the text looks like one
+    lost_text: str = ""  # said when an answer arrives after the key-value store lost the state
 
     def takes(self, kind: str) -> bool:
         return kind in self.kinds or (self.start is not None and self.start.takes(kind))
@@ -95,6 +97,7 @@ class Context:
     scenes: dict[str, Scene]
     state: SceneState | None = None  # the live scene, if any
     expired: SceneState | None = None  # a scene that expired unanswered
+    lost: str | None = None  # a scene whose state the key-value store lost (came back empty)
     kind: str = field(init=False)  # what the routers' filters name (see the module docstring)
     scene_changed: bool = False  # a scene was entered or left while handling this message
     _parse: ParseResult | None = field(default=None, repr=False)
@@ -157,7 +160,7 @@ class Dispatcher:
         self.scenes = {r.name: r for r in self.routers if isinstance(r, Scene)}
         scene_positions = [i for i, r in enumerate(self.routers) if isinstance(r, Scene)]
         self._after_scenes = scene_positions[-1] + 1 if scene_positions else 0
-        self.store = SceneStore(services.kv, services.clock)
+        self.store = SceneStore(services.kv, services.clock, services.uow)
         self.words = Words.from_texts(services.texts)
 
     async def handle(self, inbound: Inbound) -> str | None:
@@ -165,18 +168,53 @@ class Dispatcher:
             return None
         # before any state is loaded: two quick messages of one user never race on it
         async with self.services.kv.lock(keys.user_lock(inbound.openid)):
-            ctx = Context(self.services, inbound, self.words, self.store, self.scenes)
-            state = await self.store.load(inbound.openid)
-            if state is not None and state.scene not in self.scenes:  # a mode since removed
-                await self.store.clear(inbound.openid)
-                state = None
-            if state is not None and state.expired(self.services.clock.now()):
-                ctx.expired = state
-            else:
-                ctx.state = state
-            if inbound.kind != "event" or any(r.takes(ctx.kind) for r in self.routers):
-                await self._open_window(ctx)
-            return await self._route(ctx)
+            with handling_inbound(inbound.dedupe_key) as scope:
+                done = await self._processed(inbound)
+                if done is not None:
+                    return done
+                reply = await self._handle_locked(inbound)
+                if scope.recorded is not None and reply:
+                    await self._remember_reply(scope.recorded.key, reply)
+                return reply
+
+    async def _processed(self, inbound: Inbound) -> str | None:
+        """The answer to a message whose effect is already stored (a retry after a crash or after
+        the key-value store lost its dedupe key), or None when it was not handled yet."""
+        async with self.services.uow() as uow:
+            record = await uow.processed_inbound.get(inbound.dedupe_key)
+        if record is None:
+            return None
+        log.info("inbound %s from %s was handled before: answered from its record",
+                 inbound.msg_id or inbound.event, mask_openid(inbound.openid))
+        if record.reply:
+            return record.reply
+        if record.ticket_number is not None:
+            return self.services.texts.get("inbound_already_handled_ticket", number=record.ticket_number)
+        return self.services.texts.get("inbound_already_handled")
+
+    async def _remember_reply(self, key: str, reply: str) -> None:
+        try:
+            async with self.services.uow() as uow:
+                await uow.processed_inbound.set_reply(key, reply)
+                await uow.commit()
+        except Exception:  # noqa: BLE001 - the effect is stored; a retry then gets a general answer
+            log.exception("could not store the reply of inbound %s", key)
+
+    async def _handle_locked(self, inbound: Inbound) -> str | None:
+        ctx = Context(self.services, inbound, self.words, self.store, self.scenes)
+        state = await self.store.load(inbound.openid)
+        if state is not None and state.scene not in self.scenes:  # a mode since removed
+            await self.store.clear(inbound.openid)
+            state = None
+        if state is not None and state.expired(self.services.clock.now()):
+            ctx.expired = state
+        else:
+            ctx.state = state
+        if state is None and ctx.kind in TEXTS:
+            ctx.lost = await self.store.lost(inbound.openid)
+        if inbound.kind != "event" or any(r.takes(ctx.kind) for r in self.routers):
+            await self._open_window(ctx)
+        return await self._route(ctx)
 
     async def _route(self, ctx: Context) -> str | None:
         for position, router in enumerate(self.routers):
@@ -199,6 +237,10 @@ class Dispatcher:
             reply = await self._expired(router, ctx)
             if reply is not None:
                 return reply
+        if ctx.lost == router.name and router.lost_text and router.is_answer(ctx):
+            ctx.lost = None
+            await self.store.clear(ctx.openid)  # said once
+            return ctx.texts.get(router.lost_text)
         if router.start is not None and router.start.takes(ctx.kind):
             return await router.start.handle(ctx)
         return None

@@ -3,7 +3,12 @@
 One record per user (`scene:<openid>`) makes "one scene at a time" true by construction: entering
 a scene replaces whatever was there. The record outlives its expiry by EXPIRED_KEPT, so an answer
 that arrives too late is told "that expired" once (see Dispatcher) instead of being taken for
-something new."""
+something new.
+
+Redis may come back empty. Entering a scene also notes it on the user's Citizen row (the
+database), and the key-value store holds STORE_EPOCH, the time its content began. A user with
+no state whose noted scene started before the epoch lost their state with the store: `lost()`
+says which scene, so its first answer is told so once instead of being taken for something new."""
 from __future__ import annotations
 
 import json
@@ -15,7 +20,8 @@ from typing import Any
 from bot.core.privacy import mask_openid
 from bot.core import keys
 from bot.core.clock import Clock
-from bot.core.ports import KeyValueStore
+from bot.core.people import Citizen
+from bot.core.ports import KeyValueStore, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +56,10 @@ class SceneState:
 class SceneStore:
     """Reads and writes the per-user state record (under the user's lock: see Dispatcher)."""
 
-    def __init__(self, kv: KeyValueStore, clock: Clock) -> None:
+    def __init__(self, kv: KeyValueStore, clock: Clock, uow: UnitOfWorkFactory) -> None:
         self.kv = kv
         self.clock = clock
+        self.uow = uow
 
     async def load(self, openid: str) -> SceneState | None:
         raw = await self.kv.get(keys.scene(openid))
@@ -69,6 +76,7 @@ class SceneStore:
         now = self.clock.now()
         state = SceneState(scene, data, started_at=now, expires_at=now)
         await self.save(openid, state, ttl)
+        await self._note(openid, scene, now)
         return state
 
     async def save(self, openid: str, state: SceneState, ttl: float) -> None:
@@ -78,3 +86,43 @@ class SceneStore:
 
     async def clear(self, openid: str) -> None:
         await self.kv.delete(keys.scene(openid))
+        await self._note(openid, "", None)
+
+    async def lost(self, openid: str) -> str | None:
+        """The scene whose state this user lost when the key-value store came back empty, if any.
+        Reads the database only within EXPIRED_KEPT of the store's epoch."""
+        now = self.clock.now()
+        epoch = await self.epoch(now)
+        if now - epoch > EXPIRED_KEPT:
+            return None
+        async with self.uow() as uow:
+            citizen = await uow.citizens.get(openid)
+        if citizen is None or not citizen.scene or citizen.scene_started_at is None:
+            return None
+        return citizen.scene if epoch - EXPIRED_KEPT < citizen.scene_started_at < epoch else None
+
+    async def epoch(self, now: datetime) -> datetime:
+        """When the key-value store's content began: set now if the store has none (it is new or
+        came back empty)."""
+        await self.kv.set_if_absent(keys.STORE_EPOCH, now.isoformat(), _EPOCH_TTL)
+        raw = await self.kv.get(keys.STORE_EPOCH)
+        try:
+            return datetime.fromisoformat(raw) if raw else now
+        except ValueError:
+            return now
+
+    async def _note(self, openid: str, scene: str, at: datetime | None) -> None:
+        """The durable note of the scene last entered ("" once it is left)."""
+        async with self.uow() as uow:
+            citizen = await uow.citizens.get(openid)
+            if citizen is None and not scene:
+                return
+            citizen = citizen or Citizen(openid=openid)
+            if (citizen.scene, citizen.scene_started_at) == (scene, at):
+                return
+            citizen.scene, citizen.scene_started_at = scene, at
+            await uow.citizens.save(citizen)
+            await uow.commit()
+
+
+_EPOCH_TTL = 10 * 365 * 24 * 3600.0

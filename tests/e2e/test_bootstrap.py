@@ -45,6 +45,7 @@ async def test_start_schedules_the_job_table_and_stop_closes_the_nlu(tmp_path: P
         assert nlu.learnt == []  # the (empty) stations table was read at start
         assert sorted(job.id for job in bot.scheduler.get_jobs()) == sorted(job.id for job in JOBS)
         assert await bot.run_job("drain_queues") == 0  # nothing waits
+        assert await bot.run_job("prune_processed_inbound") == 0  # nothing is a week old
     finally:
         await bot.stop()
     assert nlu.closed

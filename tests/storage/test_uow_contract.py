@@ -8,7 +8,8 @@ from datetime import date, datetime, time, timedelta
 import pytest
 
 from bot.core.events import TicketAccepted, TicketAssigned
-from bot.core.outbound import OutboxMessage
+from bot.core.inbound import ProcessedInbound
+from bot.core.outbound import OutboxMessage, PushFailure
 from bot.core.people import Citizen, Deputy, DutyShift, Station, StationKind
 from bot.core.ports import ConcurrentUpdate
 from bot.core.tickets import Attachment, Ticket, TicketStatus, TimelineEntry
@@ -510,6 +511,65 @@ async def test_outbox_add_due_save(uow_factory) -> None:
         sent = (await uow.outbox.list(["sent"]))[0]
         assert (sent.channel, sent.sent_at, sent.template_data) == ("customer_service", T0, {"number": "#1001"})
         assert (await uow.outbox.list(["failed"]))[0].last_error.startswith("45015")
+
+
+async def test_outbox_claim_is_extended_only_while_still_held(uow_factory) -> None:
+    claimed, taken_over = T0 + timedelta(seconds=10), T0 + timedelta(seconds=12)
+    async with uow_factory() as uow:
+        a = await uow.outbox.add(OutboxMessage("o1", "甲", next_attempt_at=claimed, ticket_number=1001))
+        b = await uow.outbox.add(OutboxMessage("o2", "乙", next_attempt_at=taken_over))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.extend_claim([a.id, b.id], claimed, T0 + timedelta(seconds=20)) == [a.id]
+        await uow.commit()
+    async with uow_factory() as uow:
+        by_id = {m.id: m for m in await uow.outbox.list(["pending"])}
+    assert by_id[a.id].next_attempt_at == T0 + timedelta(seconds=20) and by_id[a.id].ticket_number == 1001
+    assert by_id[b.id].next_attempt_at == taken_over
+
+
+async def test_push_failures_per_station_and_told_once(uow_factory) -> None:
+    async with uow_factory() as uow:
+        for n, code in ((1, "S01"), (2, "S02"), (3, "S01")):
+            await uow.outbox.record_failure(PushFailure(n, code, 1000 + n, f"o{n}", "40003", T0 + timedelta(minutes=n)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert [f.message_id for f in await uow.outbox.failures("S01")] == [3, 1]
+        await uow.outbox.mark_told([3], T0 + timedelta(hours=1))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert [f.message_id for f in await uow.outbox.failures("S01", untold=True)] == [1]
+        assert [f.message_id for f in await uow.outbox.failures()] == [3, 2, 1]
+        assert (await uow.outbox.failures("S01"))[0].told_at == T0 + timedelta(hours=1)
+
+
+async def test_processed_inbound_is_stored_with_its_effect_or_not_at_all(uow_factory) -> None:
+    async with uow_factory() as uow:
+        await uow.processed_inbound.add(ProcessedInbound("msg:1", T0, ticket_number=1001))
+        await uow.outbox.add(OutboxMessage("o1", "已受理"))
+        await uow.rollback()
+    async with uow_factory() as uow:
+        assert await uow.processed_inbound.get("msg:1") is None
+        await uow.processed_inbound.add(ProcessedInbound("msg:1", T0, ticket_number=1001))
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.processed_inbound.set_reply("msg:1", "已收到 #1001")
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.processed_inbound.get("msg:1") == ProcessedInbound("msg:1", T0, 1001, "已收到 #1001")
+    with pytest.raises(Exception):  # the key is a primary key: a second handling cannot commit
+        async with uow_factory() as uow:
+            await uow.processed_inbound.add(ProcessedInbound("msg:1", T0))
+            await uow.commit()
+    async with uow_factory() as uow:
+        await uow.processed_inbound.add(ProcessedInbound("msg:2", T0 + timedelta(days=2)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.processed_inbound.prune(T0 + timedelta(days=1)) == 1
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.processed_inbound.get("msg:1") is None
+        assert await uow.processed_inbound.get("msg:2") is not None
 
 
 async def test_outbox_save_unknown_raises(uow_factory) -> None:

@@ -453,3 +453,88 @@ async def test_a_deferred_recipients_later_messages_are_due_again_next_pass() ->
     assert await deliver_due(services, gateway) == 0
     second = (await outbox(services))[1]
     assert second.status == "pending" and second.next_attempt_at is None  # claim released
+
+
+# --- claims, concurrency, failures that reach a person ------------------------------------------------
+class HangingGateway(RecordingGateway):
+    """Sends to `hung` never return (until cancelled), like a WeChat call that hangs."""
+
+    def __init__(self, hung: str) -> None:
+        super().__init__()
+        self.hung = hung
+        self.started = asyncio.Event()
+
+    async def send_text(self, openid: str, text: str) -> None:
+        if openid == self.hung:
+            self.started.set()
+            await asyncio.Event().wait()
+        await super().send_text(openid, text)
+
+
+async def test_a_hung_call_holds_up_only_its_own_recipient_and_order_is_kept() -> None:
+    services, gateway = make_services(), HangingGateway(hung=CITIZEN)
+    for openid in (CITIZEN, CITIZEN_2):
+        await record_inbound(services, openid)
+    await add(services, "甲一", to=CITIZEN)
+    for text in ("乙一", "乙二", "乙三"):
+        await add(services, text, to=CITIZEN_2)
+    task = asyncio.get_running_loop().create_task(deliver_due(services, gateway))
+    await gateway.started.wait()
+    for _ in range(50):  # the other recipient's messages go meanwhile, in order
+        if len(gateway.to(CITIZEN_2)) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert [s.text for s in gateway.to(CITIZEN_2)] == ["乙一", "乙二", "乙三"]
+    task.cancel()
+
+
+async def test_a_claim_is_short_and_renewed_while_sending(monkeypatch) -> None:
+    from handlers import delivery
+
+    monkeypatch.setattr(delivery, "CLAIM_LEASE", timedelta(seconds=0.3))
+    services, gateway = make_services(), HangingGateway(hung=CITIZEN)
+    await record_inbound(services, CITIZEN)
+    await add(services, "甲一")
+    task = asyncio.get_running_loop().create_task(deliver_due(services, gateway))
+    await gateway.started.wait()
+    (claimed,) = await outbox(services)
+    assert claimed.next_attempt_at == services.clock.now() + timedelta(seconds=0.3)  # not 30 s + 15 s each
+    services.clock.advance(seconds=1)  # the renewal moves the lease along with time
+    await asyncio.sleep(0.25)
+    (renewed,) = await outbox(services)
+    assert renewed.next_attempt_at == services.clock.now() + timedelta(seconds=0.3)
+    task.cancel()
+
+
+async def test_a_push_failed_for_good_is_recorded_and_the_next_on_duty_deputy_is_told_once() -> None:
+    from handlers.deputies import handle_deputy_message
+
+    clock = FixedClock()
+    services, gateway = make_services(clock), RecordingGateway()
+    await seed(services)
+    ticket = await submit_report(services, draft())
+    citizen_messages = [m for m in await outbox(services) if m.recipient_openid == CITIZEN]
+    assert citizen_messages and all(m.ticket_number == ticket.number for m in citizen_messages)
+    await record_inbound(services, CITIZEN)
+    await record_inbound(services, WANG_OPENID)
+    gateway.fail("text", *[api_error(40003) for _ in range(MAX_ATTEMPTS * 3)])
+    for _ in range(MAX_ATTEMPTS):
+        await deliver_due(services, gateway)
+        clock.advance(hours=1)
+        for openid in (CITIZEN, WANG_OPENID):
+            await record_inbound(services, openid)
+    clock.set(clock.now().replace(hour=10))  # back inside Monday's 09–12 shift
+    failed = [m for m in await outbox(services) if m.status == "failed"]
+    assert failed
+    async with services.uow() as uow:
+        failures = await uow.outbox.failures(ticket.station_code)
+    assert {f.message_id for f in failures} == {m.id for m in failed}
+    assert {f.ticket_number for f in failures} == {ticket.number}
+
+    async with services.uow() as uow:
+        deputy = await uow.deputies.get("D002")
+    reply = await handle_deputy_message(services, deputy, "我的工单")
+    assert reply and f"#{ticket.number}" in reply and str(len(failed)) in reply
+    assert services.texts.get("deputy_failed_pushes", count=len(failed), tickets=f"#{ticket.number}") in reply
+    again = await handle_deputy_message(services, deputy, "我的工单")
+    assert "⚠" not in (again or "")  # told once

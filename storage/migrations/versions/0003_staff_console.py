@@ -1,6 +1,6 @@
 """the staff console: staff accounts, the audit log, internal notes, indexes for the ticket filters
 
-Revision ID: 0004
+Revision ID: 0003
 Revises: 0002
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
+revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
