@@ -325,10 +325,10 @@ class Rig:
 
 
 FORM_ANSWERS = (  # the form's question key → the citizen's answer
-    ("form_ask_consent", "是"),
     ("form_ask_phone", "13912345678"),
     ("form_ask_details", "晚上路上一片漆黑，老人出门很不方便"),
     ("form_ask_where", "松陵街道 江村"),
+    ("form_ask_where_station", "江村"),
     ("form_ask_what", "路灯坏了"),
 )
 
