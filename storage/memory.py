@@ -23,7 +23,9 @@ from bot.core.events import Event
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.ports import ConcurrentUpdate
+from bot.core.receptions import Follow, Reception
 from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus, take_events
+from storage.memory_receptions import MemoryFollowRepository, MemoryReceptionRepository
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -93,6 +95,9 @@ class MemoryDatabase:
         self.citizens: _Table[str, Citizen] = _Table()
         self.outbox: _Table[int, OutboxMessage] = _Table()
         self.bind_codes: _Table[str, _BindCode] = _Table()
+        self.receptions: _Table[int, Reception] = _Table()
+        self.follows: _Table[tuple[str, str], Follow] = _Table()
+        self.reception_ids = itertools.count(1)
         self.ticket_versions: dict[int, int] = {}  # number -> committed version
         self.ticket_numbers = itertools.count(FIRST_TICKET_NUMBER)
         self.outbox_ids = itertools.count(1)
@@ -338,6 +343,8 @@ class MemoryUnitOfWork:
         self.citizens = MemoryCitizenRepository(stage(db.citizens))
         self.outbox = MemoryOutboxRepository(stage(db.outbox), lambda: next(db.outbox_ids), clock)
         self.bind_codes = MemoryBindCodeRepository(stage(db.bind_codes))
+        self.receptions = MemoryReceptionRepository(stage(db.receptions), lambda: next(db.reception_ids))
+        self.follows = MemoryFollowRepository(stage(db.follows))
 
     async def __aenter__(self) -> MemoryUnitOfWork:
         return self

@@ -191,6 +191,41 @@ class BindCodeRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class ReceptionRow(Base):
+    __tablename__ = "receptions"
+    __table_args__ = (
+        UniqueConstraint("station_code", "day", "start", name="uq_receptions_key"),
+        Index("ix_receptions_day_start", "day", "start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_code: Mapped[str] = mapped_column(String(64), index=True)
+    deputy_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    day: Mapped[date] = mapped_column(Date)
+    start: Mapped[time] = mapped_column(Time)
+    end: Mapped[time] = mapped_column(Time)
+    topic: Mapped[str] = mapped_column(String(200))
+    place: Mapped[str] = mapped_column(String(500))
+    live_url: Mapped[str] = mapped_column(String(500), default="")
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    follow_up: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class FollowRow(Base):
+    """A citizen following a station's receptions; `tagged` = the WeChat user tag mirrors this row."""
+
+    __tablename__ = "follows"
+    __table_args__ = (Index("ix_follows_station_active", "station_code", "active"),)
+
+    openid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    station_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    tagged: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    morning_reminder: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
 SEED_SQLITE_TICKET_SEQUENCE = (
     f"INSERT INTO sqlite_sequence (name, seq) VALUES ('tickets', {FIRST_TICKET_NUMBER - 1})"
 )

@@ -23,6 +23,7 @@ from bot.core.tickets import Ticket, TicketStatus, take_events
 from storage.models import BindCodeRow, OutboxRow, TicketRow
 from storage.sql_engine import create_engine_for
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
+from storage.sql_receptions import SqlFollowRepository, SqlReceptionRepository
 from storage.sql_people import SqlCitizenRepository, SqlDeputyRepository, SqlDutyRepository, SqlStationRepository
 
 
@@ -224,6 +225,8 @@ class SqlUnitOfWork:
     citizens: SqlCitizenRepository
     outbox: SqlOutboxRepository
     bind_codes: SqlBindCodeRepository
+    receptions: SqlReceptionRepository
+    follows: SqlFollowRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self._sessions = sessions
@@ -239,6 +242,8 @@ class SqlUnitOfWork:
         self.citizens = SqlCitizenRepository(session)
         self.outbox = SqlOutboxRepository(session, self._clock)
         self.bind_codes = SqlBindCodeRepository(session)
+        self.receptions = SqlReceptionRepository(session)
+        self.follows = SqlFollowRepository(session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

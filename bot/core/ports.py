@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Protocol
 
 from bot.core.events import Event
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
 from bot.core.parse import ParseResult
 from bot.core.people import Citizen, Deputy, DutyShift, Station
+from bot.core.receptions import Follow, Reception
 from bot.core.tickets import Ticket
 
 
@@ -123,6 +124,38 @@ class BindCodeRepository(Protocol):
         ...
 
 
+class ReceptionRepository(Protocol):
+    async def add(self, reception: Reception) -> Reception:
+        """Store a new reception; its `id` is assigned here and returned."""
+        ...
+    async def get(self, reception_id: int) -> Reception | None: ...
+    async def by_key(self, station_code: str, day: date, start: time) -> Reception | None: ...
+    async def save(self, reception: Reception) -> None: ...
+    async def between(self, first: date, last: date | None = None,
+                      station_codes: Sequence[str] | None = None) -> Sequence[Reception]:
+        """Receptions (cancelled too) from `first` to `last` (open: no end), by date and start."""
+        ...
+
+
+class FollowRepository(Protocol):
+    async def follow(self, follow: Follow) -> bool:
+        """Follow (or follow again); False when it was already active."""
+        ...
+    async def unfollow(self, openid: str, station_codes: Sequence[str] | None = None) -> list[str]:
+        """Stop following these stations (None: all); the station codes that were active."""
+        ...
+    async def of_citizen(self, openid: str) -> Sequence[Follow]:
+        """The citizen's active follows."""
+        ...
+    async def followers(self, station_codes: Sequence[str]) -> Sequence[Follow]:
+        """Active follows of these stations, by openid."""
+        ...
+    async def untagged(self, limit: int = 500) -> Sequence[Follow]:
+        """Follows (active or stopped) whose WeChat tag does not mirror them yet."""
+        ...
+    async def mark_tagged(self, openid: str, station_code: str) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """`async with uow:` opens one transaction; `await uow.commit()` ends it; leaving without
     commit rolls back."""
@@ -134,6 +167,8 @@ class UnitOfWork(Protocol):
     citizens: CitizenRepository
     outbox: OutboxRepository
     bind_codes: BindCodeRepository
+    receptions: ReceptionRepository
+    follows: FollowRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

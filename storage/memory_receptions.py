@@ -1,0 +1,80 @@
+"""In-memory repositories of receptions and follows (the semantics of storage/sql_receptions.py;
+the contract suite runs both)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import date, time
+from typing import TYPE_CHECKING
+
+from bot.core.receptions import Follow, Reception
+
+if TYPE_CHECKING:
+    from storage.memory import _Staged
+
+
+class MemoryReceptionRepository:
+    def __init__(self, rows: _Staged[int, Reception], next_id: Callable[[], int]) -> None:
+        self._rows = rows
+        self._next_id = next_id
+
+    async def add(self, reception: Reception) -> Reception:
+        if await self.by_key(*reception.key) is not None:
+            raise ValueError(f"a reception at {reception.key} exists")  # the SQL unique constraint
+        stored = replace(reception, id=self._next_id())
+        self._rows.put(stored.id, stored)
+        return stored
+
+    async def get(self, reception_id: int) -> Reception | None:
+        return self._rows.get(reception_id)
+
+    async def by_key(self, station_code: str, day: date, start: time) -> Reception | None:
+        return next((r for r in self._rows.values() if r.key == (station_code, day, start)), None)
+
+    async def save(self, reception: Reception) -> None:
+        if reception.id is None or self._rows.get(reception.id) is None:
+            raise LookupError(f"no reception {reception.id}")
+        self._rows.put(reception.id, reception)
+
+    async def between(self, first: date, last: date | None = None,
+                      station_codes: Sequence[str] | None = None) -> Sequence[Reception]:
+        found = (r for r in self._rows.values() if r.day >= first and (last is None or r.day <= last)
+                 and (station_codes is None or r.station_code in station_codes))
+        return sorted(found, key=lambda r: (r.day, r.start, r.id or 0))
+
+
+class MemoryFollowRepository:
+    def __init__(self, rows: _Staged[tuple[str, str], Follow]) -> None:
+        self._rows = rows
+
+    async def follow(self, follow: Follow) -> bool:
+        current = self._rows.get((follow.openid, follow.station_code))
+        if current is not None and current.active:
+            return False
+        self._rows.put((follow.openid, follow.station_code), replace(follow, active=True, tagged=False))
+        return True
+
+    async def unfollow(self, openid: str, station_codes: Sequence[str] | None = None) -> list[str]:
+        stopped = []
+        for follow in self._rows.values():
+            if follow.openid == openid and follow.active and (station_codes is None or follow.station_code in station_codes):
+                self._rows.put((openid, follow.station_code), replace(follow, active=False, tagged=False))
+                stopped.append(follow.station_code)
+        return sorted(stopped)
+
+    async def of_citizen(self, openid: str) -> Sequence[Follow]:
+        found = (f for f in self._rows.values() if f.openid == openid and f.active)
+        return sorted(found, key=lambda f: (f.since, f.station_code))
+
+    async def followers(self, station_codes: Sequence[str]) -> Sequence[Follow]:
+        found = (f for f in self._rows.values() if f.station_code in station_codes and f.active)
+        return sorted(found, key=lambda f: f.openid)
+
+    async def untagged(self, limit: int = 500) -> Sequence[Follow]:
+        found = sorted((f for f in self._rows.values() if not f.tagged), key=lambda f: (f.station_code, f.openid))
+        return found[:limit]
+
+    async def mark_tagged(self, openid: str, station_code: str) -> None:
+        follow = self._rows.get((openid, station_code))
+        if follow is not None:
+            self._rows.put((openid, station_code), replace(follow, tagged=True))
