@@ -119,6 +119,13 @@ async def drain_queues(bot: BotApp) -> int:
     return assigned
 
 
+async def send_broadcasts(bot: BotApp) -> int:
+    """Mass sends of broadcasts still pending (or whose sender died mid-send)."""
+    from handlers.broadcasts import send_pending
+
+    return await send_pending(bot.services, bot.gateway)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -130,6 +137,7 @@ JOBS = (
     # shifts start on whole minutes (HH:MM): a check at second 0 drains each station queue at the
     # moment its next shift begins
     Job("drain_queues", drain_queues, lambda: CronTrigger(second=0)),
+    Job("send_broadcasts", send_broadcasts, lambda: CronTrigger(second="*/15")),
 )
 
 
@@ -157,7 +165,7 @@ class BotApp:
 
     async def start(self) -> None:
         from bot.webhook import add_webhook_routes
-        from bot.wechat.gateway import HttpWeChatGateway
+        from bot.wechat.gateway import HttpMassGateway
         from nlu import build_nlu
         from storage.kv import build_kv
         from storage.migrate import upgrade
@@ -169,7 +177,7 @@ class BotApp:
         self.uow_factory = SqlUnitOfWorkFactory(self.settings.database_url, clock=self.clock)
         self.http = aiohttp.ClientSession(timeout=WECHAT_TIMEOUT)
         if self.gateway is None:
-            self.gateway = HttpWeChatGateway(self.settings, self.kv, self.http)
+            self.gateway = HttpMassGateway(self.settings, self.kv, self.http)
         if self.nlu is None:
             # loads (or, after a data change, trains) the model: seconds of CPU, off the loop
             self.nlu = await asyncio.to_thread(build_nlu, self.settings)

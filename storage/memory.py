@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from bot.core.broadcasts import Broadcast, BroadcastSend
 from bot.core.clock import Clock, SystemClock
 from bot.core.events import Event
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
@@ -25,7 +26,7 @@ from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.ports import ConcurrentUpdate
 from bot.core.receptions import Follow, Reception
 from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus, take_events
-from storage.memory_receptions import MemoryFollowRepository, MemoryReceptionRepository
+from storage.memory_receptions import MemoryBroadcastRepository, MemoryFollowRepository, MemoryReceptionRepository
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -97,6 +98,9 @@ class MemoryDatabase:
         self.bind_codes: _Table[str, _BindCode] = _Table()
         self.receptions: _Table[int, Reception] = _Table()
         self.follows: _Table[tuple[str, str], Follow] = _Table()
+        self.broadcasts: _Table[int, Broadcast] = _Table()
+        self.broadcast_sends: _Table[int, BroadcastSend] = _Table()
+        self.mass_budget: _Table[tuple[str, str], int] = _Table()
         self.reception_ids = itertools.count(1)
         self.ticket_versions: dict[int, int] = {}  # number -> committed version
         self.ticket_numbers = itertools.count(FIRST_TICKET_NUMBER)
@@ -345,6 +349,8 @@ class MemoryUnitOfWork:
         self.bind_codes = MemoryBindCodeRepository(stage(db.bind_codes))
         self.receptions = MemoryReceptionRepository(stage(db.receptions), lambda: next(db.reception_ids))
         self.follows = MemoryFollowRepository(stage(db.follows))
+        self.broadcasts = MemoryBroadcastRepository(stage(db.broadcasts), stage(db.broadcast_sends),
+                                                    stage(db.mass_budget), lambda: next(db.reception_ids))
 
     async def __aenter__(self) -> MemoryUnitOfWork:
         return self

@@ -1,12 +1,13 @@
-"""In-memory repositories of receptions and follows (the semantics of storage/sql_receptions.py;
+"""In-memory repositories of receptions, follows and broadcasts (the semantics of storage/sql_receptions.py;
 the contract suite runs both)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
+from bot.core.broadcasts import Broadcast, BroadcastSend, SendStatus
 from bot.core.receptions import Follow, Reception
 
 if TYPE_CHECKING:
@@ -78,3 +79,48 @@ class MemoryFollowRepository:
         follow = self._rows.get((openid, station_code))
         if follow is not None:
             self._rows.put((openid, station_code), replace(follow, tagged=True))
+
+
+class MemoryBroadcastRepository:
+    def __init__(self, broadcasts: _Staged[int, Broadcast], sends: _Staged[int, BroadcastSend],
+                 budget: _Staged[tuple[str, str], int], next_id: Callable[[], int]) -> None:
+        self._broadcasts = broadcasts
+        self._sends = sends
+        self._budget = budget
+        self._next_id = next_id
+
+    async def add(self, broadcast: Broadcast, sends: Sequence[BroadcastSend]) -> Broadcast:
+        stored = replace(broadcast, id=self._next_id())
+        self._broadcasts.put(stored.id, stored)
+        for send in sends:
+            send_id = self._next_id()
+            self._sends.put(send_id, replace(send, broadcast_id=stored.id, id=send_id))
+        return stored
+
+    async def get(self, broadcast_id: int) -> Broadcast | None:
+        return self._broadcasts.get(broadcast_id)
+
+    async def sends(self, broadcast_id: int) -> Sequence[BroadcastSend]:
+        return sorted((s for s in self._sends.values() if s.broadcast_id == broadcast_id), key=lambda s: s.seq)
+
+    async def claim(self, broadcast_id: int | None, now: datetime, until: datetime) -> BroadcastSend | None:
+        for send in sorted((s for s in self._sends.values() if broadcast_id in (None, s.broadcast_id)),
+                           key=lambda s: (s.broadcast_id, s.seq)):
+            if send.status == SendStatus.PENDING or (
+                    send.status == SendStatus.CLAIMED and send.claimed_until is not None and send.claimed_until <= now):
+                claimed = replace(send, status=SendStatus.CLAIMED, claimed_until=until, attempts=send.attempts + 1)
+                self._sends.put(send.id, claimed)
+                return claimed
+        return None
+
+    async def save_send(self, send: BroadcastSend) -> None:
+        if send.id is None or self._sends.get(send.id) is None:
+            raise LookupError(f"no broadcast send {send.id}")
+        self._sends.put(send.id, send)
+
+    async def mass_used(self, openids: Sequence[str], month: str) -> dict[str, int]:
+        return {o: n for o in openids if (n := self._budget.get((o, month)))}
+
+    async def count_mass(self, openids: Sequence[str], month: str) -> None:
+        for openid in openids:
+            self._budget.put((openid, month), (self._budget.get((openid, month)) or 0) + 1)

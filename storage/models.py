@@ -226,6 +226,51 @@ class FollowRow(Base):
     morning_reminder: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class BroadcastRow(Base):
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    audience_kind: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    reception_id: Mapped[int | None] = mapped_column(Integer)
+    plan: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class BroadcastSendRow(Base):
+    """One mass call of a broadcast, claimed and marked as it goes (the outbox pattern)."""
+
+    __tablename__ = "broadcast_sends"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "seq", name="uq_broadcast_sends_seq"),
+        Index("ix_broadcast_sends_broadcast_status", "broadcast_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16))
+    tag_id: Mapped[int | None] = mapped_column(Integer)
+    openids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    msg_id: Mapped[str] = mapped_column(String(64), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MassBudgetRow(Base):
+    """Mass messages a user received in a calendar month (WeChat allows 4)."""
+
+    __tablename__ = "mass_budget"
+
+    openid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    used: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
 SEED_SQLITE_TICKET_SEQUENCE = (
     f"INSERT INTO sqlite_sequence (name, seq) VALUES ('tickets', {FIRST_TICKET_NUMBER - 1})"
 )

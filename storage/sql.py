@@ -23,7 +23,7 @@ from bot.core.tickets import Ticket, TicketStatus, take_events
 from storage.models import BindCodeRow, OutboxRow, TicketRow
 from storage.sql_engine import create_engine_for
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
-from storage.sql_receptions import SqlFollowRepository, SqlReceptionRepository
+from storage.sql_receptions import SqlBroadcastRepository, SqlFollowRepository, SqlReceptionRepository
 from storage.sql_people import SqlCitizenRepository, SqlDeputyRepository, SqlDutyRepository, SqlStationRepository
 
 
@@ -227,6 +227,7 @@ class SqlUnitOfWork:
     bind_codes: SqlBindCodeRepository
     receptions: SqlReceptionRepository
     follows: SqlFollowRepository
+    broadcasts: SqlBroadcastRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self._sessions = sessions
@@ -244,6 +245,7 @@ class SqlUnitOfWork:
         self.bind_codes = SqlBindCodeRepository(session)
         self.receptions = SqlReceptionRepository(session)
         self.follows = SqlFollowRepository(session)
+        self.broadcasts = SqlBroadcastRepository(session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

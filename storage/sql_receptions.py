@@ -1,16 +1,17 @@
-"""SQL repositories of receptions and follows (see storage/sql.py for the unit of work)."""
+"""SQL repositories of receptions, follows and broadcasts (see storage/sql.py for the unit of work)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.core.broadcasts import Broadcast, BroadcastSend, Channel, SendStatus
 from bot.core.receptions import Follow, FollowUp, Reception, ReceptionStatus
-from storage.models import FollowRow, ReceptionRow
+from storage.models import BroadcastRow, BroadcastSendRow, FollowRow, MassBudgetRow, ReceptionRow
 from storage.sql_mapping import assign_changed
 
 
@@ -118,3 +119,92 @@ class SqlFollowRepository:
     async def mark_tagged(self, openid: str, station_code: str) -> None:
         await self._s.execute(update(FollowRow).where(
             FollowRow.openid == openid, FollowRow.station_code == station_code).values(tagged=True))
+
+
+def _send_of(row: BroadcastSendRow) -> BroadcastSend:
+    return BroadcastSend(row.broadcast_id, row.seq, Channel(row.channel), tuple(row.openids), row.tag_id,
+                         SendStatus(row.status), row.claimed_until, row.attempts, row.last_error, row.msg_id,
+                         row.sent_at, row.id)
+
+
+def _broadcast_of(row: BroadcastRow) -> Broadcast:
+    return Broadcast(row.audience_kind, row.audience, row.text, row.created_at, dict(row.plan or {}),
+                     row.reception_id, row.id)
+
+
+class SqlBroadcastRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def add(self, broadcast: Broadcast, sends: Sequence[BroadcastSend]) -> Broadcast:
+        row = BroadcastRow(audience_kind=broadcast.audience_kind, audience=broadcast.audience, text=broadcast.text,
+                           reception_id=broadcast.reception_id, plan=dict(broadcast.plan),
+                           created_at=broadcast.created_at)
+        self._s.add(row)
+        await self._s.flush()
+        if sends:
+            await self._s.execute(insert(BroadcastSendRow), [
+                {"broadcast_id": row.id, "seq": s.seq, "channel": str(s.channel), "tag_id": s.tag_id,
+                 "openids": list(s.openids), "status": str(s.status), "attempts": 0, "last_error": "", "msg_id": ""}
+                for s in sends])
+        return _broadcast_of(row)
+
+    async def get(self, broadcast_id: int) -> Broadcast | None:
+        row = await self._s.get(BroadcastRow, broadcast_id)
+        return _broadcast_of(row) if row else None
+
+    async def sends(self, broadcast_id: int) -> Sequence[BroadcastSend]:
+        rows = await self._s.scalars(select(BroadcastSendRow).where(BroadcastSendRow.broadcast_id == broadcast_id)
+                                     .order_by(BroadcastSendRow.seq))
+        return [_send_of(r) for r in rows]
+
+    async def claim(self, broadcast_id: int | None, now: datetime, until: datetime) -> BroadcastSend | None:
+        free = (BroadcastSendRow.status == str(SendStatus.PENDING)) | (
+            (BroadcastSendRow.status == str(SendStatus.CLAIMED)) & (BroadcastSendRow.claimed_until <= now))
+        query = select(BroadcastSendRow.id).where(free).order_by(BroadcastSendRow.broadcast_id, BroadcastSendRow.seq).limit(1)
+        if broadcast_id is not None:
+            query = query.where(BroadcastSendRow.broadcast_id == broadcast_id)
+        if self._s.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        send_id = await self._s.scalar(query)
+        if send_id is None:
+            return None
+        # the condition again in the UPDATE: of two senders that read the same row, one wins
+        result = await self._s.execute(
+            update(BroadcastSendRow).where(BroadcastSendRow.id == send_id, free)
+            .values(status=str(SendStatus.CLAIMED), claimed_until=until, attempts=BroadcastSendRow.attempts + 1)
+            .returning(BroadcastSendRow.id))
+        if result.scalar_one_or_none() is None:
+            return None
+        row = await self._s.get(BroadcastSendRow, send_id, populate_existing=True)
+        return _send_of(row) if row else None
+
+    async def save_send(self, send: BroadcastSend) -> None:
+        row = await self._s.get(BroadcastSendRow, send.id) if send.id is not None else None
+        if row is None:
+            raise LookupError(f"no broadcast send {send.id}")
+        assign_changed(row, {"status": str(send.status), "claimed_until": send.claimed_until,
+                             "attempts": send.attempts, "last_error": send.last_error, "msg_id": send.msg_id,
+                             "sent_at": send.sent_at})
+        await self._s.flush()
+
+    async def mass_used(self, openids: Sequence[str], month: str) -> dict[str, int]:
+        used: dict[str, int] = {}
+        ids = list(openids)
+        for i in range(0, len(ids), 5000):  # bounded IN lists
+            rows = await self._s.execute(select(MassBudgetRow.openid, MassBudgetRow.used).where(
+                MassBudgetRow.month == month, MassBudgetRow.openid.in_(ids[i:i + 5000])))
+            used.update({openid: int(n) for openid, n in rows})
+        return used
+
+    async def count_mass(self, openids: Sequence[str], month: str) -> None:
+        if not openids:
+            return
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect_insert = postgresql.insert if self._s.bind.dialect.name == "postgresql" else sqlite.insert
+        statement = dialect_insert(MassBudgetRow)
+        await self._s.execute(
+            statement.on_conflict_do_update(index_elements=[MassBudgetRow.openid, MassBudgetRow.month],
+                                            set_={"used": MassBudgetRow.used + 1}),
+            [{"openid": openid, "month": month, "used": 1} for openid in openids])

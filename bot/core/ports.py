@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime, time
 from typing import Protocol
 
+from bot.core.broadcasts import Broadcast, BroadcastSend
 from bot.core.events import Event
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus
 from bot.core.parse import ParseResult
@@ -156,6 +157,25 @@ class FollowRepository(Protocol):
     async def mark_tagged(self, openid: str, station_code: str) -> None: ...
 
 
+class BroadcastRepository(Protocol):
+    async def add(self, broadcast: Broadcast, sends: Sequence[BroadcastSend]) -> Broadcast:
+        """Store the broadcast and its planned mass sends (their broadcast_id is set here)."""
+        ...
+    async def get(self, broadcast_id: int) -> Broadcast | None: ...
+    async def sends(self, broadcast_id: int) -> Sequence[BroadcastSend]: ...
+    async def claim(self, broadcast_id: int | None, now: datetime, until: datetime) -> BroadcastSend | None:
+        """Take the next send (of this broadcast; None: of any) that is pending, or claimed by a
+        sender whose lease ran out; it is claimed until `until`. Two senders never get the same send."""
+        ...
+    async def save_send(self, send: BroadcastSend) -> None: ...
+    async def mass_used(self, openids: Sequence[str], month: str) -> dict[str, int]:
+        """Mass messages each user received in `month` ('2026-12'); absent: none."""
+        ...
+    async def count_mass(self, openids: Sequence[str], month: str) -> None:
+        """One more mass message for each of them in `month`."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """`async with uow:` opens one transaction; `await uow.commit()` ends it; leaving without
     commit rolls back."""
@@ -169,6 +189,7 @@ class UnitOfWork(Protocol):
     bind_codes: BindCodeRepository
     receptions: ReceptionRepository
     follows: FollowRepository
+    broadcasts: BroadcastRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...
@@ -205,6 +226,28 @@ class WeChatGateway(Protocol):
     async def create_qrcode(self, scene: str) -> bytes:
         """A permanent QR code with this scene string, as PNG bytes."""
         ...
+
+
+class MassGateway(Protocol):
+    """WeChat's mass messages and user tags (the broadcasts)."""
+
+    async def mass_send(self, openids: Sequence[str], text: str, clientmsgid: str) -> str:
+        """message/mass/send to 2..10,000 openids; the msg_id. A repeated clientmsgid raises
+        WeChatAPIError(CLIENTMSGID_EXISTS)."""
+        ...
+
+    async def mass_send_tag(self, tag_id: int, text: str, clientmsgid: str) -> str: ...
+
+    async def create_tag(self, name: str) -> int: ...
+
+    async def tag_users(self, tag_id: int, openids: Sequence[str]) -> None:
+        """tags/members/batchtagging: at most 50 openids a call."""
+        ...
+
+    async def untag_users(self, tag_id: int, openids: Sequence[str]) -> None: ...
+
+
+CLIENTMSGID_EXISTS = 45065  # WeChat: a mass send with this clientmsgid was already made
 
 
 # --- NLU -----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The reception and follow repositories: one contract, run against memory, SQLite and PostgreSQL."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time
 
 import pytest
@@ -69,3 +70,41 @@ async def test_follows_follow_unfollow_list_and_tag_state(uow_factory) -> None:
         await uow.commit()
     async with uow_factory() as uow:
         assert [f.station_code for f in await uow.follows.of_citizen("o1")] == ["S02"]
+
+
+async def test_broadcast_sends_are_claimed_once_and_retaken_after_the_lease(uow_factory) -> None:
+    from datetime import timedelta
+
+    from bot.core.broadcasts import Broadcast, BroadcastSend, Channel, SendStatus
+
+    plan = [BroadcastSend(0, seq, Channel.MASS_OPENIDS, (f"o{seq}a", f"o{seq}b")) for seq in (1, 2)]
+    async with uow_factory() as uow:
+        b = await uow.broadcasts.add(Broadcast("town", "盛泽镇", "通知", T0, {"mass_openids": 4}), plan)
+        await uow.commit()
+    lease = T0 + timedelta(minutes=5)
+    async with uow_factory() as uow:
+        assert (await uow.broadcasts.get(b.id)).plan == {"mass_openids": 4}
+        first = await uow.broadcasts.claim(b.id, T0, lease)
+        second = await uow.broadcasts.claim(b.id, T0, lease)
+        assert (first.seq, second.seq, first.attempts) == (1, 2, 1)
+        assert await uow.broadcasts.claim(b.id, T0, lease) is None  # both taken
+        await uow.broadcasts.save_send(replace(first, status=SendStatus.SENT, msg_id="m1", sent_at=T0))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.broadcasts.claim(b.id, T0 + timedelta(minutes=4), lease) is None
+        again = await uow.broadcasts.claim(b.id, lease, lease + timedelta(minutes=5))  # its sender died
+        assert (again.seq, again.attempts, again.clientmsgid) == (2, 2, f"ztc-b{b.id}-s2")
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert [(s.seq, s.status, s.msg_id) for s in await uow.broadcasts.sends(b.id)] == [
+            (1, SendStatus.SENT, "m1"), (2, SendStatus.CLAIMED, "")]
+
+
+async def test_the_monthly_mass_budget_counts_per_user_and_month(uow_factory) -> None:
+    async with uow_factory() as uow:
+        await uow.broadcasts.count_mass(["o1", "o2"], "2026-12")
+        await uow.broadcasts.count_mass(["o1"], "2026-12")
+        await uow.broadcasts.count_mass(["o1"], "2027-01")
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.broadcasts.mass_used(["o1", "o2", "o3"], "2026-12") == {"o1": 2, "o2": 1}

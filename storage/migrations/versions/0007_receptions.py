@@ -1,4 +1,5 @@
-"""reception days and the citizens who follow a station's receptions
+"""reception days, the citizens who follow a station's receptions, broadcasts and their sends,
+and each user's monthly mass-message budget
 
 Revision ID: 0007
 Revises: 0002 (the lead re-chains it after 0004–0006 of the other branches)
@@ -48,9 +49,51 @@ def upgrade() -> None:
     )
     op.create_index("ix_follows_station_active", "follows", ["station_code", "active"], unique=False)
     op.create_index(op.f("ix_follows_tagged"), "follows", ["tagged"], unique=False)
+    op.create_table(
+        "broadcasts",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("audience_kind", sa.String(length=16), nullable=False),
+        sa.Column("audience", sa.String(length=100), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("reception_id", sa.Integer(), nullable=True),
+        sa.Column("plan", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcasts")),
+    )
+    op.create_table(
+        "broadcast_sends",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("broadcast_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("tag_id", sa.Integer(), nullable=True),
+        sa.Column("openids", sa.JSON(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("msg_id", sa.String(length=64), nullable=False),
+        sa.Column("sent_at", sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["broadcast_id"], ["broadcasts.id"], name=op.f("fk_broadcast_sends_broadcast_id_broadcasts"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcast_sends")),
+        sa.UniqueConstraint("broadcast_id", "seq", name="uq_broadcast_sends_seq"),
+    )
+    op.create_index("ix_broadcast_sends_broadcast_status", "broadcast_sends", ["broadcast_id", "status"], unique=False)
+    op.create_table(
+        "mass_budget",
+        sa.Column("openid", sa.String(length=128), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("used", sa.SmallInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("openid", "month", name=op.f("pk_mass_budget")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("mass_budget")
+    op.drop_index("ix_broadcast_sends_broadcast_status", table_name="broadcast_sends")
+    op.drop_table("broadcast_sends")
+    op.drop_table("broadcasts")
     op.drop_index(op.f("ix_follows_tagged"), table_name="follows")
     op.drop_index("ix_follows_station_active", table_name="follows")
     op.drop_table("follows")
