@@ -126,6 +126,13 @@ async def send_broadcasts(bot: BotApp) -> int:
     return await send_pending(bot.services, bot.gateway)  # type: ignore[arg-type]
 
 
+async def remind_receptions(bot: BotApp) -> int:
+    """Reception reminders due now (the day before, an hour before, the morning of the day)."""
+    from handlers.receptions import send_reminders
+
+    return await send_reminders(bot.services)
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -138,6 +145,7 @@ JOBS = (
     # moment its next shift begins
     Job("drain_queues", drain_queues, lambda: CronTrigger(second=0)),
     Job("send_broadcasts", send_broadcasts, lambda: CronTrigger(second="*/15")),
+    Job("remind_receptions", remind_receptions, lambda: CronTrigger(second=30)),
 )
 
 

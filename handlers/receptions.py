@@ -7,18 +7,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from bot.core.errors import DomainError
 from bot.core.people import Deputy, Station
+from bot.core.outbound import OutboxMessage
 from bot.core.ports import UnitOfWork
 from bot.core.receptions import (
+    FOLLOWERS_MORNING,
     DateSpan,
     Reception,
     ReceptionInvalid,
     check_reception,
     date_span,
+    due_reminders,
     nearest_first,
 )
 from bot.texts import Texts
@@ -59,6 +62,8 @@ async def create_reception(services: Services, reception: Reception) -> Receptio
 
 
 async def cancel_reception(services: Services, reception_id: int) -> Reception:
+    """Cancel it: no reminder goes out any more, and everyone a reminder already went to is told
+    (in the same transaction)."""
     async with services.uow() as uow:
         reception = await uow.receptions.get(reception_id)
         if reception is None:
@@ -66,8 +71,43 @@ async def cancel_reception(services: Services, reception_id: int) -> Reception:
         if reception.scheduled:
             reception = reception.cancelled()
             await uow.receptions.save(reception)
+            notice = services.texts.get("reception_cancelled_notice", month=reception.day.month, day=reception.day.day,
+                                        start=f"{reception.start:%H:%M}", place=reception.place, topic=reception.topic)
+            now = services.clock.now()
+            for openid in await uow.reminders.told(reception_id):
+                await uow.outbox.add(OutboxMessage(recipient_openid=openid, text=notice, created_at=now))
             await uow.commit()
     return reception
+
+
+async def send_reminders(services: Services) -> int:
+    """The reminders due now, each (reception, kind) once whoever runs it: claimed in the same
+    transaction as its outbox messages. How many reminders went out."""
+    now = services.clock.now()
+    settings = services.settings
+    eve_at, morning_at = time.fromisoformat(settings.reminder_eve_time), time.fromisoformat(settings.reminder_morning_time)
+    async with services.uow() as uow:
+        soon = await uow.receptions.between(now.date(), now.date() + timedelta(days=1))
+    done = 0
+    for reception in soon:
+        for kind in due_reminders(reception, now, eve_at=eve_at, morning_at=morning_at):
+            async with services.uow() as uow:
+                if kind == FOLLOWERS_MORNING:
+                    follows = await uow.follows.followers([reception.station_code])
+                    openids = [f.openid for f in follows if f.morning_reminder]
+                else:
+                    deputies = [await uow.deputies.get(code) for code in reception.deputy_codes]
+                    openids = [d.openid for d in deputies if d is not None and d.openid]
+                if not await uow.reminders.claim(reception.id, kind, openids, now):  # type: ignore[arg-type]
+                    continue  # another run did it
+                names = {d.code: d.name for d in await uow.deputies.list()}
+                text = services.texts.get(f"reception_remind_{kind}",
+                                          line=reception_line(reception, names, services.texts))
+                for openid in openids:
+                    await uow.outbox.add(OutboxMessage(recipient_openid=openid, text=text, created_at=now))
+                await uow.commit()
+                done += 1
+    return done
 
 
 async def list_receptions(services: Services, *, station: str | None = None, town: str | None = None,

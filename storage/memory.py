@@ -26,7 +26,12 @@ from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.ports import ConcurrentUpdate
 from bot.core.receptions import Follow, Reception
 from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus, take_events
-from storage.memory_receptions import MemoryBroadcastRepository, MemoryFollowRepository, MemoryReceptionRepository
+from storage.memory_receptions import (
+    MemoryBroadcastRepository,
+    MemoryFollowRepository,
+    MemoryReceptionRepository,
+    MemoryReminderRepository,
+)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -101,6 +106,7 @@ class MemoryDatabase:
         self.broadcasts: _Table[int, Broadcast] = _Table()
         self.broadcast_sends: _Table[int, BroadcastSend] = _Table()
         self.mass_budget: _Table[tuple[str, str], int] = _Table()
+        self.reminders: _Table[tuple[int, str], tuple[int, str, datetime, tuple[str, ...]]] = _Table()
         self.reception_ids = itertools.count(1)
         self.ticket_versions: dict[int, int] = {}  # number -> committed version
         self.ticket_numbers = itertools.count(FIRST_TICKET_NUMBER)
@@ -351,6 +357,7 @@ class MemoryUnitOfWork:
         self.follows = MemoryFollowRepository(stage(db.follows))
         self.broadcasts = MemoryBroadcastRepository(stage(db.broadcasts), stage(db.broadcast_sends),
                                                     stage(db.mass_budget), lambda: next(db.reception_ids))
+        self.reminders = MemoryReminderRepository(stage(db.reminders))
 
     async def __aenter__(self) -> MemoryUnitOfWork:
         return self

@@ -124,3 +124,18 @@ class MemoryBroadcastRepository:
     async def count_mass(self, openids: Sequence[str], month: str) -> None:
         for openid in openids:
             self._budget.put((openid, month), (self._budget.get((openid, month)) or 0) + 1)
+
+
+class MemoryReminderRepository:
+    def __init__(self, rows: _Staged[tuple[int, str], tuple[int, str, datetime, tuple[str, ...]]]) -> None:
+        self._rows = rows
+
+    async def claim(self, reception_id: int, kind: str, openids: Sequence[str], at: datetime) -> bool:
+        if self._rows.get((reception_id, kind)) is not None:
+            return False
+        self._rows.put((reception_id, kind), (reception_id, kind, at, tuple(openids)))
+        return True
+
+    async def told(self, reception_id: int) -> Sequence[str]:
+        done = sorted((at, kind, openids) for rid, kind, at, openids in self._rows.values() if rid == reception_id)
+        return list(dict.fromkeys(openid for _, _, openids in done for openid in openids))

@@ -226,6 +226,17 @@ class FollowRow(Base):
     morning_reminder: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class ReminderRow(Base):
+    """A reception reminder done: (reception, kind) once, whoever runs the job."""
+
+    __tablename__ = "reception_reminders"
+
+    reception_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    openids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class BroadcastRow(Base):
     __tablename__ = "broadcasts"
 

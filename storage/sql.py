@@ -23,7 +23,12 @@ from bot.core.tickets import Ticket, TicketStatus, take_events
 from storage.models import BindCodeRow, OutboxRow, TicketRow
 from storage.sql_engine import create_engine_for
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
-from storage.sql_receptions import SqlBroadcastRepository, SqlFollowRepository, SqlReceptionRepository
+from storage.sql_receptions import (
+    SqlBroadcastRepository,
+    SqlFollowRepository,
+    SqlReceptionRepository,
+    SqlReminderRepository,
+)
 from storage.sql_people import SqlCitizenRepository, SqlDeputyRepository, SqlDutyRepository, SqlStationRepository
 
 
@@ -228,6 +233,7 @@ class SqlUnitOfWork:
     receptions: SqlReceptionRepository
     follows: SqlFollowRepository
     broadcasts: SqlBroadcastRepository
+    reminders: SqlReminderRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self._sessions = sessions
@@ -246,6 +252,7 @@ class SqlUnitOfWork:
         self.receptions = SqlReceptionRepository(session)
         self.follows = SqlFollowRepository(session)
         self.broadcasts = SqlBroadcastRepository(session)
+        self.reminders = SqlReminderRepository(session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

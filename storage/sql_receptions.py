@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.broadcasts import Broadcast, BroadcastSend, Channel, SendStatus
 from bot.core.receptions import Follow, FollowUp, Reception, ReceptionStatus
-from storage.models import BroadcastRow, BroadcastSendRow, FollowRow, MassBudgetRow, ReceptionRow
+from storage.models import BroadcastRow, BroadcastSendRow, FollowRow, MassBudgetRow, ReceptionRow, ReminderRow
 from storage.sql_mapping import assign_changed
 
 
@@ -208,3 +208,24 @@ class SqlBroadcastRepository:
             statement.on_conflict_do_update(index_elements=[MassBudgetRow.openid, MassBudgetRow.month],
                                             set_={"used": MassBudgetRow.used + 1}),
             [{"openid": openid, "month": month, "used": 1} for openid in openids])
+
+
+class SqlReminderRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def claim(self, reception_id: int, kind: str, openids: Sequence[str], at: datetime) -> bool:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect_insert = postgresql.insert if self._s.bind.dialect.name == "postgresql" else sqlite.insert
+        # ON CONFLICT: a second worker waits for the first's commit, then inserts nothing
+        result = await self._s.execute(
+            dialect_insert(ReminderRow).values(reception_id=reception_id, kind=kind, openids=list(openids), at=at)
+            .on_conflict_do_nothing(index_elements=[ReminderRow.reception_id, ReminderRow.kind])
+            .returning(ReminderRow.kind))
+        return result.scalar_one_or_none() is not None
+
+    async def told(self, reception_id: int) -> Sequence[str]:
+        rows = await self._s.scalars(select(ReminderRow).where(ReminderRow.reception_id == reception_id)
+                                     .order_by(ReminderRow.at, ReminderRow.kind))
+        return list(dict.fromkeys(openid for row in rows for openid in row.openids))

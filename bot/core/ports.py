@@ -176,6 +176,16 @@ class BroadcastRepository(Protocol):
         ...
 
 
+class ReminderRepository(Protocol):
+    async def claim(self, reception_id: int, kind: str, openids: Sequence[str], at: datetime) -> bool:
+        """Record that reminder (reception, kind) goes to `openids` now; False when it was already
+        recorded (by this or another worker): the work is done, send nothing."""
+        ...
+    async def told(self, reception_id: int) -> Sequence[str]:
+        """Everyone a reminder of this reception went to, each once, in order."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """`async with uow:` opens one transaction; `await uow.commit()` ends it; leaving without
     commit rolls back."""
@@ -190,6 +200,7 @@ class UnitOfWork(Protocol):
     receptions: ReceptionRepository
     follows: FollowRepository
     broadcasts: BroadcastRepository
+    reminders: ReminderRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -118,6 +118,29 @@ def _same(a: Reception, b: Reception) -> bool:
     return (a.id is not None and a.id == b.id) or a.key == b.key
 
 
+# --- reminders ------------------------------------------------------------------------------------
+DEPUTY_EVE = "deputy_eve"  # the deputies, the day before (settings.reminder_eve_time)
+DEPUTY_HOUR = "deputy_hour"  # the deputies, one hour before
+FOLLOWERS_MORNING = "followers_morning"  # followers who asked, the morning of the day
+HOUR_BEFORE = timedelta(hours=1)
+
+
+def due_reminders(reception: Reception, now: datetime, *, eve_at: time, morning_at: time) -> list[str]:
+    """The reminder kinds of this reception due at `now`. Each is due until the next one is (a job
+    that was down does not send the eve reminder an hour before), and none once it started."""
+    if not reception.scheduled or now >= reception.starts_at:
+        return []
+    hour_before = reception.starts_at - HOUR_BEFORE
+    due = []
+    if datetime.combine(reception.day - timedelta(days=1), eve_at) <= now < hour_before:
+        due.append(DEPUTY_EVE)
+    if hour_before <= now:
+        due.append(DEPUTY_HOUR)
+    if datetime.combine(reception.day, morning_at) <= now:
+        due.append(FOLLOWERS_MORNING)
+    return due
+
+
 # --- following a station's receptions -------------------------------------------------------------
 @dataclass(frozen=True)
 class Follow:
@@ -130,6 +153,9 @@ class Follow:
     active: bool = True
     tagged: bool = False
     morning_reminder: bool = True  # the morning-of-the-day reminder of its receptions
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Follow:
+        return self  # immutable all through: the memory store's copies need not copy it
 
 
 # --- the date words citizens ask with -------------------------------------------------------------

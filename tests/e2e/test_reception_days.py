@@ -80,3 +80,23 @@ async def test_a_broadcast_to_2000_followers_reaches_each_exactly_once_across_an
         used = await uow.broadcasts.mass_used(followers, "2026-12")
     assert {s.status for s in sends} == {SendStatus.SENT}
     assert set(used.values()) == {1}  # the budget counted once per person
+
+
+@pytest.mark.parametrize("encrypted", [False])
+async def test_two_workers_never_both_send_a_reminder(stack) -> None:
+    from datetime import datetime
+
+    services = stack.bot.services
+    stack.bot.scheduler.pause()
+    async with services.uow() as uow:
+        await uow.deputies.bind("D001", "oDeputyD001Bound")
+        await uow.commit()
+    await receptions.create_reception(services, Reception(
+        "SL-01", ("D001",), date(2026, 12, 5), time(9), time(11), "主题接待：养老服务", "江村村委会"))
+    stack.clock.current = datetime(2026, 12, 4, 18, 0)
+    results = await asyncio.gather(receptions.send_reminders(services), receptions.send_reminders(services),
+                                   stack.bot.run_job("remind_receptions"))
+    assert sum(results) == 1
+    async with services.uow() as uow:
+        queued = await uow.outbox.list(("pending", "held", "sent", "failed"))
+    assert [m.recipient_openid for m in queued if "接待提醒" in m.text] == ["oDeputyD001Bound"]  # held till they write

@@ -108,3 +108,16 @@ async def test_the_monthly_mass_budget_counts_per_user_and_month(uow_factory) ->
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.broadcasts.mass_used(["o1", "o2", "o3"], "2026-12") == {"o1": 2, "o2": 1}
+
+
+async def test_a_reminder_is_claimed_once_and_remembers_who_was_told(uow_factory) -> None:
+    async with uow_factory() as uow:
+        assert await uow.reminders.claim(7, "deputy_eve", ["oD1", "oD2"], T0)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert not await uow.reminders.claim(7, "deputy_eve", ["oD1"], T0)  # a second run finds it done
+        assert await uow.reminders.claim(7, "followers_morning", ["oF1", "oD1"], T0.replace(hour=10))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.reminders.told(7) == ["oD1", "oD2", "oF1"]
+        assert await uow.reminders.told(8) == []

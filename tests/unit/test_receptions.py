@@ -159,3 +159,46 @@ def test_request_body_validation_for_the_api() -> None:
         receptions.reception_from_json({**body, "date": "12/12", "start": "9点", "deputy_codes": [], "capacity": "x"})
     assert sorted(e.key for e in caught.value.errors) == [
         "reception_bad_date", "reception_bad_field", "reception_bad_field", "reception_bad_time"]
+
+
+def test_reminders_are_due_the_evening_before_an_hour_before_and_on_the_morning() -> None:
+    from datetime import datetime
+
+    from bot.core.receptions import DEPUTY_EVE, DEPUTY_HOUR, FOLLOWERS_MORNING, due_reminders
+
+    r = reception(day=date(2026, 12, 12), start=time(9, 30))
+    at = {"eve_at": time(18), "morning_at": time(7)}
+    assert due_reminders(r, datetime(2026, 12, 11, 17, 59), **at) == []
+    assert due_reminders(r, datetime(2026, 12, 11, 18, 0), **at) == [DEPUTY_EVE]
+    assert due_reminders(r, datetime(2026, 12, 12, 7, 0), **at) == [DEPUTY_EVE, FOLLOWERS_MORNING]
+    assert due_reminders(r, datetime(2026, 12, 12, 8, 30), **at) == [DEPUTY_HOUR, FOLLOWERS_MORNING]
+    assert due_reminders(r, datetime(2026, 12, 12, 9, 30), **at) == []  # started
+    assert due_reminders(r.cancelled(), datetime(2026, 12, 12, 8, 30), **at) == []
+
+
+async def test_reminders_go_once_and_a_cancellation_tells_everyone_already_told() -> None:
+    from datetime import datetime
+
+    from bot.core.receptions import Follow
+    from fakes import WANG_OPENID, outbox
+
+    services = await services_with(reception("LL-DC", ("D001", "D002"), date(2026, 12, 12), time(9, 30)))
+    async with services.uow() as uow:
+        await uow.follows.follow(Follow("oFollowerA", "LL-DC", MONDAY_10))
+        await uow.follows.follow(Follow("oFollowerB", "LL-DC", MONDAY_10, morning_reminder=False))
+        await uow.commit()
+    services.clock.set(datetime(2026, 12, 11, 18, 0))
+    assert await receptions.send_reminders(services) == 1
+    assert await receptions.send_reminders(services) == 0  # a second run finds the work done
+    eve = [m.recipient_openid for m in await outbox(services)]
+    assert sorted(eve) == sorted([WANG_OPENID, "oDeputyLi00000000002"])
+    assert "明天" in (await outbox(services))[0].text
+    services.clock.set(datetime(2026, 12, 12, 8, 0))  # the morning: followers who asked
+    assert await receptions.send_reminders(services) == 1
+    assert [m.recipient_openid for m in await outbox(services)][2:] == ["oFollowerA"]
+    [stored] = await receptions.list_receptions(services)
+    await receptions.cancel_reception(services, stored.id)
+    services.clock.set(datetime(2026, 12, 12, 8, 30))
+    assert await receptions.send_reminders(services) == 0  # cancelled: no hour-before reminder
+    notices = [m for m in await outbox(services) if "取消" in m.text]
+    assert sorted(m.recipient_openid for m in notices) == sorted([WANG_OPENID, "oDeputyLi00000000002", "oFollowerA"])

@@ -1,5 +1,5 @@
 """reception days, the citizens who follow a station's receptions, broadcasts and their sends,
-and each user's monthly mass-message budget
+each user's monthly mass-message budget, and the reminders done
 
 Revision ID: 0007
 Revises: 0002 (the lead re-chains it after 0004–0006 of the other branches)
@@ -50,6 +50,14 @@ def upgrade() -> None:
     op.create_index("ix_follows_station_active", "follows", ["station_code", "active"], unique=False)
     op.create_index(op.f("ix_follows_tagged"), "follows", ["tagged"], unique=False)
     op.create_table(
+        "reception_reminders",
+        sa.Column("reception_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("openids", sa.JSON(), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("reception_id", "kind", name=op.f("pk_reception_reminders")),
+    )
+    op.create_table(
         "broadcasts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("audience_kind", sa.String(length=16), nullable=False),
@@ -94,6 +102,7 @@ def downgrade() -> None:
     op.drop_index("ix_broadcast_sends_broadcast_status", table_name="broadcast_sends")
     op.drop_table("broadcast_sends")
     op.drop_table("broadcasts")
+    op.drop_table("reception_reminders")
     op.drop_index(op.f("ix_follows_tagged"), table_name="follows")
     op.drop_index("ix_follows_station_active", table_name="follows")
     op.drop_table("follows")
