@@ -126,6 +126,13 @@ async def send_broadcasts(bot: BotApp) -> int:
     return await send_pending(bot.services, bot.gateway)  # type: ignore[arg-type]
 
 
+async def sync_follow_tags(bot: BotApp) -> int:
+    """WeChat user tags (one per town) catch up with follows and stops."""
+    from handlers.broadcasts import sync_tags
+
+    return await sync_tags(bot.services, bot.gateway)  # type: ignore[arg-type]
+
+
 async def remind_receptions(bot: BotApp) -> int:
     """Reception reminders due now (the day before, an hour before, the morning of the day)."""
     from handlers.receptions import send_reminders
@@ -146,6 +153,7 @@ JOBS = (
     Job("drain_queues", drain_queues, lambda: CronTrigger(second=0)),
     Job("send_broadcasts", send_broadcasts, lambda: CronTrigger(second="*/15")),
     Job("remind_receptions", remind_receptions, lambda: CronTrigger(second=30)),
+    Job("sync_follow_tags", sync_follow_tags, lambda: CronTrigger(minute="*/5", second=45)),
 )
 
 

@@ -97,14 +97,29 @@ async def _recipients(services: Services, uow: UnitOfWork, openids: Sequence[str
     return recipients
 
 
+async def _town_tag(uow: UnitOfWork, request: BroadcastRequest, follows: Sequence[Any],
+                    codes: Sequence[str]) -> tuple[int | None, bool]:
+    """A town's tag, and whether its members are exactly this audience: every follow mirrored,
+    no stop waiting to be untagged."""
+    if request.audience_kind != "town":
+        return None, False
+    tag_id = await uow.follows.town_tag(request.audience)
+    if tag_id is None:
+        return None, False
+    mirrored = all(f.tagged for f in follows) and not await uow.follows.untagged(1, codes)
+    return tag_id, mirrored
+
+
 async def create_broadcast(services: Services, request: BroadcastRequest) -> tuple[Broadcast | None, BroadcastPlan]:
     """Plan (and unless a dry run, store) a broadcast. Refused (DomainError) when nobody can be
     reached, e.g. every follower already had this month's 4 mass messages."""
     async with services.uow() as uow:
         codes = await _station_codes(uow, request.audience_kind, request.audience)
         text = await _text(uow, services, request)
-        openids = sorted({f.openid for f in await uow.follows.followers(codes)})
-        plan = plan_broadcast(await _recipients(services, uow, openids),
+        follows = await uow.follows.followers(codes)
+        openids = sorted({f.openid for f in follows})
+        tag_id, whole_tag = await _town_tag(uow, request, follows, codes)
+        plan = plan_broadcast(await _recipients(services, uow, openids), tag_id=tag_id, whole_tag=whole_tag,
                               batch=services.settings.broadcast_batch)
         if plan.reached == 0:
             key = "broadcast_budget_exhausted" if plan.unreachable and openids else "broadcast_nobody"
@@ -184,3 +199,53 @@ async def broadcast_status(services: Services, broadcast_id: int) -> dict[str, A
             "progress": progress(sends),
             "failures": [{"seq": s.seq, "people": len(s.openids), "error": s.last_error, "attempts": s.attempts}
                          for s in sends if s.status == SendStatus.FAILED]}
+
+
+# --- the WeChat tags mirror the follows ----------------------------------------------------------
+TAG_BATCH = 50  # tags/members/batchtagging: at most 50 openids a call
+TAG_NAME = "接待·{town}"
+
+
+async def sync_tags(services: Services, gateway: MassGateway, limit: int = 1000) -> int:
+    """Mirror pending follows and stops as WeChat user tags, one tag per town (an account has
+    at most 100 tags; Wujiang has far fewer towns than stations). How many follows were synced;
+    a WeChat error stops the pass (the rest stays pending for the next run)."""
+    async with services.uow() as uow:
+        pending = await uow.follows.untagged(limit)
+        town_of = {s.code: s.town for s in await uow.stations.list()}
+    by_town: dict[str, list[Any]] = {}
+    for follow in pending:
+        if follow.station_code in town_of:
+            by_town.setdefault(town_of[follow.station_code], []).append(follow)
+    synced = 0
+    for town, follows in by_town.items():
+        try:
+            synced += await _sync_town(services, gateway, town, follows, town_of)
+        except WeChatAPIError as error:
+            log.warning("tag sync for %s stopped: WeChat error %s", town, error.errcode)
+            break
+    return synced
+
+
+async def _sync_town(services: Services, gateway: MassGateway, town: str, follows: Sequence[Any],
+                     town_of: Mapping[str, str]) -> int:
+    async with services.uow() as uow:
+        tag_id = await uow.follows.town_tag(town)
+    if tag_id is None:
+        tag_id = await gateway.create_tag(TAG_NAME.format(town=town)[:30])
+        async with services.uow() as uow:
+            await uow.follows.set_town_tag(town, tag_id)
+            await uow.commit()
+    add = sorted({f.openid for f in follows if f.active})
+    stopped = sorted({f.openid for f in follows if not f.active} - set(add))
+    async with services.uow() as uow:  # untag only who follows no other station of the town
+        remove = [o for o in stopped
+                  if not any(town_of.get(f.station_code) == town for f in await uow.follows.of_citizen(o))]
+    for call, openids in ((gateway.tag_users, add), (gateway.untag_users, remove)):
+        for i in range(0, len(openids), TAG_BATCH):
+            await call(tag_id, openids[i:i + TAG_BATCH])
+    async with services.uow() as uow:
+        for follow in follows:
+            await uow.follows.mark_tagged(follow.openid, follow.station_code)
+        await uow.commit()
+    return len(follows)

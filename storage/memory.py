@@ -103,6 +103,7 @@ class MemoryDatabase:
         self.bind_codes: _Table[str, _BindCode] = _Table()
         self.receptions: _Table[int, Reception] = _Table()
         self.follows: _Table[tuple[str, str], Follow] = _Table()
+        self.town_tags: _Table[str, int] = _Table()
         self.broadcasts: _Table[int, Broadcast] = _Table()
         self.broadcast_sends: _Table[int, BroadcastSend] = _Table()
         self.mass_budget: _Table[tuple[str, str], int] = _Table()
@@ -354,7 +355,7 @@ class MemoryUnitOfWork:
         self.outbox = MemoryOutboxRepository(stage(db.outbox), lambda: next(db.outbox_ids), clock)
         self.bind_codes = MemoryBindCodeRepository(stage(db.bind_codes))
         self.receptions = MemoryReceptionRepository(stage(db.receptions), lambda: next(db.reception_ids))
-        self.follows = MemoryFollowRepository(stage(db.follows))
+        self.follows = MemoryFollowRepository(stage(db.follows), stage(db.town_tags))
         self.broadcasts = MemoryBroadcastRepository(stage(db.broadcasts), stage(db.broadcast_sends),
                                                     stage(db.mass_budget), lambda: next(db.reception_ids))
         self.reminders = MemoryReminderRepository(stage(db.reminders))

@@ -45,8 +45,9 @@ class MemoryReceptionRepository:
 
 
 class MemoryFollowRepository:
-    def __init__(self, rows: _Staged[tuple[str, str], Follow]) -> None:
+    def __init__(self, rows: _Staged[tuple[str, str], Follow], tags: _Staged[str, int]) -> None:
         self._rows = rows
+        self._tags = tags
 
     async def follow(self, follow: Follow) -> bool:
         current = self._rows.get((follow.openid, follow.station_code))
@@ -71,9 +72,17 @@ class MemoryFollowRepository:
         found = (f for f in self._rows.values() if f.station_code in station_codes and f.active)
         return sorted(found, key=lambda f: f.openid)
 
-    async def untagged(self, limit: int = 500) -> Sequence[Follow]:
-        found = sorted((f for f in self._rows.values() if not f.tagged), key=lambda f: (f.station_code, f.openid))
+    async def untagged(self, limit: int = 500, station_codes: Sequence[str] | None = None) -> Sequence[Follow]:
+        found = sorted((f for f in self._rows.values() if not f.tagged
+                        and (station_codes is None or f.station_code in station_codes)),
+                       key=lambda f: (f.station_code, f.openid))
         return found[:limit]
+
+    async def town_tag(self, town: str) -> int | None:
+        return self._tags.get(town)
+
+    async def set_town_tag(self, town: str, tag_id: int) -> None:
+        self._tags.put(town, tag_id)
 
     async def mark_tagged(self, openid: str, station_code: str) -> None:
         follow = self._rows.get((openid, station_code))

@@ -226,6 +226,15 @@ class FollowRow(Base):
     morning_reminder: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class TownTagRow(Base):
+    """The WeChat user tag of a town (WeChat allows 100 tags: one per town, not per station)."""
+
+    __tablename__ = "town_tags"
+
+    town: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(Integer)
+
+
 class ReminderRow(Base):
     """A reception reminder done: (reception, kind) once, whoever runs the job."""
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.broadcasts import Broadcast, BroadcastSend, Channel, SendStatus
 from bot.core.receptions import Follow, FollowUp, Reception, ReceptionStatus
-from storage.models import BroadcastRow, BroadcastSendRow, FollowRow, MassBudgetRow, ReceptionRow, ReminderRow
+from storage.models import BroadcastRow, BroadcastSendRow, FollowRow, MassBudgetRow, ReceptionRow, ReminderRow, TownTagRow
 from storage.sql_mapping import assign_changed
 
 
@@ -111,10 +111,24 @@ class SqlFollowRepository:
             FollowRow.station_code.in_(list(station_codes)), FollowRow.active.is_(True)).order_by(FollowRow.openid))
         return [_follow_of(r) for r in rows]
 
-    async def untagged(self, limit: int = 500) -> Sequence[Follow]:
-        rows = await self._s.scalars(select(FollowRow).where(FollowRow.tagged.is_(False))
-                                     .order_by(FollowRow.station_code, FollowRow.openid).limit(limit))
+    async def untagged(self, limit: int = 500, station_codes: Sequence[str] | None = None) -> Sequence[Follow]:
+        query = select(FollowRow).where(FollowRow.tagged.is_(False))
+        if station_codes is not None:
+            query = query.where(FollowRow.station_code.in_(list(station_codes)))
+        rows = await self._s.scalars(query.order_by(FollowRow.station_code, FollowRow.openid).limit(limit))
         return [_follow_of(r) for r in rows]
+
+    async def town_tag(self, town: str) -> int | None:
+        row = await self._s.get(TownTagRow, town)
+        return row.tag_id if row else None
+
+    async def set_town_tag(self, town: str, tag_id: int) -> None:
+        row = await self._s.get(TownTagRow, town)
+        if row is None:
+            self._s.add(TownTagRow(town=town, tag_id=tag_id))
+        else:
+            row.tag_id = tag_id
+        await self._s.flush()
 
     async def mark_tagged(self, openid: str, station_code: str) -> None:
         await self._s.execute(update(FollowRow).where(

@@ -121,3 +121,15 @@ async def test_a_reminder_is_claimed_once_and_remembers_who_was_told(uow_factory
     async with uow_factory() as uow:
         assert await uow.reminders.told(7) == ["oD1", "oD2", "oF1"]
         assert await uow.reminders.told(8) == []
+
+
+async def test_town_tags_and_untagged_by_station(uow_factory) -> None:
+    async with uow_factory() as uow:
+        await uow.follows.follow(Follow("o1", "S01", T0))
+        await uow.follows.follow(Follow("o1", "S02", T0))
+        await uow.follows.set_town_tag("盛泽镇", 101)
+        await uow.follows.set_town_tag("盛泽镇", 102)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.follows.town_tag("盛泽镇") == 102 and await uow.follows.town_tag("黎里镇") is None
+        assert [f.station_code for f in await uow.follows.untagged(station_codes=["S02"])] == ["S02"]

@@ -3,16 +3,24 @@ WeChat's limits: 4 mass messages a user a month, 50 openids per batchtagging, 10
 repeated clientmsgid refused."""
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.core.broadcasts import Channel
 from bot.core.ports import CLIENTMSGID_EXISTS, WeChatAPIError
+from bot.core.receptions import Follow
+from handlers import broadcasts
 from bot.settings import Settings
 from bot.wechat.fake_api import FakeWeChatAPI
 from bot.wechat.gateway import HttpMassGateway
 from storage.kv import MemoryKeyValueStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))  # the unit tests' fakes: seed data, clock
+from fakes import MONDAY_10, FixedClock, make_services, seed  # noqa: E402
 
 USERS = [f"oUser{i:04d}" for i in range(60)]
 
@@ -63,3 +71,37 @@ async def test_tags_at_most_50_per_batchtagging_and_100_tags_then_a_tag_send(gat
     with pytest.raises(WeChatAPIError) as full:
         await gateway.create_tag("one more")
     assert full.value.errcode == 45056
+
+
+async def test_follows_are_mirrored_as_town_tags_in_batches_of_50_then_a_town_broadcast_goes_by_tag(
+        gateway, fake_api: FakeWeChatAPI) -> None:
+    services = make_services(FixedClock(MONDAY_10))
+    await seed(services)
+    async with services.uow() as uow:
+        for i, openid in enumerate(USERS * 2):  # 120 follows: 60 people, each of both 盛泽镇 stations
+            await uow.follows.follow(Follow(openid, "SZ-HOME" if i < 60 else "SZ-LAW", MONDAY_10))
+        await uow.commit()
+    assert await broadcasts.sync_tags(services, gateway) == 120
+    tagging = [c for c in fake_api.calls if c["path"].endswith("batchtagging")]
+    assert [len(c["json"]["openid_list"]) for c in tagging] == [50, 10]  # 60 people, one tag for the town
+    [tag] = fake_api.tags
+    assert fake_api.tags[tag] == "接待·盛泽镇" and fake_api.tag_members[tag] == set(USERS)
+    assert await broadcasts.sync_tags(services, gateway) == 0  # nothing pending
+
+    _, plan = await broadcasts.create_broadcast(services, broadcasts.BroadcastRequest("town", "盛泽镇", "x", dry_run=True))
+    assert [(s.channel, s.tag_id) for s in plan.sends] == [(Channel.MASS_TAG, tag)]
+    _, plan = await broadcasts.create_broadcast(services, broadcasts.BroadcastRequest("station", "SZ-HOME", "x", dry_run=True))
+    assert {s.channel for s in plan.sends} == {Channel.MASS_OPENIDS}
+
+    async with services.uow() as uow:
+        await uow.follows.unfollow(USERS[0], ["SZ-HOME"])  # still follows SZ-LAW: keeps the town tag
+        await uow.follows.unfollow(USERS[1])  # stops both: leaves the tag
+        await uow.commit()
+    _, plan = await broadcasts.create_broadcast(services, broadcasts.BroadcastRequest("town", "盛泽镇", "x", dry_run=True))
+    assert {s.channel for s in plan.sends} == {Channel.MASS_OPENIDS}  # the tag is behind: openid lists
+    assert await broadcasts.sync_tags(services, gateway) == 3
+    assert fake_api.tag_members[tag] == set(USERS) - {USERS[1]}
+    broadcast, plan = await broadcasts.create_broadcast(services, broadcasts.BroadcastRequest("town", "盛泽镇", "盛泽镇周六接待"))
+    assert plan.sends[0].channel == Channel.MASS_TAG
+    assert await broadcasts.send_pending(services, gateway) == 1
+    assert fake_api.mass_received[USERS[2]] == ["盛泽镇周六接待"] and USERS[1] not in fake_api.mass_received

@@ -1,4 +1,4 @@
-"""reception days, the citizens who follow a station's receptions, broadcasts and their sends,
+"""reception days, the citizens who follow a station's receptions (and the towns' WeChat tags), broadcasts and their sends,
 each user's monthly mass-message budget, and the reminders done
 
 Revision ID: 0007
@@ -49,6 +49,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_follows_station_active", "follows", ["station_code", "active"], unique=False)
     op.create_index(op.f("ix_follows_tagged"), "follows", ["tagged"], unique=False)
+    op.create_table(
+        "town_tags",
+        sa.Column("town", sa.String(length=100), nullable=False),
+        sa.Column("tag_id", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("town", name=op.f("pk_town_tags")),
+    )
     op.create_table(
         "reception_reminders",
         sa.Column("reception_id", sa.Integer(), nullable=False),
@@ -103,6 +109,7 @@ def downgrade() -> None:
     op.drop_table("broadcast_sends")
     op.drop_table("broadcasts")
     op.drop_table("reception_reminders")
+    op.drop_table("town_tags")
     op.drop_index(op.f("ix_follows_tagged"), table_name="follows")
     op.drop_index("ix_follows_station_active", table_name="follows")
     op.drop_table("follows")
