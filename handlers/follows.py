@@ -73,6 +73,6 @@ async def my_follows_text(services: Services, openid: str) -> str:
         follows = await uow.follows.of_citizen(openid)
     if not follows:
         return services.texts.get("follow_none")
-    stations = await _stations(services)
+    names = {s.code: s.name for s in await _stations(services)}
     return services.texts.get("follow_list", stations="\n".join(
-        f"· {name}" for name in _names(stations, [f.station_code for f in follows]).split("、")))
+        f"· {names.get(f.station_code, f.station_code)}" for f in follows))

@@ -1,5 +1,5 @@
 """Reception days: store, cancel and list receptions (the console, the API and the import call
-these), and answer a citizen's schedule question in chat.
+these), answer a citizen's schedule question in chat, and send the reminders.
 
 The rules are bot/core/receptions.py's; this module loads what they need and stores the result."""
 from __future__ import annotations
@@ -211,6 +211,7 @@ class ScheduleAnswer:
     span: DateSpan | None  # the days asked about
     about: str  # the place or deputy asked about ("" for anything)
     next_anywhere: Reception | None  # when nothing matched: the district's next one
+    deputy_names: dict[str, str]  # code → name, for the lines
 
 
 async def find_receptions(services: Services, openid: str, text: str, place_names: Sequence[str] = ()) -> ScheduleAnswer:
@@ -238,15 +239,14 @@ async def find_receptions(services: Services, openid: str, text: str, place_name
                           home_town=home.town if home else None, town_of=town_of, limit=MAX_ANSWERS)
     next_anywhere = None if found else next(iter(nearest_first(upcoming, now=now, home_station=None, home_town=None,
                                                                town_of=town_of, limit=1)), None)
-    return ScheduleAnswer(found, span, about, next_anywhere)
+    return ScheduleAnswer(found, span, about, next_anywhere, {d.code: d.name for d in deputies})
 
 
 async def answer_schedule(services: Services, openid: str, text: str, place_names: Sequence[str] = ()) -> str:
     """The chat answer to 这周哪个代表接待 / 盛泽镇哪天有代表接待 / 王代表什么时候在 …"""
     answer = await find_receptions(services, openid, text, place_names)
     texts = services.texts
-    async with services.uow() as uow:
-        names = {d.code: d.name for d in await uow.deputies.list()}
+    names = answer.deputy_names
     span = span_text(answer.span, texts) if answer.span else ""
     if answer.receptions:
         header = texts.get("reception_answer_header_span", span=span) if span else texts.get("reception_answer_header")

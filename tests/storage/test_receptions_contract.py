@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime, time
 
-import pytest
-
 from bot.core.receptions import Follow, FollowUp, Reception
 
 T0 = datetime(2026, 12, 1, 9, 30)
