@@ -22,6 +22,7 @@ from bot.core.broadcasts import (
     Channel,
     Recipient,
     SendStatus,
+    Unreachable,
     month_of,
     plan_broadcast,
     progress,
@@ -122,7 +123,8 @@ async def create_broadcast(services: Services, request: BroadcastRequest) -> tup
         plan = plan_broadcast(await _recipients(services, uow, openids), tag_id=tag_id, whole_tag=whole_tag,
                               batch=services.settings.broadcast_batch)
         if plan.reached == 0:
-            key = "broadcast_budget_exhausted" if plan.unreachable and openids else "broadcast_nobody"
+            key = ("broadcast_budget_exhausted" if plan.unreachable[Unreachable.BUDGET]
+                   else "broadcast_unreachable" if openids else "broadcast_nobody")
             raise DomainError(key, audience=request.audience)
         if request.dry_run:
             return None, plan

@@ -100,3 +100,17 @@ def test_api_request_validation() -> None:
         with pytest.raises(DomainError) as caught:
             broadcasts.request_from_json(bad)
         assert caught.value.key == key
+
+
+async def test_a_broadcast_nobody_follows_or_nobody_can_receive_is_refused_with_the_reason() -> None:
+    services = make_services(FixedClock(MONDAY_10))
+    await seed(services)
+    for request, key in ((BroadcastRequest("town", "开发区", "x"), "broadcast_nobody"),
+                         (BroadcastRequest("town", "火星", "x"), "broadcast_unknown_audience")):
+        with pytest.raises(DomainError) as refused:
+            await broadcasts.create_broadcast(services, request)
+        assert refused.value.key == key
+    await _followers(services, 1)  # one person: a mass list needs two
+    with pytest.raises(DomainError) as refused:
+        await broadcasts.create_broadcast(services, BroadcastRequest("station", "SZ-HOME", "x"))
+    assert refused.value.key == "broadcast_unreachable"
