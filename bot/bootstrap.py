@@ -141,6 +141,27 @@ async def prune_processed_inbound(bot: BotApp) -> int:
     return pruned
 
 
+async def send_broadcasts(bot: BotApp) -> int:
+    """Mass sends of broadcasts still pending (or whose sender died mid-send)."""
+    from handlers.broadcasts import send_pending
+
+    return await send_pending(bot.services, bot.gateway)  # type: ignore[arg-type]
+
+
+async def sync_follow_tags(bot: BotApp) -> int:
+    """WeChat user tags (one per town) catch up with follows and stops."""
+    from handlers.broadcasts import sync_tags
+
+    return await sync_tags(bot.services, bot.gateway)  # type: ignore[arg-type]
+
+
+async def remind_receptions(bot: BotApp) -> int:
+    """Reception reminders due now (the day before, an hour before, the morning of the day)."""
+    from handlers.receptions import send_reminders
+
+    return await send_reminders(bot.services)
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -154,6 +175,9 @@ JOBS = (
     Job("drain_queues", drain_queues, lambda: CronTrigger(second=0)),
     Job("refresh_places", refresh_places, lambda: CronTrigger(second=30)),
     Job("prune_processed_inbound", prune_processed_inbound, lambda: CronTrigger(hour=3, minute=17)),
+    Job("send_broadcasts", send_broadcasts, lambda: CronTrigger(second="*/15")),
+    Job("remind_receptions", remind_receptions, lambda: CronTrigger(second=30)),
+    Job("sync_follow_tags", sync_follow_tags, lambda: CronTrigger(minute="*/5", second=45)),
 )
 
 
@@ -186,7 +210,7 @@ class BotApp:
     async def start(self) -> None:
         from bot.console import add_console_routes
         from bot.webhook import add_webhook_routes
-        from bot.wechat.gateway import HttpWeChatGateway
+        from bot.wechat.gateway import HttpMassGateway
         from nlu import build_nlu
         from storage.kv import build_kv
         from storage.migrate import upgrade
@@ -198,7 +222,7 @@ class BotApp:
         self.uow_factory = SqlUnitOfWorkFactory(self.settings.database_url, clock=self.clock)
         self.http = aiohttp.ClientSession(timeout=wechat_timeout(self.settings))
         if self.gateway is None:
-            self.gateway = HttpWeChatGateway(self.settings, self.kv, self.http)
+            self.gateway = HttpMassGateway(self.settings, self.kv, self.http)
         if self.nlu is None:
             # loads (or, after a data change, trains) the model: seconds of CPU, off the loop
             self.nlu = await asyncio.to_thread(build_nlu, self.settings)

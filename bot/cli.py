@@ -90,16 +90,19 @@ def db_upgrade() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_(kind: str, file: Path) -> None:
     from bot.bootstrap import open_storage
-    from bot.cli_output import import_problems_table
     from storage.importer import import_file
-
-    texts = default_texts()
 
     async def go():
         async with open_storage(Settings()) as uow_factory:
             return await import_file(uow_factory, kind, file)
 
-    report = _run(go())
+    _print_import(_run(go()), file, kind)
+
+
+def _print_import(report, file: Path, kind: str) -> None:  # type: ignore[no-untyped-def]
+    from bot.cli_output import import_problems_table
+
+    texts = default_texts()
     console.print(texts.get("cli_import_summary", file=file.name, read=report.rows_read,
                             created=report.created, updated=report.updated,
                             unchanged=report.unchanged, errors=len(report.errors)))
@@ -108,6 +111,51 @@ def import_(kind: str, file: Path) -> None:
     if report.errors:
         console.print(import_problems_table(report.errors, texts))
         raise SystemExit(1)
+
+
+@main.group(help=T("cli_help_reception"))
+def reception() -> None:
+    pass
+
+
+@reception.command("import", help=T("cli_help_reception_import"))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def reception_import(file: Path) -> None:
+    from bot.bootstrap import open_storage
+    from storage.importer import import_file
+
+    async def go():
+        async with open_storage(Settings()) as uow_factory:
+            return await import_file(uow_factory, "receptions", file)
+
+    _print_import(_run(go()), file, "receptions")
+
+
+@reception.command("list", help=T("cli_help_reception_list"))
+@click.option("--station", default=None, help=T("cli_opt_reception_station"))
+@click.option("--town", default=None, help=T("cli_opt_reception_town"))
+@click.option("--all", "show_all", is_flag=True, help=T("cli_opt_reception_all"))
+def reception_list(station: str | None, town: str | None, show_all: bool) -> None:
+    from datetime import date
+
+    from bot.bootstrap import command_services
+    from bot.cli_output import receptions_table
+    from handlers.receptions import list_receptions
+
+    texts = default_texts()
+
+    async def go():
+        async with command_services(Settings()) as services:
+            found = await list_receptions(services, station=station, town=town,
+                                          first=date.min if show_all else None)
+            async with services.uow() as uow:
+                return found, await uow.deputies.list()
+
+    found, deputies = _run(go())
+    if not found:
+        console.print(texts.get("cli_receptions_empty"))
+        return
+    console.print(receptions_table(found, deputies, texts))
 
 
 @main.group(help=T("cli_help_deputy"))

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from bot.core.outbound import OutboxMessage
 from bot.core.people import Deputy
+from bot.core.receptions import Reception
 from bot.core.privacy import mask_openid
 from bot.texts import Texts
 
@@ -82,6 +83,17 @@ def outbox_table(messages: Iterable[OutboxMessage], deputies: Iterable[Deputy], 
                       f"#{m.ticket_number}" if m.ticket_number else "—", channel,
                       texts.get(f"outbox_status_{m.status}"), outbox_reason(m.last_error, texts) or "—",
                       str(m.attempts), " ".join(m.text.split())[:40])
+    return table
+
+
+def receptions_table(receptions: Iterable[Reception], deputies: Iterable[Deputy], texts: Texts) -> Table:
+    names = {d.code: d.name for d in deputies}
+    table = _table(texts, "cli_reception_id", "cli_reception_station", "cli_reception_when",
+                   "cli_reception_deputies", "cli_reception_topic", "cli_reception_place", "cli_reception_status")
+    for r in receptions:
+        table.add_row(str(r.id), r.station_code, f"{r.day:%Y-%m-%d} {r.start:%H:%M}-{r.end:%H:%M}",
+                      "、".join(names.get(c, c) for c in r.deputy_codes), r.topic, r.place,
+                      texts.get(f"cli_reception_status_{r.status}"))
     return table
 
 

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     template_id_assignment: str = ""  # to a deputy: a ticket was assigned to you
     template_id_status: str = ""  # to a citizen: your ticket changed status
 
+    # broadcasts and reception reminders (handlers/broadcasts.py, handlers/receptions.py)
+    broadcast_batch: int = 10_000  # openids per message/mass/send call (WeChat's maximum)
+    reminder_eve_time: str = "18:00"  # deputies are reminded of a reception the day before at this time
+    reminder_morning_time: str = "08:00"  # followers who asked are reminded on the morning of the day
+
     poster_font: str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"  # Debian fonts-noto-cjk
     # staff console: Fernet key for the session cookie ("" = a new key per start: everyone signs in again)
     console_secret_key: str = ""

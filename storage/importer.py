@@ -1,4 +1,4 @@
-"""Import stations, deputies and the duty roster from CSV or XLSX files.
+"""Import stations, deputies, the duty roster and reception days from CSV or XLSX files.
 
 CSV may be UTF-8 (with or without BOM) or GB18030/GBK, which Excel on Chinese Windows saves. Headers
 may be English (`code,name,...`) or Chinese (`编号,名称,...`); the accepted Chinese names are data in
@@ -19,28 +19,33 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from bot.core.clock import SystemClock
 from bot.core.people import DEPUTY_LEVELS, Deputy, DutyShift, Station, StationKind
 from bot.core.ports import UnitOfWorkFactory
+from bot.core.receptions import MAX_PLACE, MAX_TOPIC, Reception, ReceptionInvalid
 from bot.core.tickets import CATEGORIES
 from bot.texts import Texts, default_texts
+from handlers.receptions import store_reception
 
-KINDS = ("stations", "deputies", "duty")
+KINDS = ("stations", "deputies", "duty", "receptions")
 COLUMNS: dict[str, tuple[str, ...]] = {
     "stations": ("code", "name", "kind", "town", "address", "specialties", "places"),
     "deputies": ("code", "name", "level", "station_code", "phone"),
     "duty": ("station_code", "deputy_code", "day", "start", "end"),
+    "receptions": ("station_code", "deputy_codes", "date", "start", "end", "topic", "place", "live_url", "capacity"),
 }
-OPTIONAL_COLUMNS = frozenset({"address", "specialties", "places", "phone"})  # may be left out of the header
+OPTIONAL_COLUMNS = frozenset({"address", "specialties", "places", "phone", "live_url", "capacity"})  # may be left out of the header
 CSV_ENCODINGS = ("utf-8-sig", "gb18030")  # gb18030 is a superset of GBK and GB2312
 
-KEY_COLUMNS = {"stations": ("code",), "deputies": ("code",), "duty": ("station_code", "deputy_code", "day", "start")}
+KEY_COLUMNS = {"stations": ("code",), "deputies": ("code",), "duty": ("station_code", "deputy_code", "day", "start"),
+               "receptions": ("station_code", "date", "start")}
 
 END_OF_DAY = time.max  # "24:00": DutyShift.covers compares start <= t < end
 _CODE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
 _TIME = re.compile(r"^(\d{1,2})[:：](\d{2})$")
-_LIST_SEPARATORS = re.compile(r"[;；]")
+_LIST_SEPARATORS = re.compile(r"[;；、]")
 _KIND_ALIASES = {"代表之家": "家", "代表联络站": "站", "联络站": "站", "代表联系点": "点", "联系点": "点"}
 _WEEKDAYS = {name: i for i, names in enumerate(
     (("周一", "星期一"), ("周二", "星期二"), ("周三", "星期三"), ("周四", "星期四"),
@@ -250,6 +255,48 @@ def _deputy(row: _Row, known: dict[str, set[str]]) -> Deputy:
     return Deputy(code=code, name=name, level=level, station_code=station_code, phone=phone)
 
 
+def _times(row: _Row) -> tuple[time | None, time | None]:
+    times: dict[str, time | None] = {}
+    for column in ("start", "end"):
+        parsed = None
+        if not row.cells[column]:
+            row.missing(column)
+        elif (parsed := _parse_time(row.cells[column], allow_end_of_day=column == "end")) is None:
+            row.bad(column, "import_reason_time")
+        times[column] = parsed
+    start, end = times["start"], times["end"]
+    if start is not None and end is not None and not start < end:
+        row.bad("end", "import_reason_time_order", start_column=row.labels["start"], start=row.cells["start"])
+    return start, end
+
+
+def _reception(row: _Row, known: dict[str, set[str]]) -> Reception:
+    """The cells of one reception; its rules (past date, clashes) are checked when it is stored."""
+    station_code = row.code("station_code")
+    if station_code and station_code not in known["stations"]:
+        row.bad("station_code", "import_reason_station_missing")
+    deputy_codes = row.items("deputy_codes")
+    if not deputy_codes:
+        row.missing("deputy_codes")
+    elif any(code not in known["deputies"] for code in deputy_codes):
+        row.bad("deputy_codes", "import_reason_deputy_missing")
+    day = None
+    if not row.cells["date"]:
+        row.missing("date")
+    elif not isinstance(day := _parse_day(row.cells["date"]), date):
+        row.bad("date", "import_reason_date")
+    start, end = _times(row)
+    capacity = None
+    if row.cells["capacity"]:
+        if row.cells["capacity"].isdigit() and int(row.cells["capacity"]) > 0:
+            capacity = int(row.cells["capacity"])
+        else:
+            row.bad("capacity", "import_reason_capacity")
+    return Reception(station_code, deputy_codes, day if isinstance(day, date) else date.min, start or time(),
+                     end or END_OF_DAY, row.required("topic", MAX_TOPIC), row.required("place", MAX_PLACE),
+                     live_url=row.optional("live_url"), capacity=capacity)
+
+
 def _shift(row: _Row, known: dict[str, set[str]]) -> DutyShift:
     station_code = row.code("station_code")
     if station_code and station_code not in known["stations"]:
@@ -262,17 +309,7 @@ def _shift(row: _Row, known: dict[str, set[str]]) -> DutyShift:
         row.missing("day")
     elif (day := _parse_day(row.cells["day"])) is None:
         row.bad("day", "import_reason_day")
-    times: dict[str, time | None] = {}
-    for column in ("start", "end"):
-        parsed = None
-        if not row.cells[column]:
-            row.missing(column)
-        elif (parsed := _parse_time(row.cells[column], allow_end_of_day=column == "end")) is None:
-            row.bad(column, "import_reason_time")
-        times[column] = parsed
-    start, end = times["start"], times["end"]
-    if start is not None and end is not None and not start < end:
-        row.bad("end", "import_reason_time_order", start_column=row.labels["start"], start=row.cells["start"])
+    start, end = _times(row)
     return DutyShift(station_code, deputy_code, day if day is not None else 1, start or time(), end or END_OF_DAY)
 
 
@@ -280,10 +317,13 @@ _PARSERS: dict[str, Callable[[_Row, dict[str, set[str]]], Any]] = {
     "stations": _station,
     "deputies": _deputy,
     "duty": _shift,
+    "receptions": _reception,
 }
 
 
 def _key(kind: str, item: Any) -> Any:
+    if kind == "receptions":
+        return item.key
     if kind == "duty":
         day = item.day.isoformat() if isinstance(item.day, date) else f"w{item.day}"
         return (item.station_code, item.deputy_code, day, item.start)
@@ -350,8 +390,10 @@ def read_header(header: Sequence[str], kind: str, texts: Texts) -> _Header:
                                                 expected=expected, other=other))
 
 
-async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, texts: Texts | None = None) -> ImportReport:
-    """Import `path` (CSV or XLSX) as `kind` (stations | deputies | duty) in one transaction."""
+async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, texts: Texts | None = None,
+                      now: datetime | None = None) -> ImportReport:
+    """Import `path` (CSV or XLSX) as `kind` (stations | deputies | duty | receptions) in one
+    transaction. `now` (default: the system clock) is when a reception date counts as past."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     texts = texts or default_texts()
@@ -400,6 +442,17 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
                                         columns=",".join(header.labels[c] for c in KEY_COLUMNS[kind])))
             if errors:
                 report.errors.extend((line, e) for e in errors)
+                continue
+            if kind == "receptions":
+                try:
+                    _, outcome = await store_reception(uow, item, now or SystemClock().now())
+                except ReceptionInvalid as invalid:
+                    report.errors.extend((line, texts.get(e.key, **e.params)) for e in invalid.errors)
+                    continue
+                seen[key] = line
+                report.created += outcome == "created"
+                report.updated += outcome == "updated"
+                report.unchanged += outcome == "unchanged"
                 continue
             seen[key] = line
             if kind == "stations":

@@ -18,14 +18,22 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from bot.core.broadcasts import Broadcast, BroadcastSend
 from bot.core.clock import Clock, SystemClock
 from bot.core.events import Event
 from bot.core.inbound import ProcessedInbound
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.ports import ConcurrentUpdate
+from bot.core.receptions import Follow, Reception
 from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus, take_events
 from storage.memory_staff import attach_staff_repositories
+from storage.memory_receptions import (
+    MemoryBroadcastRepository,
+    MemoryFollowRepository,
+    MemoryReceptionRepository,
+    MemoryReminderRepository,
+)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -100,6 +108,14 @@ class MemoryDatabase:
         self.bind_codes: _Table[str, _BindCode] = _Table()
         self.push_failures: _Table[int, PushFailure] = _Table()
         self.processed_inbound: _Table[str, ProcessedInbound] = _Table()
+        self.receptions: _Table[int, Reception] = _Table()
+        self.follows: _Table[tuple[str, str], Follow] = _Table()
+        self.town_tags: _Table[str, int] = _Table()
+        self.broadcasts: _Table[int, Broadcast] = _Table()
+        self.broadcast_sends: _Table[int, BroadcastSend] = _Table()
+        self.mass_budget: _Table[tuple[str, str], int] = _Table()
+        self.reminders: _Table[tuple[int, str], tuple[int, str, datetime, tuple[str, ...]]] = _Table()
+        self.reception_ids = itertools.count(1)
         self.ticket_versions: dict[int, int] = {}  # number -> committed version
         self.ticket_numbers = itertools.count(FIRST_TICKET_NUMBER)
         self.outbox_ids = itertools.count(1)
@@ -413,6 +429,11 @@ class MemoryUnitOfWork:
         self.bind_codes = MemoryBindCodeRepository(stage(db.bind_codes))
         attach_staff_repositories(self, db, stage)
         self.processed_inbound = MemoryProcessedInboundRepository(stage(db.processed_inbound), db.processed_inbound)
+        self.receptions = MemoryReceptionRepository(stage(db.receptions), lambda: next(db.reception_ids))
+        self.follows = MemoryFollowRepository(stage(db.follows), stage(db.town_tags))
+        self.broadcasts = MemoryBroadcastRepository(stage(db.broadcasts), stage(db.broadcast_sends),
+                                                    stage(db.mass_budget), lambda: next(db.reception_ids))
+        self.reminders = MemoryReminderRepository(stage(db.reminders))
 
     async def __aenter__(self) -> MemoryUnitOfWork:
         return self

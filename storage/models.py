@@ -219,6 +219,106 @@ class BindCodeRow(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class ReceptionRow(Base):
+    __tablename__ = "receptions"
+    __table_args__ = (
+        UniqueConstraint("station_code", "day", "start", name="uq_receptions_key"),
+        Index("ix_receptions_day_start", "day", "start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    station_code: Mapped[str] = mapped_column(String(64), index=True)
+    deputy_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    day: Mapped[date] = mapped_column(Date)
+    start: Mapped[time] = mapped_column(Time)
+    end: Mapped[time] = mapped_column(Time)
+    topic: Mapped[str] = mapped_column(String(200))
+    place: Mapped[str] = mapped_column(String(500))
+    live_url: Mapped[str] = mapped_column(String(500), default="")
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    follow_up: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class FollowRow(Base):
+    """A citizen following a station's receptions; `tagged` = the WeChat user tag mirrors this row."""
+
+    __tablename__ = "follows"
+    __table_args__ = (Index("ix_follows_station_active", "station_code", "active"),)
+
+    openid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    station_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    tagged: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    morning_reminder: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class TownTagRow(Base):
+    """The WeChat user tag of a town (WeChat allows 100 tags: one per town, not per station)."""
+
+    __tablename__ = "town_tags"
+
+    town: Mapped[str] = mapped_column(String(100), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(Integer)
+
+
+class ReminderRow(Base):
+    """A reception reminder done: (reception, kind) once, whoever runs the job."""
+
+    __tablename__ = "reception_reminders"
+
+    reception_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    openids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class BroadcastRow(Base):
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    audience_kind: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    reception_id: Mapped[int | None] = mapped_column(Integer)
+    plan: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class BroadcastSendRow(Base):
+    """One mass call of a broadcast, claimed and marked as it goes (the outbox pattern)."""
+
+    __tablename__ = "broadcast_sends"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "seq", name="uq_broadcast_sends_seq"),
+        Index("ix_broadcast_sends_broadcast_status", "broadcast_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(16))
+    tag_id: Mapped[int | None] = mapped_column(Integer)
+    openids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    msg_id: Mapped[str] = mapped_column(String(64), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MassBudgetRow(Base):
+    """Mass messages a user received in a calendar month (WeChat allows 4)."""
+
+    __tablename__ = "mass_budget"
+
+    openid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    used: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
 SEED_SQLITE_TICKET_SEQUENCE = (
     f"INSERT INTO sqlite_sequence (name, seq) VALUES ('tickets', {FIRST_TICKET_NUMBER - 1})"
 )

@@ -24,6 +24,12 @@ from bot.core.tickets import Ticket, TicketStatus, take_events
 from storage.models import BindCodeRow, OutboxRow, ProcessedInboundRow, PushFailureRow, TicketRow
 from storage.sql_engine import create_engine_for
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
+from storage.sql_receptions import (
+    SqlBroadcastRepository,
+    SqlFollowRepository,
+    SqlReceptionRepository,
+    SqlReminderRepository,
+)
 from storage.sql_people import SqlCitizenRepository, SqlDeputyRepository, SqlDutyRepository, SqlStationRepository
 from storage.sql_staff import attach_staff_repositories  # also registers the console tables
 
@@ -285,6 +291,10 @@ class SqlUnitOfWork:
     outbox: SqlOutboxRepository
     bind_codes: SqlBindCodeRepository
     processed_inbound: SqlProcessedInboundRepository
+    receptions: SqlReceptionRepository
+    follows: SqlFollowRepository
+    broadcasts: SqlBroadcastRepository
+    reminders: SqlReminderRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self._sessions = sessions
@@ -302,6 +312,10 @@ class SqlUnitOfWork:
         self.bind_codes = SqlBindCodeRepository(session)
         attach_staff_repositories(self, session)
         self.processed_inbound = SqlProcessedInboundRepository(session)
+        self.receptions = SqlReceptionRepository(session)
+        self.follows = SqlFollowRepository(session)
+        self.broadcasts = SqlBroadcastRepository(session)
+        self.reminders = SqlReminderRepository(session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Protocol
 
+from bot.core.broadcasts import Broadcast, BroadcastSend
 from bot.core.events import Event
 from bot.core.inbound import ProcessedInbound
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.parse import ParseResult
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.staff import AuditLogRepository, StaffRepository, TicketNoteRepository
+from bot.core.receptions import Follow, Reception
 from bot.core.tickets import Ticket
 
 
@@ -150,6 +152,71 @@ class BindCodeRepository(Protocol):
         ...
 
 
+class ReceptionRepository(Protocol):
+    async def add(self, reception: Reception) -> Reception:
+        """Store a new reception; its `id` is assigned here and returned."""
+        ...
+    async def get(self, reception_id: int) -> Reception | None: ...
+    async def by_key(self, station_code: str, day: date, start: time) -> Reception | None: ...
+    async def save(self, reception: Reception) -> None: ...
+    async def between(self, first: date, last: date | None = None,
+                      station_codes: Sequence[str] | None = None) -> Sequence[Reception]:
+        """Receptions (cancelled too) from `first` to `last` (open: no end), by date and start."""
+        ...
+
+
+class FollowRepository(Protocol):
+    async def follow(self, follow: Follow) -> bool:
+        """Follow (or follow again); False when it was already active."""
+        ...
+    async def unfollow(self, openid: str, station_codes: Sequence[str] | None = None) -> list[str]:
+        """Stop following these stations (None: all); the station codes that were active."""
+        ...
+    async def of_citizen(self, openid: str) -> Sequence[Follow]:
+        """The citizen's active follows."""
+        ...
+    async def followers(self, station_codes: Sequence[str]) -> Sequence[Follow]:
+        """Active follows of these stations, by openid."""
+        ...
+    async def untagged(self, limit: int = 500, station_codes: Sequence[str] | None = None) -> Sequence[Follow]:
+        """Follows (active or stopped) whose WeChat tag does not mirror them yet."""
+        ...
+    async def mark_tagged(self, openid: str, station_code: str) -> None: ...
+    async def town_tag(self, town: str) -> int | None:
+        """The WeChat user tag that mirrors the follows of this town's stations."""
+        ...
+    async def set_town_tag(self, town: str, tag_id: int) -> None: ...
+
+
+class BroadcastRepository(Protocol):
+    async def add(self, broadcast: Broadcast, sends: Sequence[BroadcastSend]) -> Broadcast:
+        """Store the broadcast and its planned mass sends (their broadcast_id is set here)."""
+        ...
+    async def get(self, broadcast_id: int) -> Broadcast | None: ...
+    async def sends(self, broadcast_id: int) -> Sequence[BroadcastSend]: ...
+    async def claim(self, broadcast_id: int | None, now: datetime, until: datetime) -> BroadcastSend | None:
+        """Take the next send (of this broadcast; None: of any) that is pending, or claimed by a
+        sender whose lease ran out; it is claimed until `until`. Two senders never get the same send."""
+        ...
+    async def save_send(self, send: BroadcastSend) -> None: ...
+    async def mass_used(self, openids: Sequence[str], month: str) -> dict[str, int]:
+        """Mass messages each user received in `month` ('2026-12'); absent: none."""
+        ...
+    async def count_mass(self, openids: Sequence[str], month: str) -> None:
+        """One more mass message for each of them in `month`."""
+        ...
+
+
+class ReminderRepository(Protocol):
+    async def claim(self, reception_id: int, kind: str, openids: Sequence[str], at: datetime) -> bool:
+        """Record that reminder (reception, kind) goes to `openids` now; False when it was already
+        recorded (by this or another worker): the work is done, send nothing."""
+        ...
+    async def told(self, reception_id: int) -> Sequence[str]:
+        """Everyone a reminder of this reception went to, each once, in order."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """`async with uow:` opens one transaction; `await uow.commit()` ends it; leaving without
     commit rolls back."""
@@ -165,6 +232,10 @@ class UnitOfWork(Protocol):
     audit: AuditLogRepository
     notes: TicketNoteRepository
     processed_inbound: ProcessedInboundRepository
+    receptions: ReceptionRepository
+    follows: FollowRepository
+    broadcasts: BroadcastRepository
+    reminders: ReminderRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...
@@ -201,6 +272,28 @@ class WeChatGateway(Protocol):
     async def create_qrcode(self, scene: str) -> bytes:
         """A permanent QR code with this scene string, as PNG bytes."""
         ...
+
+
+class MassGateway(Protocol):
+    """WeChat's mass messages and user tags (the broadcasts)."""
+
+    async def mass_send(self, openids: Sequence[str], text: str, clientmsgid: str) -> str:
+        """message/mass/send to 2..10,000 openids; the msg_id. A repeated clientmsgid raises
+        WeChatAPIError(CLIENTMSGID_EXISTS)."""
+        ...
+
+    async def mass_send_tag(self, tag_id: int, text: str, clientmsgid: str) -> str: ...
+
+    async def create_tag(self, name: str) -> int: ...
+
+    async def tag_users(self, tag_id: int, openids: Sequence[str]) -> None:
+        """tags/members/batchtagging: at most 50 openids a call."""
+        ...
+
+    async def untag_users(self, tag_id: int, openids: Sequence[str]) -> None: ...
+
+
+CLIENTMSGID_EXISTS = 45065  # WeChat: a mass send with this clientmsgid was already made
 
 
 # --- NLU -----------------------------------------------------------------------------------------

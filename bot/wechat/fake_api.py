@@ -37,6 +37,13 @@ class FakeWeChatAPI:
         self._hangs: dict[str, list[float]] = defaultdict(list)
         self.delay = 0.0  # seconds every message call takes before it is answered (a slow WeChat)
         self._seq = itertools.count()
+        # mass messages and tags, with WeChat's limits (see the mass/tag section below)
+        self.tags: dict[int, str] = {}
+        self.tag_members: dict[int, set[str]] = defaultdict(set)
+        self.mass_received: dict[str, list[str]] = defaultdict(list)  # openid → texts delivered
+        self._mass_month: dict[tuple[str, str], int] = defaultdict(int)
+        self._clientmsgids: dict[str, int] = {}
+        self._tag_ids = itertools.count(100)
 
     # --- knobs --------------------------------------------------------------------------------
     def fail_next(self, path: str, errcode: int, errmsg: str, times: int = 1) -> None:
@@ -84,6 +91,11 @@ class FakeWeChatAPI:
         app.router.add_post("/cgi-bin/message/template/send", self._template_send)
         app.router.add_post("/cgi-bin/qrcode/create", self._qrcode_create)
         app.router.add_get("/cgi-bin/showqrcode", self._showqrcode)
+        app.router.add_post("/cgi-bin/message/mass/send", self._mass_send)
+        app.router.add_post("/cgi-bin/message/mass/sendall", self._mass_send)
+        app.router.add_post("/cgi-bin/tags/create", self._tag_create)
+        app.router.add_post("/cgi-bin/tags/members/batchtagging", self._batch_tag)
+        app.router.add_post("/cgi-bin/tags/members/batchuntagging", self._batch_tag)
         app.router.add_get("/_fake/calls", self._list_calls)
         return app
 
@@ -212,6 +224,84 @@ class FakeWeChatAPI:
         if scene is None:
             return self._answer(call, {"errcode": 40007, "errmsg": "invalid ticket"})
         return web.Response(body=placeholder_png(scene), content_type="image/png")
+
+    # --- mass messages and tags -----------------------------------------------------------------
+    MASS_MONTHLY_LIMIT = 4  # per user and calendar month: WeChat does not deliver a fifth
+    MAX_TAGS = 100
+    MAX_BATCH_TAGGING = 50
+
+    def mass_calls(self) -> list[dict[str, Any]]:
+        return [c for c in self.calls if c["path"].startswith("/cgi-bin/message/mass/")]
+
+    async def _mass_send(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        error = self._error(call)
+        if error:
+            return self._answer(call, error)
+        body = call["json"] if isinstance(call["json"], dict) else {}
+        clientmsgid = str(body.get("clientmsgid", ""))
+        if clientmsgid and clientmsgid in self._clientmsgids:
+            return self._answer(call, {"errcode": 45065, "errmsg": "clientmsgid exist",
+                                       "msg_id": self._clientmsgids[clientmsgid]})
+        if request.path.endswith("/sendall"):
+            tag_id = (body.get("filter") or {}).get("tag_id")
+            if tag_id not in self.tags:
+                return self._answer(call, {"errcode": 40050, "errmsg": "invalid tag id"})
+            touser = sorted(self.tag_members[tag_id])
+        else:
+            touser = body.get("touser")
+            if not isinstance(touser, list) or not 2 <= len(touser) <= 10000:
+                return self._answer(call, {"errcode": 40130, "errmsg": "invalid openid list size, at least two openid"})
+        text = ((body.get("text") or {}).get("content")) or ""
+        month = time.strftime("%Y-%m")
+        over = 0
+        for openid in touser:
+            if self._mass_month[(openid, month)] >= self.MASS_MONTHLY_LIMIT:
+                over += 1  # WeChat skips them (the job's report counts them as filtered)
+                continue
+            self._mass_month[(openid, month)] += 1
+            self.mass_received[openid].append(text)
+        call["mass_to"] = len(touser)
+        call["over_limit"] = over
+        msg_id = 1000000 + call["seq"]
+        if clientmsgid:
+            self._clientmsgids[clientmsgid] = msg_id
+        return self._answer(call, {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id})
+
+    async def _tag_create(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        error = self._error(call)
+        if error:
+            return self._answer(call, error)
+        name = (((call["json"] or {}).get("tag") or {}).get("name")) if isinstance(call["json"], dict) else None
+        if not name or len(name) > 30:
+            return self._answer(call, {"errcode": 45158, "errmsg": "tag name too long"})
+        if name in self.tags.values():
+            return self._answer(call, {"errcode": 45157, "errmsg": "invalid tag name"})
+        if len(self.tags) >= self.MAX_TAGS:
+            return self._answer(call, {"errcode": 45056, "errmsg": "too many tags"})
+        tag_id = next(self._tag_ids)
+        self.tags[tag_id] = name
+        return self._answer(call, {"tag": {"id": tag_id, "name": name}})
+
+    async def _batch_tag(self, request: web.Request) -> web.Response:
+        call = await self._record(request)
+        error = self._error(call)
+        if error:
+            return self._answer(call, error)
+        body = call["json"] if isinstance(call["json"], dict) else {}
+        openids, tag_id = body.get("openid_list"), body.get("tagid")
+        if tag_id not in self.tags:
+            return self._answer(call, {"errcode": 45159, "errmsg": "invalid tag"})
+        if not isinstance(openids, list) or not openids:
+            return self._answer(call, {"errcode": 40003, "errmsg": "invalid openid"})
+        if len(openids) > self.MAX_BATCH_TAGGING:
+            return self._answer(call, {"errcode": 40032, "errmsg": "invalid openid list size, no more than 50"})
+        if request.path.endswith("batchuntagging"):
+            self.tag_members[tag_id] -= set(openids)
+        else:
+            self.tag_members[tag_id] |= set(openids)
+        return self._answer(call, {"errcode": 0, "errmsg": "ok"})
 
     async def _list_calls(self, request: web.Request) -> web.Response:
         # Not recorded itself: the simulator polls this.

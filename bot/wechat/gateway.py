@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -161,3 +162,31 @@ def _transport_error(what: str, exc: BaseException) -> WeChatAPIError:
     # Only the exception type: aiohttp's messages carry the URL, which holds the secret or token.
     log.warning("wechat %s: transport error %s", what, type(exc).__name__)
     return WeChatAPIError(TRANSPORT_ERRCODE, f"network error calling {what}: {type(exc).__name__}")
+
+
+class HttpMassGateway(HttpWeChatGateway):
+    """bot.core.ports.MassGateway: mass messages and user tags, on the same token and session."""
+
+    async def mass_send(self, openids: Sequence[str], text: str, clientmsgid: str) -> str:
+        result = await self._call("/cgi-bin/message/mass/send", {
+            "touser": list(openids), "msgtype": "text", "text": {"content": text},
+            "clientmsgid": clientmsgid, "send_ignore_reprint": 0})
+        log.info("wechat mass message %s sent to %d users", clientmsgid, len(openids))
+        return str(result.get("msg_id", ""))
+
+    async def mass_send_tag(self, tag_id: int, text: str, clientmsgid: str) -> str:
+        result = await self._call("/cgi-bin/message/mass/sendall", {
+            "filter": {"is_to_all": False, "tag_id": tag_id}, "msgtype": "text", "text": {"content": text},
+            "clientmsgid": clientmsgid, "send_ignore_reprint": 0})
+        log.info("wechat mass message %s sent to tag %d", clientmsgid, tag_id)
+        return str(result.get("msg_id", ""))
+
+    async def create_tag(self, name: str) -> int:
+        result = await self._call("/cgi-bin/tags/create", {"tag": {"name": name}})
+        return int((result.get("tag") or {}).get("id", 0))
+
+    async def tag_users(self, tag_id: int, openids: Sequence[str]) -> None:
+        await self._call("/cgi-bin/tags/members/batchtagging", {"openid_list": list(openids), "tagid": tag_id})
+
+    async def untag_users(self, tag_id: int, openids: Sequence[str]) -> None:
+        await self._call("/cgi-bin/tags/members/batchuntagging", {"openid_list": list(openids), "tagid": tag_id})

@@ -1,7 +1,7 @@
 """Following, scanning a station's QR code, unfollowing."""
 from __future__ import annotations
 
-from handlers import citizens
+from handlers import citizens, follows
 from handlers.chat.router import Context, Router
 
 
@@ -11,13 +11,17 @@ async def _handle(ctx: Context) -> str | None:
         await ctx.leave()
         return None
     station = await citizens.bind_station_by_scene(ctx.services, ctx.openid, ctx.inbound.scene)
+    following = ""
+    if station and ctx.inbound.scene.startswith("station:") and \
+            await follows.follow_stations(ctx.services, ctx.openid, [station.code]):
+        following = "\n" + ctx.texts.get("follow_scan_added")  # a station's QR follows its receptions
     if ctx.kind == "subscribe":
         welcome = ctx.texts.get("citizen_welcome")
         if station:
-            welcome += "\n" + ctx.texts.get("citizen_welcome_station", station=station.name)
+            welcome += "\n" + ctx.texts.get("citizen_welcome_station", station=station.name) + following
         return welcome
     if station:
-        return ctx.texts.get("citizen_scan_bound", station=station.name)
+        return ctx.texts.get("citizen_scan_bound", station=station.name) + following
     return ctx.texts.get("citizen_scan_unknown")
 
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dialogues.commands import find_rating
 from handlers import citizens
 from handlers.chat import report
-from handlers.chat.answers import answer_intent
+from handlers.chat.answers import answer_intent, answer_schedule
 from handlers.chat.commands import rating_reply
 from handlers.chat.router import TEXTS, Context, Router
 
@@ -65,6 +65,7 @@ INTENTS: dict[str, Callable[[Context], Awaitable[str]]] = {
     "nlu_fallback": _not_understood,
     "rate": _rate,
     "cancel": _nothing_to_cancel,
+    "ask_schedule": answer_schedule,
 }
 
 

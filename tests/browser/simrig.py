@@ -199,7 +199,7 @@ async def demo(tmp_path) -> AsyncIterator[int]:
     stop = asyncio.Event()
     task = asyncio.create_task(run_demo("127.0.0.1", port, tmp_path / "demo.db", stop))
     async with aiohttp.ClientSession() as http:
-        for _ in range(600):  # migrations + seeding take a few seconds on a cold start
+        for _ in range(1800):  # migrations + seeding: seconds on a cold start, minutes on a loaded machine
             if task.done():
                 task.result()  # the demo crashed: show why
             try:

@@ -12,7 +12,6 @@ from simrig import ARTIFACTS, serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "console"))
 from rig import PASSWORD, build_rig  # noqa: E402
-from test_demo_e2e import demo  # noqa: E402,F401  (the running demo)
 
 from storage.migrate import upgrade  # noqa: E402
 from storage.sql import SqlUnitOfWorkFactory  # noqa: E402

@@ -292,3 +292,19 @@ async def test_the_demo_banner_gives_the_command_line_its_database(tmp_path: Pat
     finally:
         demo.send_signal(signal.SIGINT)
         await demo.wait()
+
+
+async def test_reception_import_and_list(tmp_path: Path) -> None:
+    assert (await run(tmp_path, "import", "stations", str(write(tmp_path, "s.csv", STATIONS))))[0] == 1  # BAD-1
+    assert (await run(tmp_path, "import", "deputies", str(write(tmp_path, "d.csv", DEPUTIES))))[0] == 1  # D002, D003
+    rota = tmp_path / "rota.csv"
+    rota.write_bytes("站点编号,代表编号,日期,开始,结束,主题,地点\n"
+                     "SL-01,D001,2099-12-05,09:00,11:00,主题接待：养老服务,江村村委会\n"
+                     "SL-01,D001,2099-12-05,10:00,12:00,撞车,江村\n".encode("gbk"))
+    code, out = await run(tmp_path, "reception", "import", str(rota))
+    assert code == 1 and "新增 1" in out and "有问题 1" in out
+    assert re.search(r"\b3\b[^\n]*D001", out), out
+    code, out = await run(tmp_path, "reception", "list", "--station", "SL-01", COLUMNS="200")
+    assert code == 0 and "2099-12-05 09:00-11:00" in out and "测试代表甲" in out and "已安排" in out
+    code, out = await run(tmp_path, "reception", "list", "--town", "七都镇")
+    assert code == 0 and "没有接待安排" in out

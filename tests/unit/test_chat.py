@@ -471,7 +471,6 @@ async def test_unsupported_messages_mid_form(world: World) -> None:
      ("明天天气怎么样", "out_of_scope", "citizen_out_of_scope"),
      ("你好", "greet", "citizen_help"),
      ("这个平台能干嘛", "ask_scope", "citizen_help"),
-     ("代表什么时候接待", "ask_schedule", "citizen_schedule"),
      ("谢谢", "thanks", "citizen_thanks_reply")],
 )
 async def test_intents_that_need_no_form(world: World, text: str, intent: str, key: str) -> None:

@@ -1,0 +1,253 @@
+"""Broadcasts to a station's or town's followers (the console and POST /api/v1/broadcasts call
+these): the plan, the monthly budget, the dry run, and sending exactly once.
+
+Creating a broadcast stores, in one transaction, the broadcast, its planned mass sends (rows a
+sender claims and marks, bot/core/broadcasts.py) and an outbox message for each follower inside
+the 48 h window (handlers/delivery.py delivers those as customer-service messages). Sending is
+`send_pending`, run at once and by the `send_broadcasts` job: a send whose sender was killed is
+taken again when its claim expires; WeChat refuses the repeated clientmsgid (45065), which
+counts as sent."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+from bot.core.broadcasts import (
+    Broadcast,
+    BroadcastPlan,
+    BroadcastSend,
+    Channel,
+    Recipient,
+    SendStatus,
+    Unreachable,
+    month_of,
+    plan_broadcast,
+    progress,
+)
+from bot.core.errors import DomainError
+from bot.core.outbound import OutboxMessage
+from bot.core.ports import CLIENTMSGID_EXISTS, MassGateway, UnitOfWork, WeChatAPIError
+from bot.core.receptions import Reception
+from handlers import delivery
+from handlers.receptions import reception_line
+from handlers.services import Services
+
+log = logging.getLogger(__name__)
+
+AUDIENCES = ("station", "town")
+CLAIM_LEASE = timedelta(minutes=2)  # longer than one mass call (10 s timeout) with room to spare
+
+
+@dataclass(frozen=True)
+class BroadcastRequest:
+    audience_kind: str  # station | town
+    audience: str  # station code | town name
+    text: str = ""
+    reception_id: int | None = None
+    dry_run: bool = False
+
+
+def request_from_json(body: Any) -> BroadcastRequest:
+    """POST /api/v1/broadcasts: `station` or `town`, `text` or `reception_id`, optional `dry_run`."""
+    body = body if isinstance(body, Mapping) else {}
+    kinds = [k for k in AUDIENCES if isinstance(body.get(k), str) and body[k].strip()]
+    if len(kinds) != 1:
+        raise DomainError("broadcast_bad_audience")
+    text, reception_id = body.get("text"), body.get("reception_id")
+    has_text = isinstance(text, str) and bool(text.strip())
+    has_reception = isinstance(reception_id, int) and not isinstance(reception_id, bool)
+    if has_text == has_reception:
+        raise DomainError("broadcast_bad_content")
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise DomainError("broadcast_bad_content")
+    return BroadcastRequest(kinds[0], body[kinds[0]].strip(), text.strip() if has_text else "",
+                            reception_id if has_reception else None, dry_run)
+
+
+async def _station_codes(uow: UnitOfWork, kind: str, audience: str) -> list[str]:
+    stations = await uow.stations.list()
+    codes = [s.code for s in stations if (s.code if kind == "station" else s.town) == audience]
+    if not codes:
+        raise DomainError("broadcast_unknown_audience", audience=audience)
+    return codes
+
+
+async def _text(uow: UnitOfWork, services: Services, request: BroadcastRequest) -> str:
+    if request.reception_id is None:
+        return request.text
+    reception: Reception | None = await uow.receptions.get(request.reception_id)
+    if reception is None or not reception.scheduled:
+        raise DomainError("reception_not_found", id=request.reception_id)
+    names = {d.code: d.name for d in await uow.deputies.list()}
+    return services.texts.get("broadcast_announcement", line=reception_line(reception, names, services.texts))
+
+
+async def _recipients(services: Services, uow: UnitOfWork, openids: Sequence[str]) -> list[Recipient]:
+    now = services.clock.now()
+    used = await uow.broadcasts.mass_used(openids, month_of(now))
+    recipients = []
+    for openid in openids:
+        citizen = await uow.citizens.get(openid)
+        window = await delivery.window_state(services, openid)
+        in_window = window is not None and now - window[0] < delivery.CS_WINDOW and window[1] < delivery.CS_QUOTA
+        recipients.append(Recipient(openid, citizen is None or citizen.subscribed, in_window, used.get(openid, 0)))
+    return recipients
+
+
+async def _town_tag(uow: UnitOfWork, request: BroadcastRequest, follows: Sequence[Any],
+                    codes: Sequence[str]) -> tuple[int | None, bool]:
+    """A town's tag, and whether its members are exactly this audience: every follow mirrored,
+    no stop waiting to be untagged."""
+    if request.audience_kind != "town":
+        return None, False
+    tag_id = await uow.follows.town_tag(request.audience)
+    if tag_id is None:
+        return None, False
+    mirrored = all(f.tagged for f in follows) and not await uow.follows.untagged(1, codes)
+    return tag_id, mirrored
+
+
+async def create_broadcast(services: Services, request: BroadcastRequest) -> tuple[Broadcast | None, BroadcastPlan]:
+    """Plan (and unless a dry run, store) a broadcast. Refused (DomainError) when nobody can be
+    reached, e.g. every follower already had this month's 4 mass messages."""
+    async with services.uow() as uow:
+        codes = await _station_codes(uow, request.audience_kind, request.audience)
+        text = await _text(uow, services, request)
+        follows = await uow.follows.followers(codes)
+        openids = sorted({f.openid for f in follows})
+        tag_id, whole_tag = await _town_tag(uow, request, follows, codes)
+        plan = plan_broadcast(await _recipients(services, uow, openids), tag_id=tag_id, whole_tag=whole_tag,
+                              batch=services.settings.broadcast_batch)
+        if plan.reached == 0:
+            key = ("broadcast_budget_exhausted" if plan.unreachable[Unreachable.BUDGET]
+                   else "broadcast_unreachable" if openids else "broadcast_nobody")
+            raise DomainError(key, audience=request.audience)
+        if request.dry_run:
+            return None, plan
+        now = services.clock.now()
+        broadcast = await uow.broadcasts.add(
+            Broadcast(request.audience_kind, request.audience, text, now, plan.summary(), request.reception_id),
+            [BroadcastSend(0, seq, s.channel, s.openids, s.tag_id) for seq, s in enumerate(plan.sends, 1)])
+        for openid in plan.customer_service:
+            await uow.outbox.add(OutboxMessage(recipient_openid=openid, text=text, created_at=now))
+        await uow.commit()
+    log.info("broadcast %s planned: %s", broadcast.id, plan.summary())
+    return broadcast, plan
+
+
+async def send_pending(services: Services, gateway: MassGateway, broadcast_id: int | None = None) -> int:
+    """Claim and send the pending mass sends (of one broadcast, or all); how many were sent."""
+    sent = 0
+    while True:
+        now = services.clock.now()
+        async with services.uow() as uow:
+            send = await uow.broadcasts.claim(broadcast_id, now, now + CLAIM_LEASE)
+            broadcast = await uow.broadcasts.get(send.broadcast_id) if send else None
+            await uow.commit()
+        if send is None or broadcast is None:
+            return sent
+        sent += await _send_one(services, gateway, broadcast, send)
+
+
+async def _send_one(services: Services, gateway: MassGateway, broadcast: Broadcast, send: BroadcastSend) -> int:
+    try:
+        if send.channel == Channel.MASS_TAG and send.tag_id is not None:
+            msg_id = await gateway.mass_send_tag(send.tag_id, broadcast.text, send.clientmsgid)
+        else:
+            msg_id = await gateway.mass_send(send.openids, broadcast.text, send.clientmsgid)
+    except WeChatAPIError as error:
+        if error.errcode != CLIENTMSGID_EXISTS:
+            log.warning("broadcast %s send %d failed: %s", broadcast.id, send.seq, error.errcode)
+            await _mark(services, replace(send, status=SendStatus.FAILED, claimed_until=None,
+                                          last_error=f"{error.errcode} {error.errmsg}"[:500]))
+            return 0
+        msg_id = "dup"  # an earlier attempt of this very send reached WeChat: it is sent
+    now = services.clock.now()
+    await _mark(services, replace(send, status=SendStatus.SENT, claimed_until=None, msg_id=msg_id, sent_at=now),
+                count_budget=True)
+    return 1
+
+
+async def _mark(services: Services, send: BroadcastSend, count_budget: bool = False) -> None:
+    async with services.uow() as uow:
+        await uow.broadcasts.save_send(send)
+        if count_budget:
+            await uow.broadcasts.count_mass(send.openids, month_of(send.sent_at or services.clock.now()))
+        await uow.commit()
+
+
+async def retry_failed(services: Services, broadcast_id: int) -> int:
+    """Failed sends go back to pending (the console's 重试); how many."""
+    async with services.uow() as uow:
+        failed = [s for s in await uow.broadcasts.sends(broadcast_id) if s.status == SendStatus.FAILED]
+        for send in failed:
+            await uow.broadcasts.save_send(replace(send, status=SendStatus.PENDING))
+        await uow.commit()
+    return len(failed)
+
+
+async def broadcast_status(services: Services, broadcast_id: int) -> dict[str, Any]:
+    """GET /api/v1/broadcasts/{id}: the plan, progress per channel, the failures."""
+    async with services.uow() as uow:
+        broadcast = await uow.broadcasts.get(broadcast_id)
+        if broadcast is None:
+            raise DomainError("broadcast_not_found", id=broadcast_id)
+        sends = await uow.broadcasts.sends(broadcast_id)
+    return {"id": broadcast.id, broadcast.audience_kind: broadcast.audience, "plan": broadcast.plan,
+            "progress": progress(sends),
+            "failures": [{"seq": s.seq, "people": len(s.openids), "error": s.last_error, "attempts": s.attempts}
+                         for s in sends if s.status == SendStatus.FAILED]}
+
+
+# --- the WeChat tags mirror the follows ----------------------------------------------------------
+TAG_BATCH = 50  # tags/members/batchtagging: at most 50 openids a call
+TAG_NAME = "接待·{town}"
+
+
+async def sync_tags(services: Services, gateway: MassGateway, limit: int = 1000) -> int:
+    """Mirror pending follows and stops as WeChat user tags, one tag per town (an account has
+    at most 100 tags; Wujiang has far fewer towns than stations). How many follows were synced;
+    a WeChat error stops the pass (the rest stays pending for the next run)."""
+    async with services.uow() as uow:
+        pending = await uow.follows.untagged(limit)
+        town_of = {s.code: s.town for s in await uow.stations.list()}
+    by_town: dict[str, list[Any]] = {}
+    for follow in pending:
+        if follow.station_code in town_of:
+            by_town.setdefault(town_of[follow.station_code], []).append(follow)
+    synced = 0
+    for town, follows in by_town.items():
+        try:
+            synced += await _sync_town(services, gateway, town, follows, town_of)
+        except WeChatAPIError as error:
+            log.warning("tag sync for %s stopped: WeChat error %s", town, error.errcode)
+            break
+    return synced
+
+
+async def _sync_town(services: Services, gateway: MassGateway, town: str, follows: Sequence[Any],
+                     town_of: Mapping[str, str]) -> int:
+    async with services.uow() as uow:
+        tag_id = await uow.follows.town_tag(town)
+    if tag_id is None:
+        tag_id = await gateway.create_tag(TAG_NAME.format(town=town)[:30])
+        async with services.uow() as uow:
+            await uow.follows.set_town_tag(town, tag_id)
+            await uow.commit()
+    add = sorted({f.openid for f in follows if f.active})
+    stopped = sorted({f.openid for f in follows if not f.active} - set(add))
+    async with services.uow() as uow:  # untag only who follows no other station of the town
+        remove = [o for o in stopped
+                  if not any(town_of.get(f.station_code) == town for f in await uow.follows.of_citizen(o))]
+    for call, openids in ((gateway.tag_users, add), (gateway.untag_users, remove)):
+        for i in range(0, len(openids), TAG_BATCH):
+            await call(tag_id, openids[i:i + TAG_BATCH])
+    async with services.uow() as uow:
+        for follow in follows:
+            await uow.follows.mark_tagged(follow.openid, follow.station_code)
+        await uow.commit()
+    return len(follows)
