@@ -16,7 +16,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from bot.texts import default_texts
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.fake_api import FakeWeChatAPI
 from bot.wechat.platform import event_xml, next_msg_id, open_reply, signed_request, text_xml
+from own_redis import OwnRedis, free_port
 
 TOKEN = "faulttoken"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -49,55 +49,6 @@ D001,测试代表甲,区,SL-01,13800000001
 """
 # on duty around the clock, every day: the fault tests run on the real clock
 DUTY = "station_code,deputy_code,day,start,end\n" + "".join(f"SL-01,D001,{d},00:00,24:00\n" for d in range(1, 8))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, ready: Any, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} on port {port} did not start")
-
-
-class OwnRedis:
-    """A redis-server of the test's own: own port, own empty directory, no persistence."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_port(self.port, self._pong, "own redis-server")
-
-    def _pong(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        """SIGKILL: everything in it is gone (no persistence)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 class FakeWeChatServer:
