@@ -16,17 +16,19 @@ log = logging.getLogger(__name__)
 BURST_EVENTS = frozenset({"subscribe", "scan", "click"})
 
 
-async def record_inbound(services: Services, openid: str, *, event: str = "") -> None:
+async def record_inbound(services: Services, openid: str, *, event: str = "", kick: bool = True) -> int:
     """Note that the user reached us: event "" for a message (opens the 48 h window), or the
     lower-case event name (subscribe/scan/click open the 1-minute window; others change nothing).
-    Held messages for the user go back to pending.
+    Held messages for the user go back to pending; returns how many. `kick=False`: the caller
+    kicks delivery itself once the user's message was handled, so that a held notice the message
+    makes stale (转 #1002 …) is checked against the ticket after that change, not before.
 
     A message costs no database work: the window lives in the key-value store (it is state that
     expires by itself), and held messages are looked up only when some were held."""
     now = services.clock.now()
     event = event.lower()
     if event and event not in BURST_EVENTS:
-        return
+        return 0
     if event:
         async with services.uow() as uow:
             citizen = await uow.citizens.get(openid) or Citizen(openid=openid)
@@ -39,10 +41,11 @@ async def record_inbound(services: Services, openid: str, *, event: str = "") ->
         await services.kv.set(keys.message_window(openid), window_value(now, 0), ttl=CS_WINDOW.total_seconds())
         await services.kv.delete(keys.burst_window(openid))  # the 48 h window supersedes it
     if await services.kv.get(keys.held_mark(openid)) is not None:
-        await release_held(services, openid)
+        return await release_held(services, openid, kick=kick)
+    return 0
 
 
-async def release_held(services: Services, openid: str) -> int:
+async def release_held(services: Services, openid: str, *, kick: bool = True) -> int:
     """Held messages for this user become pending again; returns how many."""
     await services.kv.delete(keys.held_mark(openid))  # first: a message held meanwhile marks it again
     async with services.uow() as uow:
@@ -54,7 +57,8 @@ async def release_held(services: Services, openid: str) -> int:
         await uow.commit()
     if held:
         log.info("released %d held messages for %s", len(held), mask_openid(openid))
-        services.kick_delivery()
+        if kick:
+            services.kick_delivery()
     return len(held)
 
 
