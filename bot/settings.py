@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     # and the user has a subscription left ("" = not configured)
     subscribe_id_assignment: str = ""
     subscribe_id_status: str = ""
+    subscribe_long_term: bool = False  # long-term subscriptions (public-service accounts): an accept has no count
 
     # broadcasts and reception reminders (handlers/broadcasts.py, handlers/receptions.py)
     broadcast_batch: int = 10_000  # openids per message/mass/send call (WeChat's maximum)

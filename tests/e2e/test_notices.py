@@ -65,3 +65,16 @@ async def test_replies_say_what_really_happened_and_stale_notices_are_dropped(st
 
 
 TEXTS_NAME = {"D001": "测试代表甲", "D002": "测试代表乙"}
+
+
+async def test_a_subscription_accepted_in_wechats_popup_is_recorded(stack: Stack) -> None:
+    from bot.wechat.platform import subscribe_popup_xml
+    from e2e_stack import ACCOUNT
+    from handlers import channels
+
+    stack.created += 1
+    xml = subscribe_popup_xml(CITIZEN, ACCOUNT, {"SUB-STATUS": "accept", "SUB-OTHER": "reject"},
+                              created_at=stack.created)
+    response = await stack.post_xml(xml)
+    assert response.status == 200 and (await response.text()) in ("success", "")
+    assert await channels.subscriptions(stack.bot.services, CITIZEN) == {"SUB-STATUS": 1, "SUB-OTHER": 0}
