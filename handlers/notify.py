@@ -220,7 +220,7 @@ async def _staff_of(uow: UnitOfWork, station_code: str) -> Sequence[Deputy]:
 # --- event handlers: each stores its pushes in the transaction of the change ---------------------
 async def _store(uow: UnitOfWork, *messages: OutboxMessage | None) -> None:
     for message in messages:
-        if message is not None:
+        if message is not None and message.recipient_openid:  # "": a visitor's ticket, no WeChat
             await uow.outbox.add(message)
 
 

@@ -64,6 +64,7 @@ def ticket_of(row: TicketRow) -> Ticket:
         timeline=[TimelineEntry(e.at, TimelineKind(e.kind), e.actor, e.text) for e in row.timeline],
         rating=row.rating,
         rating_comment=row.rating_comment,
+        reception_id=row.reception_id,
     )
 
 
@@ -82,6 +83,7 @@ def ticket_fields(ticket: Ticket) -> dict[str, Any]:
         "share_contact": ticket.share_contact,
         "rating": ticket.rating,
         "rating_comment": ticket.rating_comment,
+        "reception_id": ticket.reception_id,
     }
 
 
