@@ -247,7 +247,8 @@ class BotApp:
         self.web_app.router.add_get("/healthz", self._healthz)
         # the console and the API go through the same units of work (and so the same events) as the chat
         add_console_routes(self.web_app, uow_factory=self.services.uow, engine=self.uow_factory.engine,
-                           clock=self.clock, settings=self.settings, texts=self.services.texts)
+                           clock=self.clock, settings=self.settings, texts=self.services.texts,
+                           services=self.services)
 
     async def run_job(self, job_id: str) -> Any:
         """Run one job of JOBS now (the scheduler calls this; tests too) and return its result."""

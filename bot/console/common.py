@@ -19,6 +19,7 @@ from bot.core.clock import Clock
 from bot.core.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings import Settings
 from bot.texts import Texts
+from handlers.services import Services
 from storage.console_queries import TABS, ConsoleQueries, TicketQuery, station_scope_filter
 
 MAX_PAGE = 10_000
@@ -31,6 +32,7 @@ class ConsoleDeps:
     clock: Clock
     texts: Texts
     settings: Settings
+    services: Services | None = None  # the use cases (bind codes, unbinding); the app always passes them
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)

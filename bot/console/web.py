@@ -81,6 +81,8 @@ def create_console_app(deps: ConsoleDeps) -> web.Application:
     r.add_get("/deputies", deputies, name="deputies")
     r.add_get("/duty", duty, name="duty")
     r.add_get("/audit", audit, name="audit")
+    from bot.console.admin import add_admin_routes  # here, not on top: admin.py uses this module's helpers
+    add_admin_routes(app)
     return app
 
 

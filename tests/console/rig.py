@@ -7,10 +7,12 @@ from datetime import datetime
 from aiohttp import web
 from seed import NOW, seed
 
+from bot.bootstrap import build_services
 from bot.console import add_console_routes
 from bot.console.auth import create_account, issue_token
 from bot.settings import Settings
 from bot.texts import default_texts
+from storage.kv import MemoryKeyValueStore
 
 PASSWORD = "一二三四五六七八"
 ACCOUNTS = {
@@ -50,7 +52,8 @@ async def build_rig(uow_factory, must_change: bool = False) -> ConsoleRig:
                 account.must_change_password = False
                 await uow.staff.save(account)
             await uow.commit()
-    app = web.Application()
+    app = web.Application(client_max_size=Settings().max_body_bytes * 2)  # as the bot's app
+    services = build_services(Settings(), uow=uow_factory, kv=MemoryKeyValueStore(), nlu=None, clock=clock)
     add_console_routes(app, uow_factory=uow_factory, engine=uow_factory.engine, clock=clock,
-                       settings=Settings(), texts=default_texts())
+                       settings=Settings(), texts=default_texts(), services=services)
     return ConsoleRig(app, numbers, tokens, clock)
