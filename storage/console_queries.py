@@ -145,7 +145,7 @@ class ConsoleQueries:
         if query.deputy:
             where.append(t.deputy_code == query.deputy)
         words = query.q.strip().lstrip("#")
-        if words.isdigit() and len(words) < 10:
+        if words.isascii() and words.isdigit() and len(words) < 10:  # "¹".isdigit() too
             where.append(t.number == int(words))  # digits alone are a ticket number: one index lookup
         elif words:
             where.append(or_(*(column.contains(words, autoescape=True) for column in (t.summary, t.details, t.place))))

@@ -457,7 +457,7 @@ async def audit(request: web.Request) -> web.StreamResponse:
     t = deps.texts.get
     fmt = request.query.get("export", "")
     per_page = 50
-    page_no = int(request.query["page"]) if request.query.get("page", "").isdigit() else 1
+    page_no = int(p) if (p := request.query.get("page", "")).isascii() and p.isdigit() else 1  # not "²"
     async with deps.uow_factory() as uow:
         if fmt in ("xlsx", "csv"):
             page = await uow.audit.page(0, 100_000)

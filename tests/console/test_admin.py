@@ -189,6 +189,7 @@ async def test_deputy_edit_checks_the_phone_like_the_import(rig) -> None:
             entry = (await uow.audit.page(0, 1)).entries[0]
         assert (deputy.station_code, deputy.phone) == ("SZ-01", "13900000102")
         assert entry.action == "deputy_edited" and "SZ-02" in entry.before and "SZ-01" in entry.after
+        assert "修改代表信息" in await page(client, "/console/audit?page=²")  # "²".isdigit(), int("²") fails
 
 
 async def test_bind_code_slip_and_unbind(rig) -> None:
