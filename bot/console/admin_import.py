@@ -68,21 +68,17 @@ def scope_check(kind: str, scope: Scope, stations: dict[str, Station], deputies:
     """Town staff: a row about another town (or changing another town's station or deputy) is refused."""
     if scope.role is StaffRole.DISTRICT:
         return None
-    refused = texts.get("console_import_out_of_scope", town=scope.town)
-
-    def sees(code: str) -> bool:
-        return code in stations and scope.sees_station(stations[code])
 
     def check(item: Any) -> str | None:
-        if kind == "stations":
+        if kind == "stations":  # the row's town, and the town of the station it would change
             old = stations.get(item.code)
-            ok = scope.sees_town(item.town) and (old is None or scope.sees_station(old))
-        elif kind == "deputies":
-            old = deputies.get(item.code)
-            ok = sees(item.station_code) and (old is None or sees(old.station_code))
-        else:
-            ok = sees(item.station_code)
-        return None if ok else refused
+            towns = [item.town, *([old.town] if old else [])]
+        else:  # the row's station, and (deputies) the station of the deputy it would change
+            old = deputies.get(item.code) if kind == "deputies" else None
+            towns = [stations[c].town for c in (item.station_code, *([old.station_code] if old else []))
+                     if c in stations]
+        other = next((town for town in towns if not scope.sees_town(town)), "")
+        return texts.get("console_import_out_of_scope", other=other, town=scope.town) if other else None
 
     return check
 

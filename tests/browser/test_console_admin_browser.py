@@ -74,7 +74,7 @@ async def test_import_edit_bind_code_and_unbind(browser, console, tmp_path: Path
     await page.click("main button[type=submit]")
     bad = await page.inner_text("table.bad-rows")
     assert "第 3 行" in bad and "乡" in bad  # a level that does not exist
-    assert "第 4 行" in bad and "不属于盛泽镇" in bad  # another town's station
+    assert "第 4 行" in bad and "这一行是七都镇的，不属于盛泽镇" in bad  # another town's station
     assert "第 5 行" in bad and "1380000" in bad  # a phone number too short
     good = await page.inner_text("table.good-rows")
     assert "D301" in good and "D305" in good and "D302" not in good
