@@ -73,6 +73,9 @@ class DeputyRepository(Protocol):
         """Insert or update by code (the bound openid is kept); True when something changed."""
         ...
     async def bind(self, code: str, openid: str) -> None: ...
+    async def unbind(self, code: str) -> str | None:
+        """Forget the deputy's WeChat account; returns the openid it had (None: none was bound)."""
+        ...
 
 
 class DutyRepository(Protocol):
