@@ -23,6 +23,7 @@ from bot.console.common import (
     ticket_in_scope,
     visible_stations,
 )
+from bot.console import live_api
 from bot.console.openapi import openapi_document
 from bot.core.staff import StaffAccount
 from bot.core.tickets import Ticket, TicketStatus
@@ -44,6 +45,7 @@ def create_api_app(deps: ConsoleDeps) -> web.Application:
     r.add_get("/deputies", list_deputies)
     r.add_get("/duty", duty_now)
     r.add_get("/stats/tickets", ticket_stats)
+    live_api.add_routes(r)  # 云直播 (bot/console/live_api.py)
     return app
 
 
