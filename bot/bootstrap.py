@@ -254,6 +254,7 @@ class BotApp:
                            handle=self.conversation.handle, push_late=self.push_late)
         self.web_app.router.add_get("/healthz", self._healthz)
         self.web_app[live_api.SERVICES], self.web_app[live_api.FEED] = self.services, feed_for(self.kv, self.settings)
+        self.web_app[live_api.GATEWAY] = self.gateway
         # the console and the API go through the same units of work (and so the same events) as the chat
         add_console_routes(self.web_app, uow_factory=self.services.uow, engine=self.uow_factory.engine,
                            clock=self.clock, settings=self.settings, texts=self.services.texts)

@@ -25,6 +25,7 @@ from handlers.services import Services
 
 SERVICES = web.AppKey("live_services", Services)
 FEED = web.AppKey("live_feed", LiveFeed)  # type: ignore[type-abstract]
+GATEWAY = web.AppKey("live_gateway", object)  # the WeChat gateway: the sessions' QR codes
 HEARTBEAT = 15.0  # seconds: a comment line keeps proxies from closing an idle stream
 ACTIONS = ("answer", "merge", "hide", "star", "show", "pin")
 
@@ -34,7 +35,8 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/live-sessions", list_sessions)
     r.add_get("/live-sessions/{id}", get_one)
     r.add_get("/live-sessions/{id}/questions", list_questions)
-    r.add_post("/live-sessions/{id}/questions/{qid}/{action}", question_action)
+    for action in ACTIONS:  # one route each: the OpenAPI document lists each
+        r.add_post(f"/live-sessions/{{id}}/questions/{{qid}}/{action}", question_action)
     r.add_post("/live-sessions/{id}/end", end)
     r.add_get("/live-sessions/{id}/stream", stream)
 
@@ -153,7 +155,7 @@ async def list_questions(request: web.Request) -> web.Response:
 async def question_action(request: web.Request) -> web.Response:
     account: StaffAccount = request[ACCOUNT]
     return await run_action(request, account, await session_in_scope(request, account),
-                            request.match_info["qid"], request.match_info["action"], await _optional_body(request))
+                            request.match_info["qid"], request.path.rsplit("/", 1)[-1], await _optional_body(request))
 
 
 async def _optional_body(request: web.Request) -> dict[str, Any]:

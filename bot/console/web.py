@@ -81,6 +81,8 @@ def create_console_app(deps: ConsoleDeps) -> web.Application:
     r.add_get("/deputies", deputies, name="deputies")
     r.add_get("/duty", duty, name="duty")
     r.add_get("/audit", audit, name="audit")
+    from bot.console import live_pages  # 云直播 (imports this module: late)
+    live_pages.add_routes(r)
     return app
 
 
