@@ -103,10 +103,23 @@ def question_refusal(services: Services, text: str) -> str | None:
     return None
 
 
+class SessionClosed(Exception):
+    """The session is not running (any more): nothing was stored."""
+
+    def __init__(self, session: LiveSession | None) -> None:
+        super().__init__(session.id if session else None)
+        self.session = session
+
+
 async def ask(services: Services, session_id: int, openid: str, text: str) -> LiveQuestion:
-    """Store the question (its commit also records the inbound message: a retry does not repeat it)."""
+    """Store the question (its commit also records the inbound message: a retry does not repeat it).
+    Raises SessionClosed when the session is not running: read in the same transaction, so one
+    message costs one transaction."""
     now = services.clock.now()
     async with services.uow() as uow:
+        session = await uow.live.get_session(session_id)
+        if session is None or session.status(now) != LiveStatus.RUNNING:
+            raise SessionClosed(session)
         question = await uow.live.add_question(LiveQuestion(session_id, openid, text, now))
         question.asked()
         await uow.commit()

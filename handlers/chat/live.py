@@ -9,6 +9,7 @@ after the scenes, which answer them as always (with the scene's reminder)."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from bot.core.live import LiveSession, LiveStatus
 from bot.core.privacy import mask_openid
@@ -31,7 +32,8 @@ async def _enter(ctx: Context, session: LiveSession) -> str:
     refusal = live.join_refusal(ctx.services, session)
     if refusal is not None:
         return refusal
-    await ctx.enter(NAME, {"session_id": session.id, "title": session.title})
+    await ctx.enter(NAME, {"session_id": session.id, "title": session.title,
+                           "ends_at": session.ends_at.isoformat(timespec="seconds")})
     log.info("%s joined live session %d", mask_openid(ctx.openid), session.id)
     if session.stream_url:
         return ctx.texts.get("live_joined", title=session.title, url=session.stream_url)
@@ -84,10 +86,9 @@ async def _in_scene(ctx: Context) -> str | None:
         return ctx.texts.get("live_left")
     if ctx.kind == "text" and _is_command(ctx, text):
         return None  # answered by the commands router, with the reminder
-    session = await live.get_session(ctx.services, session_id)
-    if session is None or session.status(ctx.services.clock.now()) != LiveStatus.RUNNING:
-        await ctx.leave()
-        return ctx.texts.get("live_left_ended", title=title)
+    ends_at = datetime.fromisoformat(str(ctx.state.data.get("ends_at", "9999-01-01T00:00:00")))
+    if ctx.services.clock.now() >= ends_at:  # the host may end it earlier: ask() checks that too
+        return await _ended(ctx, title)
     if ctx.kind == "attachment":
         return await _photo(ctx, session_id)
     if ctx.kind == "other":
@@ -95,9 +96,17 @@ async def _in_scene(ctx: Context) -> str | None:
     refusal = live.question_refusal(ctx.services, text)
     if refusal is not None:
         return refusal
-    await live.ask(ctx.services, session_id, ctx.openid, text)
+    try:
+        await live.ask(ctx.services, session_id, ctx.openid, text)
+    except live.SessionClosed:
+        return await _ended(ctx, title)
     await ctx.save(ctx.state.data)  # renews the scene
     return ctx.texts.get("live_asked")
+
+
+async def _ended(ctx: Context, title: str) -> str:
+    await ctx.leave()
+    return ctx.texts.get("live_left_ended", title=title)
 
 
 async def _photo(ctx: Context, session_id: int) -> str:
