@@ -28,7 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock, SystemClock
-from bot.core.events import MessagesQueued, PushFailed
+from bot.core.events import MessagesQueued, PushFailed, PushUndeliverable
 from bot.core.inbound import Inbound
 from bot.core.outbound import OutboxMessage
 from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
@@ -56,6 +56,7 @@ def subscribe_all(bus: MessageBus, services: Services) -> None:
     """Every event subscription of the application. A new feature subscribes here."""
     notify.register(bus, services.texts)  # pushes about tickets, stored in the transaction
     bus.subscribe(PushFailed, failures.record_push_failure)  # for staff and the next deputy on duty
+    bus.subscribe(PushUndeliverable, failures.record_push_failure)  # likewise, for a push nothing can deliver
     # late-bound: the app's delivery worker is built after the Services it needs
     bus.subscribe_after_commit(MessagesQueued, lambda _: services.kick_delivery())
 

@@ -33,7 +33,7 @@ from bot.core.events import (
     TicketResolved,
     TicketTransferred,
 )
-from bot.core.outbound import OutboxMessage
+from bot.core.outbound import OutboxMessage, OutboxStatus, unbound_deputy_code, unbound_recipient
 from bot.core.people import DISTRICT_QUEUE, Deputy, Station
 from bot.core.ports import UnitOfWork
 from bot.core.reach import Purpose
@@ -153,12 +153,16 @@ def _assignment_data(ticket: Ticket, at: datetime, *, contact: bool = True) -> d
     return fit_all(data)
 
 
-def deputy_assignment(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime) -> OutboxMessage | None:
-    """The new-ticket notice; None when the deputy has not bound WeChat yet (they see it in 我的工单)."""
-    if not deputy.openid:
-        return None
+def _deputy_recipient(deputy: Deputy) -> str:
+    """The deputy's openid; for one who bound no WeChat a marker: the push is filed as undeliverable
+    at once (_store), so staff follow up and the next on-duty deputy hears of it."""
+    return deputy.openid or unbound_recipient(deputy.code)
+
+
+def deputy_assignment(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime) -> OutboxMessage:
+    """The new-ticket notice (also in 我的工单, and once bound)."""
     return OutboxMessage(
-        recipient_openid=deputy.openid,
+        recipient_openid=_deputy_recipient(deputy),
         text=texts.get("notify_deputy_assignment", **ticket_body(texts, ticket)),
         template_key=ASSIGNMENT,
         template_data=_assignment_data(ticket, at),
@@ -169,11 +173,9 @@ def deputy_assignment(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime
 
 def deputy_transfer_in(
     texts: Texts, ticket: Ticket, to_deputy: Deputy, from_deputy: Deputy, at: datetime
-) -> OutboxMessage | None:
-    if not to_deputy.openid:
-        return None
+) -> OutboxMessage:
     return OutboxMessage(
-        recipient_openid=to_deputy.openid,
+        recipient_openid=_deputy_recipient(to_deputy),
         text=texts.get("notify_deputy_transfer_in", from_deputy=from_deputy.name, **ticket_body(texts, ticket)),
         template_key=ASSIGNMENT,
         template_data=_assignment_data(ticket, at),
@@ -220,8 +222,14 @@ async def _staff_of(uow: UnitOfWork, station_code: str) -> Sequence[Deputy]:
 # --- event handlers: each stores its pushes in the transaction of the change ---------------------
 async def _store(uow: UnitOfWork, *messages: OutboxMessage | None) -> None:
     for message in messages:
-        if message is not None:
-            await uow.outbox.add(message)
+        if message is None:
+            continue
+        stored = await uow.outbox.add(message)
+        if unbound_deputy_code(stored.recipient_openid):  # no way reaches them: staff are told now
+            assert stored.created_at is not None, "stored messages have their time"
+            stored.status = OutboxStatus.FAILED
+            stored.unreachable("not bound", stored.created_at)
+            await uow.outbox.save(stored)
 
 
 async def _ticket(uow: UnitOfWork, number: int) -> Ticket:
@@ -288,11 +296,11 @@ async def on_ticket_transferred(texts: Texts, event: TicketTransferred, uow: Uni
 
 
 async def on_citizen_noted(texts: Texts, event: CitizenNoted, uow: UnitOfWork) -> None:
-    """Passed on to the ticket's deputy, when there is one who can be reached."""
+    """Passed on to the ticket's deputy, when it has one (one who bound no WeChat: filed as undeliverable)."""
     deputy = await _deputy(uow, (await _ticket(uow, event.number)).deputy_code)
-    if deputy and deputy.openid:
+    if deputy:
         await _store(uow, OutboxMessage(
-            recipient_openid=deputy.openid,
+            recipient_openid=_deputy_recipient(deputy),
             text=texts.get("citizen_note_to_deputy", number=event.number, text=event.text),
             created_at=event.at,
             purpose=Purpose.NOTE,

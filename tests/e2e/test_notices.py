@@ -78,3 +78,17 @@ async def test_a_subscription_accepted_in_wechats_popup_is_recorded(stack: Stack
     response = await stack.post_xml(xml)
     assert response.status == 200 and (await response.text()) in ("success", "")
     assert await channels.subscriptions(stack.bot.services, CITIZEN) == {"SUB-STATUS": 1, "SUB-OTHER": 0}
+
+
+async def test_a_deputy_who_bound_no_wechat_is_visible_to_staff(stack: Stack) -> None:
+    # SL-H: D004 on duty, never bound
+    await stack.event(CITIZEN, "subscribe", "qrscene_station:SL-H")
+    await walk_form(stack, CITIZEN, "我们小区门口的路灯坏了", place="松陵街道 中山北路")
+    reply = await stack.send(CITIZEN, "是")
+    number = filed_number(reply)
+    assert (await ticket(stack, number)).deputy_code == "D004"
+    assert reach("unreachable", "reach_who_named", name="测试代表丁") in reply  # not "sent"
+    async with stack.bot.services.uow() as uow:
+        (failure,) = await uow.outbox.failures("SL-H")
+        (notice,) = await uow.outbox.list(("failed",))
+    assert failure.ticket_number == number and notice.recipient_openid == "deputy:D004"
