@@ -19,6 +19,7 @@ from datetime import timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -35,7 +36,7 @@ from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
 from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
-from handlers import failures, notify
+from handlers import failures, notify, ticket_links
 from handlers.bus import BusUnitOfWorkFactory, MessageBus
 from handlers.chat import ROUTERS
 from handlers.chat.router import Dispatcher
@@ -54,7 +55,8 @@ def wechat_timeout(settings: Settings) -> aiohttp.ClientTimeout:
 
 def subscribe_all(bus: MessageBus, services: Services) -> None:
     """Every event subscription of the application. A new feature subscribes here."""
-    notify.register(bus, services.texts)  # pushes about tickets, stored in the transaction
+    # pushes about tickets, stored in the transaction; a deputy's carry the ticket page's link
+    notify.register(bus, services.texts, link=partial(ticket_links.ticket_link, services.settings))
     bus.subscribe(PushFailed, failures.record_push_failure)  # for staff and the next deputy on duty
     bus.subscribe(PushUndeliverable, failures.record_push_failure)  # likewise, for a push nothing can deliver
     # late-bound: the app's delivery worker is built after the Services it needs

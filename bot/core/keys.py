@@ -72,3 +72,8 @@ def scene(openid: str) -> str:
 def subscriptions(openid: str) -> str:
     """订阅通知 grants of one user: JSON {subscribe template id: sends left} (handlers/channels.py)."""
     return f"subscriptions:{openid}"
+
+
+def detail_pages(openid: str) -> str:
+    """Which ticket a deputy is paging through (详情 #1003, 下一页) and the page shown last: JSON."""
+    return f"detail:{openid}"
