@@ -212,6 +212,7 @@ class BotApp:
 
     async def start(self) -> None:
         from bot.console import add_console_routes
+        from bot.ticket_page import add_ticket_page_routes
         from bot.webhook import add_webhook_routes
         from bot.wechat.gateway import HttpMassGateway
         from nlu import build_nlu
@@ -251,6 +252,9 @@ class BotApp:
         # the console and the API go through the same units of work (and so the same events) as the chat
         add_console_routes(self.web_app, uow_factory=self.services.uow, engine=self.uow_factory.engine,
                            clock=self.clock, settings=self.settings, texts=self.services.texts)
+        # the deputy's read-only ticket page, linked (signed, expiring) from their notices
+        add_ticket_page_routes(self.web_app, uow_factory=self.services.uow, settings=self.settings,
+                               clock=self.clock, texts=self.services.texts)
 
     async def run_job(self, job_id: str) -> Any:
         """Run one job of JOBS now (the scheduler calls this; tests too) and return its result."""
