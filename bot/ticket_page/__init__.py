@@ -77,8 +77,10 @@ def _view(texts: Texts, ticket: Ticket, deputy_code: str, names: dict[str, str])
     for entry in ticket.timeline:
         if entry.kind not in events:
             continue
-        target = who(entry.text) if entry.kind in (TimelineKind.TRANSFERRED, TimelineKind.ASSIGNED) else ""
-        timeline.append({"when": f"{entry.at:%m-%d %H:%M}", "who": who(entry.actor),
+        # assigned: the actor is the deputy it went to (said by the system); transferred: text is the new one
+        assigned = entry.kind is TimelineKind.ASSIGNED
+        target = who(entry.actor) if assigned else who(entry.text) if entry.kind is TimelineKind.TRANSFERRED else ""
+        timeline.append({"when": f"{entry.at:%m-%d %H:%M}", "who": who(SYSTEM) if assigned else who(entry.actor),
                          "what": str(events[entry.kind]).format(text=entry.text, target=target)})
     shares = ticket.deputy_code == deputy_code and ticket.share_contact and bool(ticket.phone)
     return {
