@@ -95,7 +95,7 @@ async def test_a_deputy_who_bound_no_wechat_is_visible_to_staff(stack: Stack) ->
 
 
 async def test_a_deputy_pages_through_a_long_report_in_wechat(stack: Stack) -> None:
-    from test_ticket_page import LONG
+    from test_ticket_page_e2e import LONG
 
     d1, d2 = await bind(stack, "D001"), await bind(stack, "D002")
     await stack.event(CITIZEN, "subscribe", "qrscene_station:SL-01")
