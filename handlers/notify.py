@@ -228,7 +228,7 @@ async def _staff_of(uow: UnitOfWork, station_code: str) -> Sequence[Deputy]:
 # --- event handlers: each stores its pushes in the transaction of the change ---------------------
 async def _store(uow: UnitOfWork, *messages: OutboxMessage | None) -> None:
     for message in messages:
-        if message is None:
+        if message is None or not message.recipient_openid:  # "": a visitor's ticket, no WeChat
             continue
         stored = await uow.outbox.add(message)
         if unbound_deputy_code(stored.recipient_openid):  # no way reaches them: staff are told now
