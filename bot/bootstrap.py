@@ -19,6 +19,7 @@ from datetime import timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -28,14 +29,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock, SystemClock
-from bot.core.events import MessagesQueued, PushFailed
+from bot.core.events import MessagesQueued, PushFailed, PushUndeliverable
 from bot.core.inbound import Inbound
 from bot.core.outbound import OutboxMessage
 from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
 from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
-from handlers import failures, live, live_notify, notify, staff_pushes
+from handlers import failures, live, live_notify, notify, staff_pushes, ticket_links
 from handlers.bus import BusUnitOfWorkFactory, MessageBus
 from handlers.chat import ROUTERS
 from handlers.chat.router import Dispatcher
@@ -55,10 +56,12 @@ def wechat_timeout(settings: Settings) -> aiohttp.ClientTimeout:
 
 def subscribe_all(bus: MessageBus, services: Services) -> None:
     """Every event subscription of the application. A new feature subscribes here."""
-    notify.register(bus, services.texts)  # pushes about tickets, stored in the transaction
+    # pushes about tickets, stored in the transaction; a deputy's carry the ticket page's link
+    notify.register(bus, services.texts, link=partial(ticket_links.ticket_link, services.settings))
     staff_pushes.register(bus, services.texts)  # and about staff actions on them
     live_notify.register(bus, services.texts, feed_for(services.kv, services.settings))  # 云直播
     bus.subscribe(PushFailed, failures.record_push_failure)  # for staff and the next deputy on duty
+    bus.subscribe(PushUndeliverable, failures.record_push_failure)  # likewise, for a push nothing can deliver
     # late-bound: the app's delivery worker is built after the Services it needs
     bus.subscribe_after_commit(MessagesQueued, lambda _: services.kick_delivery())
 
@@ -218,6 +221,7 @@ class BotApp:
 
     async def start(self) -> None:
         from bot.console import add_console_routes, live_api
+        from bot.ticket_page import add_ticket_page_routes
         from bot.webhook import add_webhook_routes
         from bot.wechat.gateway import HttpMassGateway
         from nlu import build_nlu
@@ -260,6 +264,9 @@ class BotApp:
         add_console_routes(self.web_app, uow_factory=self.services.uow, engine=self.uow_factory.engine,
                            clock=self.clock, settings=self.settings, texts=self.services.texts,
                            services=self.services)
+        # the deputy's read-only ticket page, linked (signed, expiring) from their notices
+        add_ticket_page_routes(self.web_app, uow_factory=self.services.uow, settings=self.settings,
+                               clock=self.clock, texts=self.services.texts)
 
     async def run_job(self, job_id: str) -> Any:
         """Run one job of JOBS now (the scheduler calls this; tests too) and return its result."""

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 from rich.table import Table
 
-from bot.core.outbound import OutboxMessage
+from bot.core.outbound import UNREACHABLE, OutboxMessage, unbound_deputy_code, unbound_recipient
 from bot.core.people import Deputy
 from bot.core.receptions import Reception
 from bot.core.privacy import mask_openid
@@ -22,6 +22,7 @@ STAFF_COMMANDS = frozenset({"import", "deputy", "outbox", "qrcode", "db"})
 _ERRCODE = re.compile(r"^(?:WeChat API error )?(-?\d+)\b")
 _NO_TEMPLATE = "no template configured"
 _NOT_FOLLOWING = "not following the account"  # handlers/delivery.py NOT_FOLLOWING
+_NOT_BOUND = "not bound"  # handlers/notify.py: a deputy who bound no WeChat
 _FIELDS = "template fields invalid"  # FIELDS_INVALID
 _STALE = "stale: "  # STALE, then bot.core.reach.stale_reason's reason
 _NETWORK_ERROR = re.compile(r"^(OSError|TimeoutError|Client\w*Error|ServerDisconnectedError|Connection\w*Error)\b")
@@ -58,6 +59,11 @@ def outbox_reason(last_error: str, texts: Texts) -> str:
     """Why a message waits or failed, from the reason delivery stored."""
     if not last_error:
         return ""
+    if last_error.startswith(UNREACHABLE):  # staff were told (push_failures): say why nothing reaches them
+        reason = last_error[len(UNREACHABLE):]
+        if reason == _NOT_BOUND:
+            return texts.get("outbox_reason_not_bound")
+        return texts.get("outbox_reason_unreachable", reason=outbox_reason(reason, texts))
     if _NO_TEMPLATE in last_error:
         return texts.get("outbox_reason_no_template")
     if last_error == _NOT_FOLLOWING:
@@ -78,11 +84,13 @@ def recipient(openid: str, deputies: dict[str, Deputy], texts: Texts) -> str:
     deputy = deputies.get(openid)
     if deputy is not None:
         return texts.get("outbox_to_deputy", name=deputy.name, code=deputy.code)
+    if (code := unbound_deputy_code(openid)) is not None:  # a deputy (bound no WeChat) no longer listed
+        return texts.get("outbox_to_deputy", name="", code=code)
     return texts.get("outbox_to_citizen", openid=mask_openid(openid))
 
 
 def outbox_table(messages: Iterable[OutboxMessage], deputies: Iterable[Deputy], texts: Texts) -> Table:
-    by_openid = {d.openid: d for d in deputies if d.openid}
+    by_openid = {d.openid or unbound_recipient(d.code): d for d in deputies}
     table = _table(texts, "cli_outbox_id", "cli_outbox_to", "cli_outbox_ticket", "cli_outbox_channel",
                    "cli_outbox_status", "cli_outbox_reason", "cli_outbox_attempts", "cli_outbox_text")
     for m in messages:

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # and the user has a subscription left ("" = not configured)
     subscribe_id_assignment: str = ""
     subscribe_id_status: str = ""
+    # the deputy's read-only ticket page (bot/ticket_page.py): links signed with this ("" = derived
+    # from the WeChat secret and token), valid this many days; the address deputies open them at
+    ticket_link_secret: str = ""
+    ticket_link_days: int = 7
+    public_base_url: str = ""  # e.g. https://ztc.example.gov.cn ("" = http://host:port)
     subscribe_long_term: bool = False  # long-term subscriptions (public-service accounts): an accept has no count
 
     # broadcasts and reception reminders (handlers/broadcasts.py, handlers/receptions.py)

@@ -149,9 +149,11 @@ async def _deliver_one(services: Services, gateway: WeChatGateway, message: Outb
         return _Done.DROPPED
     for _ in range(3):  # custom → template/subscribe → held: each refusal rules one way out
         chosen = await channels.reach(services, openid, message.template_key)
-        if chosen.route in (Route.UNREACHABLE, Route.HELD):
-            reason = NOT_FOLLOWING if chosen.route is Route.UNREACHABLE else NO_WAY
-            await held.hold(services, message, reason)
+        if chosen.route is Route.UNREACHABLE:
+            await _unreachable(services, message, NOT_FOLLOWING)
+            return _Done.STOPPED
+        if chosen.route is Route.HELD:
+            await held.hold(services, message, NO_WAY)
             return _Done.STOPPED
         try:
             if chosen.route is Route.CUSTOM:
@@ -167,7 +169,7 @@ async def _deliver_one(services: Services, gateway: WeChatGateway, message: Outb
                     await gateway.send_subscribe(openid, chosen.channels.subscribe_id, data)
         except WeChatAPIError as error:
             if error.errcode in NOT_FOLLOWING_ERRORS:
-                await held.hold(services, message, str(error))
+                await _unreachable(services, message, str(error))
                 return _Done.STOPPED
             if chosen.route is Route.CUSTOM and error.errcode in WINDOW_CLOSED_ERRORS:
                 log.info("window closed for %s (%s)", mask_openid(openid), error.errcode)
@@ -200,6 +202,12 @@ async def _stale(services: Services, message: OutboxMessage) -> str | None:
         ticket = await uow.tickets.get(message.ticket_number)
         deputy = await uow.deputies.by_openid(message.recipient_openid)
     return stale_reason(message.purpose, ticket, deputy.code if deputy else None)
+
+
+async def _unreachable(services: Services, message: OutboxMessage, reason: str) -> None:
+    """Held (a user who left may follow again: it goes then), and staff are told once."""
+    message.unreachable(reason, services.clock.now())
+    await held.hold(services, message, message.last_error)
 
 
 async def _drop(services: Services, message: OutboxMessage, reason: str) -> None:

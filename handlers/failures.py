@@ -1,12 +1,14 @@
 """Pushes that failed for good reach a person. Delivery gives a message up after its last attempt
 (OutboxMessage.give_up records PushFailed); `record_push_failure` stores it under the station of
 the ticket it was about, in the same transaction, for the station's staff (outbox.failures; the
-console reads it) and for the next on-duty deputy of that station, who sees it in 我的工单."""
+console reads it) and for the next on-duty deputy of that station, who sees it in 我的工单.
+A push no way can deliver (PushUndeliverable: a deputy who bound no WeChat, a user who left the
+account) is filed the same way, at once: the ticket does not wait silently on someone unreachable."""
 from __future__ import annotations
 
 import logging
 
-from bot.core.events import PushFailed
+from bot.core.events import PushFailed, PushUndeliverable
 from bot.core.outbound import PushFailure
 from bot.core.people import Deputy
 from bot.core.ports import UnitOfWork
@@ -16,7 +18,7 @@ from handlers.services import Services
 log = logging.getLogger(__name__)
 
 
-async def record_push_failure(event: PushFailed, uow: UnitOfWork) -> None:
+async def record_push_failure(event: PushFailed | PushUndeliverable, uow: UnitOfWork) -> None:
     ticket = await uow.tickets.get(event.ticket_number) if event.ticket_number is not None else None
     await uow.outbox.record_failure(PushFailure(
         message_id=event.message_id, station_code=ticket.station_code if ticket else "",

@@ -19,7 +19,7 @@ applies when its turn comes (the ticket was transferred away, closed, already ac
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 
@@ -33,7 +33,7 @@ from bot.core.events import (
     TicketResolved,
     TicketTransferred,
 )
-from bot.core.outbound import OutboxMessage
+from bot.core.outbound import OutboxMessage, OutboxStatus, unbound_deputy_code, unbound_recipient
 from bot.core.people import DISTRICT_QUEUE, Deputy, Station
 from bot.core.ports import UnitOfWork
 from bot.core.reach import Purpose
@@ -153,13 +153,22 @@ def _assignment_data(ticket: Ticket, at: datetime, *, contact: bool = True) -> d
     return fit_all(data)
 
 
-def deputy_assignment(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime) -> OutboxMessage | None:
-    """The new-ticket notice; None when the deputy has not bound WeChat yet (they see it in 我的工单)."""
-    if not deputy.openid:
-        return None
+def _deputy_recipient(deputy: Deputy) -> str:
+    """The deputy's openid; for one who bound no WeChat a marker: the push is filed as undeliverable
+    at once (_store), so staff follow up and the next on-duty deputy hears of it."""
+    return deputy.openid or unbound_recipient(deputy.code)
+
+
+def _with_link(texts: Texts, text: str, link: str) -> str:
+    """The notice and the link to the whole ticket (its read-only page, for this deputy only)."""
+    return text + texts.get("notify_link_line", url=link) if link else text
+
+
+def deputy_assignment(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime, link: str = "") -> OutboxMessage:
+    """The new-ticket notice (also in 我的工单, and once bound)."""
     return OutboxMessage(
-        recipient_openid=deputy.openid,
-        text=texts.get("notify_deputy_assignment", **ticket_body(texts, ticket)),
+        recipient_openid=_deputy_recipient(deputy),
+        text=_with_link(texts, texts.get("notify_deputy_assignment", **ticket_body(texts, ticket)), link),
         template_key=ASSIGNMENT,
         template_data=_assignment_data(ticket, at),
         created_at=at,
@@ -168,13 +177,12 @@ def deputy_assignment(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime
 
 
 def deputy_transfer_in(
-    texts: Texts, ticket: Ticket, to_deputy: Deputy, from_deputy: Deputy, at: datetime
-) -> OutboxMessage | None:
-    if not to_deputy.openid:
-        return None
+    texts: Texts, ticket: Ticket, to_deputy: Deputy, from_deputy: Deputy, at: datetime, link: str = ""
+) -> OutboxMessage:
+    text = texts.get("notify_deputy_transfer_in", from_deputy=from_deputy.name, **ticket_body(texts, ticket))
     return OutboxMessage(
-        recipient_openid=to_deputy.openid,
-        text=texts.get("notify_deputy_transfer_in", from_deputy=from_deputy.name, **ticket_body(texts, ticket)),
+        recipient_openid=_deputy_recipient(to_deputy),
+        text=_with_link(texts, text, link),
         template_key=ASSIGNMENT,
         template_data=_assignment_data(ticket, at),
         created_at=at,
@@ -220,8 +228,14 @@ async def _staff_of(uow: UnitOfWork, station_code: str) -> Sequence[Deputy]:
 # --- event handlers: each stores its pushes in the transaction of the change ---------------------
 async def _store(uow: UnitOfWork, *messages: OutboxMessage | None) -> None:
     for message in messages:
-        if message is not None and message.recipient_openid:  # "": a visitor's ticket, no WeChat
-            await uow.outbox.add(message)
+        if message is None or not message.recipient_openid:  # "": a visitor's ticket, no WeChat
+            continue
+        stored = await uow.outbox.add(message)
+        if unbound_deputy_code(stored.recipient_openid):  # no way reaches them: staff are told now
+            assert stored.created_at is not None, "stored messages have their time"
+            stored.status = OutboxStatus.FAILED
+            stored.unreachable("not bound", stored.created_at)
+            await uow.outbox.save(stored)
 
 
 async def _ticket(uow: UnitOfWork, number: int) -> Ticket:
@@ -242,7 +256,15 @@ async def _required_deputy(uow: UnitOfWork, code: str) -> Deputy:
     return deputy
 
 
-async def on_ticket_filed(texts: Texts, event: TicketFiled, uow: UnitOfWork) -> None:
+# the link to a ticket's page for a deputy: (number, deputy code, at) -> URL (handlers/ticket_links.py)
+LinkMaker = Callable[[int, str, datetime], str]
+
+
+def no_link(number: int, deputy_code: str, at: datetime) -> str:
+    return ""
+
+
+async def on_ticket_filed(texts: Texts, event: TicketFiled, uow: UnitOfWork, link: LinkMaker = no_link) -> None:
     """The deputy who took it, or the station's staff when it waits for the next shift. The
     citizen is told in the reply to their 是 (citizens.filed_text): a push would repeat it."""
     ticket = await _ticket(uow, event.number)
@@ -254,13 +276,13 @@ async def on_ticket_filed(texts: Texts, event: TicketFiled, uow: UnitOfWork) -> 
     deputy = await _required_deputy(uow, event.deputy_code)
     if not deputy.openid:
         log.warning("ticket #%d assigned to %s who has not bound WeChat", ticket.number, deputy.code)
-    await _store(uow, deputy_assignment(texts, ticket, deputy, event.at))
+    await _store(uow, deputy_assignment(texts, ticket, deputy, event.at, link(ticket.number, deputy.code, event.at)))
 
 
-async def on_ticket_assigned(texts: Texts, event: TicketAssigned, uow: UnitOfWork) -> None:
+async def on_ticket_assigned(texts: Texts, event: TicketAssigned, uow: UnitOfWork, link: LinkMaker = no_link) -> None:
     ticket, deputy = await _ticket(uow, event.number), await _required_deputy(uow, event.deputy_code)
     await _store(uow, citizen_assigned(texts, ticket, deputy, event.at),
-                 deputy_assignment(texts, ticket, deputy, event.at))
+                 deputy_assignment(texts, ticket, deputy, event.at, link(ticket.number, deputy.code, event.at)))
 
 
 async def on_ticket_accepted(texts: Texts, event: TicketAccepted, uow: UnitOfWork) -> None:
@@ -279,20 +301,21 @@ async def on_ticket_resolved(texts: Texts, event: TicketResolved, uow: UnitOfWor
     await _store(uow, citizen_resolved(texts, await _ticket(uow, event.number), event.result, event.at))
 
 
-async def on_ticket_transferred(texts: Texts, event: TicketTransferred, uow: UnitOfWork) -> None:
+async def on_ticket_transferred(texts: Texts, event: TicketTransferred, uow: UnitOfWork,
+                                link: LinkMaker = no_link) -> None:
     ticket = await _ticket(uow, event.number)
     target = await _required_deputy(uow, event.to_deputy)
     source = await _required_deputy(uow, event.from_deputy)
-    await _store(uow, deputy_transfer_in(texts, ticket, target, source, event.at),
+    await _store(uow, deputy_transfer_in(texts, ticket, target, source, event.at, link(ticket.number, target.code, event.at)),
                  citizen_transferred(texts, ticket, target, event.at))
 
 
 async def on_citizen_noted(texts: Texts, event: CitizenNoted, uow: UnitOfWork) -> None:
-    """Passed on to the ticket's deputy, when there is one who can be reached."""
+    """Passed on to the ticket's deputy, when it has one (one who bound no WeChat: filed as undeliverable)."""
     deputy = await _deputy(uow, (await _ticket(uow, event.number)).deputy_code)
-    if deputy and deputy.openid:
+    if deputy:
         await _store(uow, OutboxMessage(
-            recipient_openid=deputy.openid,
+            recipient_openid=_deputy_recipient(deputy),
             text=texts.get("citizen_note_to_deputy", number=event.number, text=event.text),
             created_at=event.at,
             purpose=Purpose.NOTE,
@@ -311,8 +334,10 @@ async def on_ticket_rated(texts: Texts, event: TicketRated, uow: UnitOfWork) -> 
         ))
 
 
-def register(bus: MessageBus, texts: Texts) -> None:
-    """Who is told what about a ticket: the one list of push handlers."""
+def register(bus: MessageBus, texts: Texts, link: LinkMaker = no_link) -> None:
+    """Who is told what about a ticket: the one list of push handlers. `link`: the deputy's
+    notices carry a link to the ticket's page."""
+    linked = (on_ticket_filed, on_ticket_assigned, on_ticket_transferred)
     for event_type, handler in (
         (TicketFiled, on_ticket_filed),
         (TicketAssigned, on_ticket_assigned),
@@ -323,4 +348,4 @@ def register(bus: MessageBus, texts: Texts) -> None:
         (CitizenNoted, on_citizen_noted),
         (TicketRated, on_ticket_rated),
     ):
-        bus.subscribe(event_type, partial(handler, texts))
+        bus.subscribe(event_type, partial(handler, texts, link=link) if handler in linked else partial(handler, texts))

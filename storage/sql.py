@@ -203,7 +203,8 @@ class SqlOutboxRepository:
         return [message_of(r) for r in rows]
 
     async def record_failure(self, failure: PushFailure) -> None:
-        self._s.add(PushFailureRow(**vars(failure)))
+        # merge: a held message filed as unreachable may fail for good later (one row per message)
+        await self._s.merge(PushFailureRow(**vars(failure)))
 
     async def failures(self, station_code: str | None = None, *, untold: bool = False) -> Sequence[PushFailure]:
         query = select(PushFailureRow).order_by(PushFailureRow.failed_at.desc(), PushFailureRow.message_id.desc())

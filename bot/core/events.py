@@ -114,6 +114,18 @@ class PushFailed(Event):
 
 
 @dataclass(frozen=True)
+class PushUndeliverable(Event):
+    """No way reaches the recipient of an outbox message (a deputy who bound no WeChat, a user who
+    no longer follows the account): staff must follow up (raised by OutboxMessage.unreachable)."""
+
+    message_id: int
+    recipient_openid: str
+    ticket_number: int | None
+    error: str  # "unreachable: <why>"
+    at: datetime
+
+
+@dataclass(frozen=True)
 class MessagesQueued(Event):
     """Outbox messages were stored by a committed unit of work (raised by the unit of work, not an
     aggregate): delivery can start at once."""

@@ -74,6 +74,11 @@ def subscriptions(openid: str) -> str:
     return f"subscriptions:{openid}"
 
 
+def detail_pages(openid: str) -> str:
+    """Which ticket a deputy is paging through (详情 #1003, 下一页) and the page shown last: JSON."""
+    return f"detail:{openid}"
+
+
 def live_feed(session_id: int) -> str:
     """The pub/sub channel of a live session's queue updates (storage/live_feed.py)."""
     return f"live:feed:{session_id}"

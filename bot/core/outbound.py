@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from bot.core.events import Event, PushFailed
+from bot.core.events import Event, PushFailed, PushUndeliverable
 
 
 class OutboxStatus(StrEnum):
@@ -14,6 +14,18 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     DROPPED = "dropped"  # no longer applied when its turn came (ticket transferred away, closed): last_error says why
+
+
+UNREACHABLE = "unreachable: "  # last_error of a message no way reaches (then the reason)
+UNBOUND_PREFIX = "deputy:"  # the recipient of a message to a deputy who bound no WeChat: deputy:<code>
+
+
+def unbound_recipient(deputy_code: str) -> str:
+    return UNBOUND_PREFIX + deputy_code
+
+
+def unbound_deputy_code(recipient_openid: str) -> str | None:
+    return recipient_openid.removeprefix(UNBOUND_PREFIX) if recipient_openid.startswith(UNBOUND_PREFIX) else None
 
 
 UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.HELD, OutboxStatus.FAILED)
@@ -52,6 +64,18 @@ class OutboxMessage:
         self.last_error = error[:500]
         assert self.id is not None, "a stored message"
         self.events.append(PushFailed(self.id, self.recipient_openid, self.ticket_number, self.last_error, at))
+
+
+    def unreachable(self, reason: str, at: datetime) -> None:
+        """No way reaches the recipient: PushUndeliverable, once (the message may stay held, say for
+        a user who left and may follow again; the caller sets the status)."""
+        first = not self.last_error.startswith(UNREACHABLE)
+        self.last_error = (UNREACHABLE + reason)[:500]
+        self.next_attempt_at = None
+        if first:
+            assert self.id is not None, "a stored message"
+            self.events.append(PushUndeliverable(self.id, self.recipient_openid, self.ticket_number,
+                                                 self.last_error, at))
 
 
 @dataclass(frozen=True)

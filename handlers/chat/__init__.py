@@ -4,7 +4,7 @@ Every message goes through ROUTERS, in this order; the first that answers wins (
 "not mine" by returning None). See docs/architecture.md "Chat routers" for adding a mode."""
 from __future__ import annotations
 
-from handlers.chat import answers, commands, deputy, follow, follows, intents, live, report, subscriptions
+from handlers.chat import answers, commands, deputy, detail, follow, follows, intents, live, report, subscriptions
 from handlers.chat.router import Router, Scene
 
 ROUTERS: tuple[Router | Scene, ...] = (
@@ -13,6 +13,7 @@ ROUTERS: tuple[Router | Scene, ...] = (
     subscriptions.router,  # 订阅通知 accepted/refused (events, no reply)
     deputy.binding,  # 绑定 <code>
     deputy.commands,  # a bound deputy's 受理/办结/转 …
+    detail.router,  # a deputy's 详情 #1003 · 下一页: the whole report, page by page
     live.scene,  # 云直播: texts are questions for the host while the session runs (before the report's photo start)
     report.scene,  # the report form
     follows.router,  # 订阅 / 关注接待 [place] · 退订 · 我的订阅: stations' receptions

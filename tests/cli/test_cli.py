@@ -155,6 +155,8 @@ async def test_outbox_in_chinese_names_deputies_and_masks_citizens(tmp_path: Pat
             OutboxMessage(recipient_openid="oCitizenOpenid999999", text="您好", status="sent", channel="template"),
             OutboxMessage(recipient_openid="oDeputyOpenid0001", text="【新工单 #1002】", status="dropped",
                           last_error="stale: transferred", ticket_number=1002),
+            OutboxMessage(recipient_openid="deputy:D002", text="【新工单 #1003】", status="failed",
+                          last_error="unreachable: not bound", ticket_number=1003),
         ):
             await uow.outbox.add(message)
         await uow.commit()
@@ -167,6 +169,8 @@ async def test_outbox_in_chinese_names_deputies_and_masks_citizens(tmp_path: Pat
     assert "暂存" in out and "没配置模板消息" in out and "已取消关注" in out and "网络不通" in out
     assert "已办结" in out and "您好" not in out  # sent messages only with --all
     assert "不再发送" in out and "工单已转给别的代表" in out  # a held notice dropped, not delivered stale
+    # a deputy who bound no WeChat (D002 is not even imported: its row is bad) is shown by code
+    assert "代表（D002）" in out and "还没有绑定微信" in out and "群众 dep" not in out
     assert english_words(out) == [], out  # no English reasons, no log lines
 
     code, out = await run(tmp_path, "outbox", "--all", COLUMNS="200")

@@ -78,3 +78,36 @@ async def test_a_subscription_accepted_in_wechats_popup_is_recorded(stack: Stack
     response = await stack.post_xml(xml)
     assert response.status == 200 and (await response.text()) in ("success", "")
     assert await channels.subscriptions(stack.bot.services, CITIZEN) == {"SUB-STATUS": 1, "SUB-OTHER": 0}
+
+
+async def test_a_deputy_who_bound_no_wechat_is_visible_to_staff(stack: Stack) -> None:
+    # SL-H: D004 on duty, never bound
+    await stack.event(CITIZEN, "subscribe", "qrscene_station:SL-H")
+    await walk_form(stack, CITIZEN, "我们小区门口的路灯坏了", place="松陵街道 中山北路")
+    reply = await stack.send(CITIZEN, "是")
+    number = filed_number(reply)
+    assert (await ticket(stack, number)).deputy_code == "D004"
+    assert reach("unreachable", "reach_who_named", name="测试代表丁") in reply  # not "sent"
+    async with stack.bot.services.uow() as uow:
+        (failure,) = await uow.outbox.failures("SL-H")
+        (notice,) = await uow.outbox.list(("failed",))
+    assert failure.ticket_number == number and notice.recipient_openid == "deputy:D004"
+
+
+async def test_a_deputy_pages_through_a_long_report_in_wechat(stack: Stack) -> None:
+    from test_ticket_page_e2e import LONG
+
+    d1, d2 = await bind(stack, "D001"), await bind(stack, "D002")
+    await stack.event(CITIZEN, "subscribe", "qrscene_station:SL-01")
+    await walk_form(stack, CITIZEN, f"我们村口的路灯坏了。{LONG}")
+    number = filed_number(await stack.send(CITIZEN, "是"))
+    holder = d1 if (await ticket(stack, number)).deputy_code == "D001" else d2
+    pages = [await stack.send(holder, f"详情 #{number}")]
+    while "下一页" in pages[-1]:
+        pages.append(await stack.send(holder, "下一页"))
+        assert len(pages) < 8
+    assert len(pages) >= 2 and all(len(p.encode("utf-8")) <= 2048 for p in pages)
+    bodies = "".join(p.rsplit("\n", 1)[0] for p in pages)  # without the 「第 1/2 页」 lines
+    assert LONG in bodies  # all of it, nothing cut
+    # a citizen's 详情 is not a way into someone's report
+    assert "路灯坏了以后" not in (await stack.send("oSomeoneElse-0001", f"详情 #{number}") or "")

@@ -713,8 +713,9 @@ async def test_a_deputy_command_is_redone_after_a_real_concurrent_change(
         stored = await uow.tickets.get(filed.number)
         outbox = await uow.outbox.list()
     if meanwhile == "citizen_note":
-        # what it says of the citizen's push (sent / later) follows the accepted line
-        assert reply.startswith(services.texts.get("deputy_accepted_ok", number=filed.number, reach=""))
+        texts = services.texts  # the citizen's window is shut and no template is set: the news waits
+        assert reply == texts.get("deputy_accepted_ok", number=filed.number,
+                                  reach=texts.get("reach_later", who=texts.get("reach_who_citizen")))
         assert stored.status is TicketStatus.ACCEPTED
         assert [e.kind for e in stored.timeline] == ["filed", "assigned", "citizen_note", "accepted"]
         assert len([m for m in outbox if m.recipient_openid == "citizen-1"]) == 1  # one accepted notice
@@ -740,3 +741,15 @@ async def test_outbox_keeps_a_push_purpose_and_its_drop(uow_factory) -> None:
         assert await uow.outbox.list() == []  # not waiting any more
         (dropped,) = await uow.outbox.list(["dropped"])
         assert (dropped.id, dropped.last_error, dropped.purpose) == (held.id, "stale: transferred", "assignment")
+
+
+async def test_a_push_filed_unreachable_then_failed_is_one_failure(uow_factory) -> None:
+    """A held message filed as unreachable may later fail for good: its record is replaced."""
+    async with uow_factory() as uow:
+        await uow.outbox.record_failure(PushFailure(7, "S1", 1001, "o7", "unreachable: 43004", T0))
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.outbox.record_failure(PushFailure(7, "S1", 1001, "o7", "45009", T0 + timedelta(hours=1)))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert [(f.message_id, f.error) for f in await uow.outbox.failures("S1")] == [(7, "45009")]

@@ -170,3 +170,35 @@ async def test_fields_that_break_the_rules_are_not_sent() -> None:
     assert gateway.sent == []
     (failed,) = await outbox(services, ("failed",))
     assert failed.last_error.startswith("template fields invalid: first")
+
+
+# --- unreachable is visible ----------------------------------------------------------------------
+async def test_a_deputy_who_left_the_account_is_filed_for_staff_once_and_kept_held() -> None:
+    services, gateway = make_services(templates=True), RecordingGateway()
+    await seed(services)
+    ticket = await submit_report(services, draft())
+    gateway.fail("template", api_error(43004))
+    await deliver_due(services, gateway)
+    (notice,) = [m for m in await outbox(services) if m.ticket_number == ticket.number]
+    assert notice.status == OutboxStatus.HELD and notice.last_error.startswith("unreachable: ")
+    gateway.fail("text", api_error(43004))
+    await record_inbound(services, notice.recipient_openid)  # a late message: released, refused again
+    assert await deliver_due(services, gateway) == 0 and gateway.calls == ["template", "text"]
+    async with services.uow() as uow:
+        failures = await uow.outbox.failures("LL-DC")
+    assert [(f.message_id, f.ticket_number) for f in failures] == [(notice.id, ticket.number)]  # once
+
+
+async def test_replies_about_someone_who_left_say_staff_will_follow_up() -> None:
+    from bot.core.people import Citizen
+
+    services = make_services(templates=True)
+    await seed(services)
+    ticket = await submit_report(services, draft())
+    async with services.uow() as uow:
+        await uow.citizens.save(Citizen(CITIZEN, subscribed=False))  # the citizen unfollowed
+        await uow.commit()
+    reply = await handle_deputy_message(services, WANG, f"受理 #{ticket.number}")
+    texts = services.texts
+    assert reply == texts.get("deputy_accepted_ok", number=ticket.number,
+                              reach=texts.get("reach_unreachable", who=texts.get("reach_who_citizen")))

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from bot.core.reach import Outcome
-from bot.core.tickets import TicketStatus, TimelineKind
+from bot.core.tickets import AttachmentKind, TicketStatus, TimelineKind
 from bot.texts import TEXTS_DIR, default_texts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +35,7 @@ def _dynamic_suffixes() -> dict[str, set[str]]:
         "notify_status_": set(re.findall(r'_status_message\([^)]*?"(\w+)"', notify)),
         "form_ask_": set(re.findall(r'"(\w+)"', form)),
         "reach_": {o.value for o in Outcome},  # handlers/channels.py reach_text
+        "detail_attachment_": {k.value for k in AttachmentKind},  # handlers/ticket_detail.py
     }
 
 

@@ -152,14 +152,20 @@ async def test_district_queue() -> None:
     assert "区人大代表联络总站" in await filed_text(services, ticket)
 
 
-async def test_assignment_to_an_unbound_deputy_records_no_deputy_push() -> None:
+async def test_assignment_to_an_unbound_deputy_is_filed_undeliverable_for_staff() -> None:
     clock = FixedClock(MONDAY_10.replace(day=8))  # Tuesday 10:00: D004 on duty at 盛泽, not bound
     services = make_services(clock)
     await seed(services)
     ticket = await submit_report(services, draft(place="盛泽镇舜湖路", category="其他"))
     assert ticket.deputy_code == "D004"
-    assert await outbox(services) == []
-    assert "陈卫东" in await filed_text(services, ticket)
+    (notice,) = await outbox(services)
+    assert (notice.recipient_openid, notice.status, notice.last_error) == ("deputy:D004", "failed", "unreachable: not bound")
+    async with services.uow() as uow:  # the station's staff see it (console, 我的工单 of the next deputy on duty)
+        (failure,) = await uow.outbox.failures("SZ-HOME")
+    assert (failure.message_id, failure.ticket_number) == (notice.id, ticket.number)
+    reply = await filed_text(services, ticket)
+    texts = services.texts
+    assert "陈卫东" in reply and texts.get("reach_unreachable", who=texts.get("reach_who_named", name="陈卫东")) in reply
 
 
 async def test_roster_naming_an_unknown_deputy_is_skipped() -> None:
