@@ -111,8 +111,10 @@ async def _ended(ctx: Context, title: str) -> str:
 
 async def _photo(ctx: Context, session_id: int) -> str:
     attachment = ctx.attachment
+    if attachment is not None and attachment.kind == "voice":
+        return ctx.texts.get("live_voice_unclear")  # WeChat recognised no words in it
     if attachment is None or attachment.kind != "image":
-        return ctx.texts.get("live_unsupported")  # a voice without recognised text, a location
+        return ctx.texts.get("live_unsupported")  # a location
     question = await live.attach_photo(ctx.services, session_id, ctx.openid, "image", attachment.media_id,
                                        attachment.url)
     if question is None:

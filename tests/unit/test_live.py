@@ -42,6 +42,11 @@ class Chat:
         return await self.d.handle(Inbound(openid, InboundKind.EVENT, created_at=self.n, event=event,
                                            scene=scene.removeprefix("qrscene_"), event_key=scene))
 
+    async def voice(self, openid: str, recognition: str) -> str | None:
+        self.n += 1
+        return await self.d.handle(Inbound(openid, InboundKind.VOICE, created_at=self.n, msg_id=str(self.n),
+                                           media_id=f"v{self.n}", text=recognition))
+
     async def photo(self, openid: str) -> str | None:
         self.n += 1
         return await self.d.handle(Inbound(openid, InboundKind.IMAGE, created_at=self.n, msg_id=str(self.n),
@@ -75,7 +80,10 @@ async def test_bad_input_in_the_scene(rig) -> None:
     assert "太长" in await chat.text(CITIZEN, "路" * 301)
     assert "表情" in await chat.text(CITIZEN, "😀😀👍")
     assert "先发文字" in await chat.photo(CITIZEN)
+    assert "没有听清" in await chat.voice(CITIZEN, "")
     assert await live.questions(services, session.id) == []
+    assert "问题已收到" in await chat.voice(CITIZEN, "社区食堂什么时候开")
+    assert [q.text for q in await live.questions(services, session.id)] == ["社区食堂什么时候开"]
 
 
 async def test_joining_before_the_start_or_after_the_end_says_when(rig) -> None:
