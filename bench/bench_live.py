@@ -205,7 +205,7 @@ def report(args: argparse.Namespace, questions: list, sent: dict[str, float], ar
     doubled_on_screen = sum(1 for t in texts if len(arrived.get(t, ())) > 1)
     print(f"store: {args.store}; {len(texts)} questions from {len(set(o for o, _, _ in questions))} users "
           f"in {elapsed:.1f} s (10 min scaled by {args.scale}), {retries} retried by 'WeChat'")
-    print(f"stored: {len(stored)}  lost: {len(lost)}  doubled: {doubled}")
+    print(f"stored: {len(stored)}  lost (not stored once the server was quiet for 15 s): {len(lost)}  doubled: {doubled}")
     print(f"host stream: received {len(on_screen)}  missing {len(texts) - len(on_screen)}  "
           f"doubled {doubled_on_screen}")
     print(f"passive reply: p50 {statistics.median(replies) * 1000:.0f} ms  p99 {_pct(replies, .99) * 1000:.0f} ms")

@@ -170,3 +170,20 @@ async def test_end_files_unanswered_and_starred_and_tells_each_asker_once(rig) -
     # the scene ends with the session
     reply = await Chat(d).text(CITIZEN_2, "还有一个问题")
     assert reply is None or "问题已收到" not in reply
+
+
+async def test_answers_held_outside_the_window_are_coalesced_into_one_message(rig) -> None:
+    from fakes import RecordingGateway
+    from handlers import delivery
+
+    services, clock, session, d = rig
+    q1 = await live.ask(services, session.id, CITIZEN, "垃圾站什么时候建好")
+    q2 = await live.ask(services, session.id, CITIZEN, "路灯什么时候修")
+    await live.act(services, session.id, q1.id, HostAction("answer", "host", text="年底前"))
+    gateway = RecordingGateway()
+    await delivery.deliver_due(services, gateway)  # they never wrote to us here: no window, held
+    await live.act(services, session.id, q2.id, HostAction("answer", "host", text="明天修"))
+    mine = [m for m in await outbox(services) if m.recipient_openid == CITIZEN]
+    assert len(mine) == 1 and mine[0].status == "held"
+    assert "年底前" in mine[0].text and "明天修" in mine[0].text
+    assert gateway.to(CITIZEN) == []
