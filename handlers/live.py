@@ -27,6 +27,7 @@ from bot.core.live import (
 )
 from bot.core.ports import ConcurrentUpdate, UnitOfWork
 from bot.core.privacy import mask_openid
+from dialogues.words import Words
 from handlers import tickets
 from handlers.notify import shorten
 from handlers.services import ReportDraft, Services, retry_on_conflict
@@ -44,6 +45,13 @@ class LiveInvalid(Exception):
         self.errors = errors
 
 
+def _is_chat_word(services: Services, word: str) -> bool:
+    """A word the chat already answers (帮助, 我的诉求, 是, 取消, 退出直播…) cannot be a keyword."""
+    w = Words.from_texts(services.texts)
+    return any(check(word) for check in (w.is_yes, w.is_no, w.is_cancel, w.is_skip, w.is_edit, w.is_my_tickets,
+                                         w.is_help)) or word in services.texts.raw("live_leave_words")
+
+
 def when(at: datetime) -> str:
     return f"{at.month}月{at.day}日 {at:%H:%M}"
 
@@ -55,6 +63,8 @@ async def create_session(services: Services, session: LiveSession) -> LiveSessio
         stations = {s.code: s for s in await uow.stations.list()}
         deputies = {d.code for d in await uow.deputies.list()}
         errors = check_session(session, now=now, station_codes=set(stations), deputy_codes=deputies)
+        if session.keyword and _is_chat_word(services, session.keyword):
+            errors.append(DomainError("live_keyword_is_a_command", keyword=session.keyword))
         if session.keyword and not errors:
             taken = await uow.live.session_by_keyword(session.keyword)
             if taken is not None and taken.status(now) != LiveStatus.ENDED:

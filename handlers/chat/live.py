@@ -58,6 +58,8 @@ async def _start(ctx: Context) -> str | None:
     if ctx.kind == "click:live":
         session = await _running_for(ctx)
         return await _enter(ctx, session) if session else ctx.texts.get("live_none_running")
+    if ctx.state is not None and not ctx.state.expired(ctx.services.clock.now()):
+        return None  # mid-form, a word that happens to be a keyword is an answer, not a join
     session = await live.session_for_keyword(ctx.services, ctx.text)
     return await _enter(ctx, session) if session is not None else None
 

@@ -103,6 +103,18 @@ async def test_keyword_of_another_stations_live_session_is_refused(rig) -> None:
         await live.create_session(services, LiveSession("SZ-HOME", "盛泽直播", "", START, START + timedelta(hours=1),
                                                         keyword=session.keyword))
     assert refused.value.errors[0].key == "live_keyword_taken"
+    with pytest.raises(LiveInvalid) as refused:
+        await live.create_session(services, LiveSession("SZ-HOME", "盛泽直播", "", START, START + timedelta(hours=1),
+                                                        keyword="帮助"))
+    assert refused.value.errors[0].key == "live_keyword_is_a_command"
+
+
+async def test_a_keyword_sent_mid_report_form_is_an_answer_not_a_join(rig) -> None:
+    services, clock, session, d = rig
+    chat = Chat(d)
+    await d.handle(Inbound(CITIZEN, InboundKind.EVENT, created_at=999, event="click", event_key="report"))
+    reply = await chat.text(CITIZEN, session.keyword)
+    assert "东村代表直播接待" not in reply
 
 
 async def test_merged_answer_reaches_every_asker_once(rig) -> None:
