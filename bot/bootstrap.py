@@ -35,7 +35,7 @@ from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
 from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
-from handlers import failures, live, live_notify, notify
+from handlers import failures, live, live_notify, notify, staff_pushes
 from handlers.bus import BusUnitOfWorkFactory, MessageBus
 from handlers.chat import ROUTERS
 from handlers.chat.router import Dispatcher
@@ -56,6 +56,7 @@ def wechat_timeout(settings: Settings) -> aiohttp.ClientTimeout:
 def subscribe_all(bus: MessageBus, services: Services) -> None:
     """Every event subscription of the application. A new feature subscribes here."""
     notify.register(bus, services.texts)  # pushes about tickets, stored in the transaction
+    staff_pushes.register(bus, services.texts)  # and about staff actions on them
     live_notify.register(bus, services.texts, feed_for(services.kv, services.settings))  # 云直播
     bus.subscribe(PushFailed, failures.record_push_failure)  # for staff and the next deputy on duty
     # late-bound: the app's delivery worker is built after the Services it needs
@@ -257,7 +258,8 @@ class BotApp:
         self.web_app[live_api.GATEWAY] = self.gateway
         # the console and the API go through the same units of work (and so the same events) as the chat
         add_console_routes(self.web_app, uow_factory=self.services.uow, engine=self.uow_factory.engine,
-                           clock=self.clock, settings=self.settings, texts=self.services.texts)
+                           clock=self.clock, settings=self.settings, texts=self.services.texts,
+                           services=self.services)
 
     async def run_job(self, job_id: str) -> Any:
         """Run one job of JOBS now (the scheduler calls this; tests too) and return its result."""

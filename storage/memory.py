@@ -173,6 +173,13 @@ class MemoryDeputyRepository:
                 self._rows.put(other.code, replace(other, openid=None))
         self._rows.put(code, replace(deputy, openid=openid))
 
+    async def unbind(self, code: str) -> str | None:
+        deputy = self._rows.get(code)
+        if deputy is None:
+            raise LookupError(f"no deputy {code!r}")
+        self._rows.put(code, replace(deputy, openid=None))
+        return deputy.openid
+
 
 def _duty_sort_key(shift: DutyShift) -> tuple[Any, ...]:
     return duty_key(shift)

@@ -1,7 +1,7 @@
 """SQL rows ⇄ domain objects: rows are mapped on the way out, so callers hold plain copies."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from bot.core.outbound import OutboxMessage, OutboxStatus
@@ -64,6 +64,7 @@ def ticket_of(row: TicketRow) -> Ticket:
         timeline=[TimelineEntry(e.at, TimelineKind(e.kind), e.actor, e.text) for e in row.timeline],
         rating=row.rating,
         rating_comment=row.rating_comment,
+        reception_id=row.reception_id,
     )
 
 
@@ -82,7 +83,19 @@ def ticket_fields(ticket: Ticket) -> dict[str, Any]:
         "share_contact": ticket.share_contact,
         "rating": ticket.rating,
         "rating_comment": ticket.rating_comment,
+        "reception_id": ticket.reception_id,
+        **timeline_times(ticket),
     }
+
+
+def timeline_times(ticket: Ticket) -> dict[str, datetime | None]:
+    """The timeline's moments the console filters and rates by, stored on the ticket row."""
+    def at(kinds: tuple[TimelineKind, ...], pick: Any) -> datetime | None:
+        times = [e.at for e in ticket.timeline if e.kind in kinds]
+        return pick(times) if times else None
+
+    return {"assigned_at": at((TimelineKind.ASSIGNED, TimelineKind.TRANSFERRED), max),
+            "accepted_at": at((TimelineKind.ACCEPTED,), min), "resolved_at": at((TimelineKind.RESOLVED,), min)}
 
 
 def append_children(row: TicketRow, ticket: Ticket) -> None:
@@ -112,6 +125,7 @@ def message_of(row: OutboxRow) -> OutboxMessage:
         created_at=row.created_at,
         sent_at=row.sent_at,
         ticket_number=row.ticket_number,
+        purpose=row.purpose or "",
     )
 
 
@@ -128,6 +142,7 @@ def message_fields(message: OutboxMessage) -> dict[str, Any]:
         "last_error": message.last_error,
         "sent_at": message.sent_at,
         "ticket_number": message.ticket_number,
+        "purpose": message.purpose,
     }
 
 

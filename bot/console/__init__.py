@@ -7,11 +7,13 @@ from bot.core.clock import Clock
 from bot.core.ports import UnitOfWorkFactory
 from bot.settings import Settings
 from bot.texts import Texts
+from handlers.services import Services
 
 
 def add_console_routes(app: web.Application, *, uow_factory: UnitOfWorkFactory, engine: object, clock: Clock,
-                       settings: Settings, texts: Texts) -> None:
-    """Mounts both on the bot's web application. `engine` is the SQL engine the read side queries."""
+                       settings: Settings, texts: Texts, services: Services | None = None) -> None:
+    """Mounts both on the bot's web application. `engine` is the SQL engine the read side queries;
+    `services` are the use cases the actions call (on the same unit of work)."""
     from bot.console.api import create_api_app
     from bot.console.common import ConsoleDeps
     from bot.console.web import create_console_app
@@ -19,6 +21,7 @@ def add_console_routes(app: web.Application, *, uow_factory: UnitOfWorkFactory, 
 
     queries = ConsoleQueries(engine, late_hours=settings.console_late_hours,  # type: ignore[arg-type]
                              resolve_days=settings.console_resolve_days)
-    deps = ConsoleDeps(uow_factory=uow_factory, queries=queries, clock=clock, texts=texts, settings=settings)
+    deps = ConsoleDeps(uow_factory=uow_factory, queries=queries, clock=clock, texts=texts, settings=settings,
+                       services=services)
     app.add_subapp("/console", create_console_app(deps))
     app.add_subapp("/api/v1", create_api_app(deps))

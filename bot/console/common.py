@@ -19,6 +19,7 @@ from bot.core.clock import Clock
 from bot.core.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings import Settings
 from bot.texts import Texts
+from handlers.services import Services
 from storage.console_queries import TABS, ConsoleQueries, TicketQuery, station_scope_filter
 
 MAX_PAGE = 10_000
@@ -31,6 +32,7 @@ class ConsoleDeps:
     clock: Clock
     texts: Texts
     settings: Settings
+    services: Services | None = None  # the use cases of the actions and the administration (same bus as the chat)
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)
@@ -60,7 +62,7 @@ def _int(params: Mapping[str, str], name: str, low: int, high: int, default: int
     value = params.get(name, "").strip()
     if not value:
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
         raise BadParam(name, "console_bad_number")
     return int(value)
 
@@ -98,7 +100,7 @@ async def visible_stations(uow: UnitOfWork, scope: Scope) -> list[Station]:
 async def ticket_in_scope(uow: UnitOfWork, scope: Scope, number_text: str) -> Ticket | None:
     """The ticket, or None when it does not exist or lies outside the scope (callers answer 404
     for both, the same way)."""
-    if not number_text.isdigit() or len(number_text) > 12:
+    if not (number_text.isascii() and number_text.isdigit()) or len(number_text) > 12:
         return None
     ticket = await uow.tickets.get(int(number_text))
     if ticket is None:

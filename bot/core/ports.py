@@ -74,6 +74,9 @@ class DeputyRepository(Protocol):
         """Insert or update by code (the bound openid is kept); True when something changed."""
         ...
     async def bind(self, code: str, openid: str) -> None: ...
+    async def unbind(self, code: str) -> str | None:
+        """Forget the deputy's WeChat account; returns the openid it had (None: none was bound)."""
+        ...
 
 
 class DutyRepository(Protocol):
@@ -324,6 +327,10 @@ class WeChatGateway(Protocol):
         ...
 
     async def send_template(self, openid: str, template_id: str, data: dict[str, str], url: str = "") -> None: ...
+
+    async def send_subscribe(self, openid: str, template_id: str, data: dict[str, str], page: str = "") -> None:
+        """订阅通知 (message/subscribe/bizsend); 43101: the user has no subscription left."""
+        ...
 
     async def create_qrcode(self, scene: str) -> bytes:
         """A permanent QR code with this scene string, as PNG bytes."""

@@ -253,6 +253,22 @@ async def test_rebinding_an_account_moves_it(uow_factory) -> None:
         assert (await uow.deputies.get("D001")).openid is None
 
 
+async def test_unbind_forgets_the_account_and_says_which(uow_factory) -> None:
+    async with uow_factory() as uow:
+        await uow.deputies.upsert(deputy("D001"))
+        await uow.deputies.bind("D001", "wx-1")
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.deputies.unbind("D001") == "wx-1"
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.deputies.by_openid("wx-1") is None
+        assert (await uow.deputies.get("D001")).openid is None
+        assert await uow.deputies.unbind("D001") is None  # nothing bound: nothing to forget
+        with pytest.raises(LookupError):
+            await uow.deputies.unbind("D404")
+
+
 async def test_bind_unknown_deputy_raises(uow_factory) -> None:
     async with uow_factory() as uow:
         with pytest.raises(LookupError):
@@ -697,7 +713,8 @@ async def test_a_deputy_command_is_redone_after_a_real_concurrent_change(
         stored = await uow.tickets.get(filed.number)
         outbox = await uow.outbox.list()
     if meanwhile == "citizen_note":
-        assert reply == services.texts.get("deputy_accepted_ok", number=filed.number)
+        # what it says of the citizen's push (sent / later) follows the accepted line
+        assert reply.startswith(services.texts.get("deputy_accepted_ok", number=filed.number, reach=""))
         assert stored.status is TicketStatus.ACCEPTED
         assert [e.kind for e in stored.timeline] == ["filed", "assigned", "citizen_note", "accepted"]
         assert len([m for m in outbox if m.recipient_openid == "citizen-1"]) == 1  # one accepted notice
@@ -706,3 +723,20 @@ async def test_a_deputy_command_is_redone_after_a_real_concurrent_change(
         assert stored.status is TicketStatus.REPLIED
         assert [e.kind for e in stored.timeline] == ["filed", "assigned", "accepted", "replied"]
         assert outbox == []
+
+
+async def test_outbox_keeps_a_push_purpose_and_its_drop(uow_factory) -> None:
+    async with uow_factory() as uow:
+        held = await uow.outbox.add(OutboxMessage("o1", "【新工单 #1001】", status="held", ticket_number=1001,
+                                                  purpose="assignment", created_at=T0))
+        await uow.commit()
+    async with uow_factory() as uow:
+        (got,) = await uow.outbox.held_for("o1")
+        assert (got.purpose, got.ticket_number) == ("assignment", 1001)
+        got.status, got.last_error = "dropped", "stale: transferred"
+        await uow.outbox.save(got)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.list() == []  # not waiting any more
+        (dropped,) = await uow.outbox.list(["dropped"])
+        assert (dropped.id, dropped.last_error, dropped.purpose) == (held.id, "stale: transferred", "assignment")
