@@ -8,7 +8,7 @@ Prints: questions sent and stored (none lost, none doubled, checked through the 
 passive replies' p50/p99, and the time from sending a question to the host's stream receiving it
 (p50/p99/max). Not a test: numbers depend on the machine.
 
-    .venv/bin/python bench/bench_live.py [--questions 2000] [--users 1000] [--minutes 10] [--scale 0.1]
+    .venv/bin/python bench/bench_live.py [--questions 2000] [--users 1000] [--minutes 10] [--scale 1.0]
         [--retries 0.2] [--store postgres]
 """
 from __future__ import annotations
@@ -176,13 +176,19 @@ async def drive(args: argparse.Namespace, port: int, info: dict) -> None:
         gaps = sorted(rng.uniform(0, duration) for _ in questions)
         await asyncio.gather(*(one(n, o, t, m, start + gaps[n]) for n, (o, t, m) in enumerate(questions)))
         elapsed = time.perf_counter() - start
-        deadline = time.perf_counter() + 10
-        while len(arrived) < len(questions) and time.perf_counter() < deadline:
-            await asyncio.sleep(0.1)
+        # a reply past WeChat's deadline is `success` while the handling goes on: wait for the server
+        stored: list[str] = []
+        quiet_since = time.perf_counter()
+        while len(stored) < len(questions) and time.perf_counter() - quiet_since < 15:
+            await asyncio.sleep(1)
+            async with http.get(f"{base}/api/v1/live-sessions/{info['session']}/questions",
+                                headers={"Authorization": f"Bearer {info['token']}"}) as r:
+                now_stored = [q["text"] for q in (await r.json())["items"]]
+            if len(now_stored) > len(stored):
+                quiet_since = time.perf_counter()
+            stored = now_stored
+        await asyncio.sleep(1)
         listener.cancel()
-        async with http.get(f"{base}/api/v1/live-sessions/{info['session']}/questions",
-                            headers={"Authorization": f"Bearer {info['token']}"}) as r:
-            stored = [q["text"] for q in (await r.json())["items"]]
     report(args, questions, sent, arrived, stored, replies, retries, elapsed)
 
 
@@ -199,7 +205,7 @@ def report(args: argparse.Namespace, questions: list, sent: dict[str, float], ar
     doubled_on_screen = sum(1 for t in texts if len(arrived.get(t, ())) > 1)
     print(f"store: {args.store}; {len(texts)} questions from {len(set(o for o, _, _ in questions))} users "
           f"in {elapsed:.1f} s (10 min scaled by {args.scale}), {retries} retried by 'WeChat'")
-    print(f"stored: {len(stored)}  lost: {len(lost)}  doubled: {doubled}")
+    print(f"stored: {len(stored)}  lost (not stored once the server was quiet for 15 s): {len(lost)}  doubled: {doubled}")
     print(f"host stream: received {len(on_screen)}  missing {len(texts) - len(on_screen)}  "
           f"doubled {doubled_on_screen}")
     print(f"passive reply: p50 {statistics.median(replies) * 1000:.0f} ms  p99 {_pct(replies, .99) * 1000:.0f} ms")
@@ -213,7 +219,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=2000)
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--minutes", type=float, default=10)
-    parser.add_argument("--scale", type=float, default=0.1, help="the 10 minutes compressed by this factor")
+    parser.add_argument("--scale", type=float, default=1.0, help="the 10 minutes compressed by this factor")
     parser.add_argument("--retries", type=float, default=0.2, help="share of questions WeChat sends again")
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)

@@ -4,6 +4,7 @@ every starred one) becomes a ticket routed like a report. Who is told what is de
 event handlers (handlers/live_notify.py); these use cases only change the sessions and questions."""
 from __future__ import annotations
 
+import json
 import logging
 import unicodedata
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from bot.core.live import (
 )
 from bot.core.ports import ConcurrentUpdate, UnitOfWork
 from bot.core.privacy import mask_openid
+from dialogues.words import Words
 from handlers import tickets
 from handlers.notify import shorten
 from handlers.services import ReportDraft, Services, retry_on_conflict
@@ -43,6 +45,13 @@ class LiveInvalid(Exception):
         self.errors = errors
 
 
+def _is_chat_word(services: Services, word: str) -> bool:
+    """A word the chat already answers (帮助, 我的诉求, 是, 取消, 退出直播…) cannot be a keyword."""
+    w = Words.from_texts(services.texts)
+    return any(check(word) for check in (w.is_yes, w.is_no, w.is_cancel, w.is_skip, w.is_edit, w.is_my_tickets,
+                                         w.is_help)) or word in services.texts.raw("live_leave_words")
+
+
 def when(at: datetime) -> str:
     return f"{at.month}月{at.day}日 {at:%H:%M}"
 
@@ -54,6 +63,8 @@ async def create_session(services: Services, session: LiveSession) -> LiveSessio
         stations = {s.code: s for s in await uow.stations.list()}
         deputies = {d.code for d in await uow.deputies.list()}
         errors = check_session(session, now=now, station_codes=set(stations), deputy_codes=deputies)
+        if session.keyword and _is_chat_word(services, session.keyword):
+            errors.append(DomainError("live_keyword_is_a_command", keyword=session.keyword))
         if session.keyword and not errors:
             taken = await uow.live.session_by_keyword(session.keyword)
             if taken is not None and taken.status(now) != LiveStatus.ENDED:
@@ -64,6 +75,7 @@ async def create_session(services: Services, session: LiveSession) -> LiveSessio
             raise LiveInvalid(errors)
         stored = await uow.live.add_session(session)
         await uow.commit()
+    await services.kv.delete(keys.LIVE_KEYWORDS)
     log.info("live session %d created for %s", stored.id, stored.station_code)
     return stored
 
@@ -78,8 +90,28 @@ async def session_for_keyword(services: Services, text: str) -> LiveSession | No
     word = "".join(text.split())
     if not KEYWORD_RE.match(word):
         return None
+    session_id = (await _keywords(services)).get(word)
+    return await get_session(services, session_id) if session_id is not None else None
+
+
+KEYWORDS_TTL = 60.0  # seconds; creating a session forgets the cached list at once
+
+
+async def _keywords(services: Services) -> dict[str, int]:
+    """Every session's keyword → the newest session with it, cached in the key-value store: most
+    short texts are not keywords and should not cost a database read each."""
+    raw = await services.kv.get(keys.LIVE_KEYWORDS)
+    if raw is not None:
+        try:
+            return {str(k): int(v) for k, v in json.loads(raw).items()}
+        except (ValueError, AttributeError):
+            pass
     async with services.uow() as uow:
-        return await uow.live.session_by_keyword(word)
+        found: dict[str, int] = {}
+        for session in reversed(list(await uow.live.sessions())):  # oldest first: the newest wins
+            found[session.keyword] = session.id or 0
+    await services.kv.set(keys.LIVE_KEYWORDS, json.dumps(found, ensure_ascii=False), ttl=KEYWORDS_TTL)
+    return found
 
 
 def join_refusal(services: Services, session: LiveSession) -> str | None:
@@ -117,7 +149,7 @@ async def ask(services: Services, session_id: int, openid: str, text: str) -> Li
     message costs one transaction."""
     now = services.clock.now()
     async with services.uow() as uow:
-        session = await uow.live.get_session(session_id)
+        session = await uow.live.get_session(session_id, share_lock=True)  # an end waits for this question
         if session is None or session.status(now) != LiveStatus.RUNNING:
             raise SessionClosed(session)
         question = await uow.live.add_question(LiveQuestion(session_id, openid, text, now))

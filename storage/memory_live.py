@@ -35,7 +35,7 @@ class MemoryLiveRepository:
         self._sessions.put(session.id, _plain(session))
         return self._out(copy.copy(session))
 
-    async def get_session(self, session_id: int) -> LiveSession | None:
+    async def get_session(self, session_id: int, *, share_lock: bool = False) -> LiveSession | None:
         return self._out(self._sessions.get(session_id))
 
     async def save_session(self, session: LiveSession) -> None:

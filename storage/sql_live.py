@@ -103,8 +103,12 @@ class SqlLiveRepository:
         session.id, session.keyword = row.id, row.keyword
         return self._out(session)
 
-    async def get_session(self, session_id: int) -> LiveSession | None:
-        row = await self._s.get(LiveSessionRow, session_id)
+    async def get_session(self, session_id: int, *, share_lock: bool = False) -> LiveSession | None:
+        if share_lock:  # FOR SHARE on PostgreSQL; SQLite serialises writers anyway
+            row = await self._s.scalar(select(LiveSessionRow).where(LiveSessionRow.id == session_id)
+                                       .with_for_update(read=True).execution_options(populate_existing=True))
+        else:
+            row = await self._s.get(LiveSessionRow, session_id)
         return self._out(_session_of(row)) if row else None
 
     async def save_session(self, session: LiveSession) -> None:

@@ -79,6 +79,10 @@ def detail_pages(openid: str) -> str:
     return f"detail:{openid}"
 
 
+# every live session's keyword → its id, cached (handlers/live.py)
+LIVE_KEYWORDS = "live:keywords"
+
+
 def live_feed(session_id: int) -> str:
     """The pub/sub channel of a live session's queue updates (storage/live_feed.py)."""
     return f"live:feed:{session_id}"

@@ -58,6 +58,8 @@ async def _start(ctx: Context) -> str | None:
     if ctx.kind == "click:live":
         session = await _running_for(ctx)
         return await _enter(ctx, session) if session else ctx.texts.get("live_none_running")
+    if ctx.state is not None and not ctx.state.expired(ctx.services.clock.now()):
+        return None  # mid-form, a word that happens to be a keyword is an answer, not a join
     session = await live.session_for_keyword(ctx.services, ctx.text)
     return await _enter(ctx, session) if session is not None else None
 
@@ -111,8 +113,10 @@ async def _ended(ctx: Context, title: str) -> str:
 
 async def _photo(ctx: Context, session_id: int) -> str:
     attachment = ctx.attachment
+    if attachment is not None and attachment.kind == "voice":
+        return ctx.texts.get("live_voice_unclear")  # WeChat recognised no words in it
     if attachment is None or attachment.kind != "image":
-        return ctx.texts.get("live_unsupported")  # a voice without recognised text, a location
+        return ctx.texts.get("live_unsupported")  # a location
     question = await live.attach_photo(ctx.services, session_id, ctx.openid, "image", attachment.media_id,
                                        attachment.url)
     if question is None:

@@ -123,6 +123,14 @@ async def test_a_question_from_wechat_appears_live_and_is_answered(browser, app)
     await page.click("#live-tabs a[data-tab=answered]")
     await page.get_by_text("回答：年底前建好，请大家放心").wait_for()
     await page.screenshot(path=str(ARTIFACTS / "live-host-answered.png"), full_page=True)
+    async with aiohttp.ClientSession(cookies={c["name"]: c["value"] for c in await context.cookies()}) as http:
+        async with http.get(base + f"/console/live/{session.id}/export") as r:
+            assert r.status == 200
+            book = __import__("openpyxl").load_workbook(__import__("io").BytesIO(await r.read()))
+    rows = [[c.value for c in row] for row in book.active.iter_rows()]
+    assert rows[0][:5] == ["编号", "提问时间", "问题", "状态", "提问人数"]
+    assert rows[1][2:5] == ["江村垃圾站什么时候建好？", "已回答", 2] and rows[2][3] == "已合并"
+    assert ["已回答", 1] in [r[:2] for r in rows] and ["已合并", 1] in [r[:2] for r in rows]
     qs = await live.questions(bot.services, session.id)
     assert qs[0].answer == "年底前建好，请大家放心" and set(qs[0].askers) == {"oBrowserA", "oBrowserB"}
     await context.close()

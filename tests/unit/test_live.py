@@ -42,6 +42,11 @@ class Chat:
         return await self.d.handle(Inbound(openid, InboundKind.EVENT, created_at=self.n, event=event,
                                            scene=scene.removeprefix("qrscene_"), event_key=scene))
 
+    async def voice(self, openid: str, recognition: str) -> str | None:
+        self.n += 1
+        return await self.d.handle(Inbound(openid, InboundKind.VOICE, created_at=self.n, msg_id=str(self.n),
+                                           media_id=f"v{self.n}", text=recognition))
+
     async def photo(self, openid: str) -> str | None:
         self.n += 1
         return await self.d.handle(Inbound(openid, InboundKind.IMAGE, created_at=self.n, msg_id=str(self.n),
@@ -75,7 +80,10 @@ async def test_bad_input_in_the_scene(rig) -> None:
     assert "太长" in await chat.text(CITIZEN, "路" * 301)
     assert "表情" in await chat.text(CITIZEN, "😀😀👍")
     assert "先发文字" in await chat.photo(CITIZEN)
+    assert "没有听清" in await chat.voice(CITIZEN, "")
     assert await live.questions(services, session.id) == []
+    assert "问题已收到" in await chat.voice(CITIZEN, "社区食堂什么时候开")
+    assert [q.text for q in await live.questions(services, session.id)] == ["社区食堂什么时候开"]
 
 
 async def test_joining_before_the_start_or_after_the_end_says_when(rig) -> None:
@@ -95,6 +103,18 @@ async def test_keyword_of_another_stations_live_session_is_refused(rig) -> None:
         await live.create_session(services, LiveSession("SZ-HOME", "盛泽直播", "", START, START + timedelta(hours=1),
                                                         keyword=session.keyword))
     assert refused.value.errors[0].key == "live_keyword_taken"
+    with pytest.raises(LiveInvalid) as refused:
+        await live.create_session(services, LiveSession("SZ-HOME", "盛泽直播", "", START, START + timedelta(hours=1),
+                                                        keyword="帮助"))
+    assert refused.value.errors[0].key == "live_keyword_is_a_command"
+
+
+async def test_a_keyword_sent_mid_report_form_is_an_answer_not_a_join(rig) -> None:
+    services, clock, session, d = rig
+    chat = Chat(d)
+    await d.handle(Inbound(CITIZEN, InboundKind.EVENT, created_at=999, event="click", event_key="report"))
+    reply = await chat.text(CITIZEN, session.keyword)
+    assert "东村代表直播接待" not in reply
 
 
 async def test_merged_answer_reaches_every_asker_once(rig) -> None:
@@ -162,3 +182,20 @@ async def test_end_files_unanswered_and_starred_and_tells_each_asker_once(rig) -
     # the scene ends with the session
     reply = await Chat(d).text(CITIZEN_2, "还有一个问题")
     assert reply is None or "问题已收到" not in reply
+
+
+async def test_answers_held_outside_the_window_are_coalesced_into_one_message(rig) -> None:
+    from fakes import RecordingGateway
+    from handlers import delivery
+
+    services, clock, session, d = rig
+    q1 = await live.ask(services, session.id, CITIZEN, "垃圾站什么时候建好")
+    q2 = await live.ask(services, session.id, CITIZEN, "路灯什么时候修")
+    await live.act(services, session.id, q1.id, HostAction("answer", "host", text="年底前"))
+    gateway = RecordingGateway()
+    await delivery.deliver_due(services, gateway)  # they never wrote to us here: no window, held
+    await live.act(services, session.id, q2.id, HostAction("answer", "host", text="明天修"))
+    mine = [m for m in await outbox(services) if m.recipient_openid == CITIZEN]
+    assert len(mine) == 1 and mine[0].status == "held"
+    assert "年底前" in mine[0].text and "明天修" in mine[0].text
+    assert gateway.to(CITIZEN) == []

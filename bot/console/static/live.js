@@ -60,17 +60,30 @@
     b.addEventListener("click", onClick);
     return b;
   }
+  /* the one open answer/hide form survives re-rendering (new questions keep arriving while the host types) */
+  var editing = null;
   function inlineForm(li, placeholder, action, field) {
-    var f = el("form", "q-form"), input = el(field === "text" ? "textarea" : "input");
-    input.placeholder = placeholder; input.required = true; input.maxLength = field === "text" ? 500 : 100;
+    editing = { id: +li.dataset.id, placeholder: placeholder, action: action, field: field, value: "" };
+    render();
+    focusEditing();
+  }
+  function focusEditing() {
+    var input = document.querySelector(".q-form [data-editing]");
+    if (input) { input.focus(); input.setSelectionRange(input.value.length, input.value.length); }
+  }
+  function editForm(q) {
+    var e = editing, f = el("form", "q-form"), input = el(e.field === "text" ? "textarea" : "input");
+    input.placeholder = e.placeholder; input.required = true; input.maxLength = e.field === "text" ? 500 : 100;
+    input.value = e.value; input.dataset.editing = "1";
+    input.addEventListener("input", function () { e.value = input.value; });
     f.appendChild(input);
     f.appendChild(button(T.send, "", function () {
       if (!input.value.trim()) { input.focus(); return; }
-      var fields = {}; fields[field] = input.value; post(questions.get(+li.dataset.id), action, fields);
+      var fields = {}; fields[e.field] = input.value;
+      post(q, e.action, fields).then(function () { if (editing === e && $("live-error").hidden) { editing = null; render(); } });
     }));
-    f.appendChild(button(T.cancel, "secondary", function () { f.remove(); }));
-    li.appendChild(f);
-    input.focus();
+    f.appendChild(button(T.cancel, "secondary", function () { editing = null; render(); }));
+    return f;
   }
 
   function card(q, open, big) {
@@ -97,6 +110,7 @@
     if (q.state !== "merged")
       acts.appendChild(button(q.starred ? T.unstar : T.star, "secondary", function () { post(q, "star"); }));
     li.appendChild(acts);
+    if (editing && editing.id === q.id) li.appendChild(editForm(q));
     if (isOpen(q)) {
       similar(q, open).forEach(function (s) {
         var row = el("div", "q-similar", T.similar.replace("{n}", s.q.id).replace("{text}", short(s.q.text, 24)));
@@ -113,6 +127,12 @@
     return q.state === tab;
   }
   function render() {
+    var typing = document.activeElement && document.activeElement.dataset &&
+      document.activeElement.dataset.editing === "1";
+    draw();
+    if (typing) focusEditing();
+  }
+  function draw() {
     var all = Array.from(questions.values()).sort(function (a, b) { return a.id - b.id; });
     var open = all.filter(isOpen), now = all.filter(function (q) { return q.state === "answering"; })[0];
     var nowBox = $("live-now");
