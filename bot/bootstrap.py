@@ -272,7 +272,9 @@ class BotApp:
 
     async def _scheduled(self, job_id: str) -> None:
         if self.leader.is_leader:  # the others skip this firing
-            await self.run_job(job_id)
+            done = await self.run_job(job_id)
+            if done:  # which process did the work (the log line names it with several workers)
+                log.info("scheduled job %s: %s", job_id, done)
 
     async def push_late(self, inbound: Inbound, text: str) -> None:
         """A reply that missed the passive-reply deadline goes out as a pushed message."""
