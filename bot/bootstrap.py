@@ -34,6 +34,7 @@ from bot.core.inbound import Inbound
 from bot.core.outbound import OutboxMessage
 from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
 from bot.core.privacy import mask_openid
+from bot.leader import SchedulerLeader
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
 from handlers import failures, live, live_notify, notify, staff_pushes, ticket_links
@@ -248,9 +249,11 @@ class BotApp:
         self.delivery.start()
 
         self._job_running = asyncio.Lock()  # stop() waits for a job under way
+        self.leader = SchedulerLeader(self.kv)  # of several workers, one runs the jobs
+        await self.leader.start()
         self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
         for job in JOBS:
-            self.scheduler.add_job(self.run_job, job.trigger(), args=[job.id], id=job.id,
+            self.scheduler.add_job(self._scheduled, job.trigger(), args=[job.id], id=job.id,
                                    max_instances=1, coalesce=True)
         self.scheduler.start()
 
@@ -274,6 +277,12 @@ class BotApp:
         async with self._job_running:
             return await job.run(self)
 
+    async def _scheduled(self, job_id: str) -> None:
+        if self.leader.is_leader:  # the others skip this firing
+            done = await self.run_job(job_id)
+            if done:  # which process did the work (the log line names it with several workers)
+                log.info("scheduled job %s: %s", job_id, done)
+
     async def push_late(self, inbound: Inbound, text: str) -> None:
         """A reply that missed the passive-reply deadline goes out as a pushed message."""
         async with self.services.uow() as uow:  # its commit kicks delivery
@@ -289,6 +298,7 @@ class BotApp:
         self.scheduler.shutdown(wait=False)
         async with self._job_running:
             pass
+        await self.leader.stop()
         await self.delivery.stop()
         close_nlu = getattr(self.nlu, "close", None)  # the Rasa backend holds an HTTP session
         if close_nlu is not None:

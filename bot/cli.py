@@ -35,25 +35,15 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @main.command(help=T("cli_help_serve"))
 @click.option("--host", default=None, help=T("cli_opt_host"))
 @click.option("--port", default=None, type=int, help=T("cli_opt_port"))
-def serve(host: str | None, port: int | None) -> None:
-    from aiohttp import web
-
-    from bot.bootstrap import BotApp, PathOnlyAccessLogger
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help=T("cli_opt_workers"))
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    from bot.workers import WorkersNeedSharedStores, serve as serve_workers
 
     settings = Settings()
-    bot = BotApp(settings)
-
-    async def app_factory() -> web.Application:
-        await bot.start()
-
-        async def on_cleanup(_: web.Application) -> None:
-            await bot.stop()
-
-        bot.web_app.on_cleanup.append(on_cleanup)
-        return bot.web_app
-
-    web.run_app(app_factory(), host=host or settings.host, port=port or settings.port,
-                access_log_class=PathOnlyAccessLogger)
+    try:
+        serve_workers(settings, host or settings.host, port or settings.port, workers)
+    except WorkersNeedSharedStores as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command(help=T("cli_help_demo"))

@@ -149,7 +149,6 @@ class WeChatWebhook:
         ttl = self._settings.dedupe_ttl
         lease = self._settings.reply_deadline + self._settings.dedupe_pending_grace
         owner = await self._kv.set_if_absent(key, _PENDING, lease)
-        self._note_store_up()
         if not owner:
             known = await self._kv.get(key)
             log.info("wechat retry of %s from %s: %s", _label(inbound), mask_openid(inbound.openid),
@@ -173,6 +172,7 @@ class WeChatWebhook:
             with contextlib.suppress(StoreUnavailable):  # let WeChat's retry run it again
                 await self._kv.delete(key)
             raise
+        self._note_store_up()  # both stores answered (the database may be down while Redis is not)
         try:  # remember the reply so a retry of the same message gets it again
             await self._kv.set(key, _REPLY + reply if reply else _NO_REPLY, ttl)
         except StoreUnavailable as exc:
@@ -228,12 +228,12 @@ class WeChatWebhook:
     def _note_store_down(self, exc: StoreUnavailable) -> None:
         if not self._store_down:
             self._store_down = True
-            log.warning("wechat: key-value store unavailable (%s): answering 503 until it is back", exc)
+            log.warning("wechat: a store is unavailable (%s): answering 503 until it is back", exc)
 
     def _note_store_up(self) -> None:
         if self._store_down:
             self._store_down = False
-            log.info("wechat: key-value store is back")
+            log.info("wechat: the stores are back")
 
     async def _push(self, inbound: Inbound, reply: str) -> None:
         try:

@@ -2,9 +2,10 @@
 ticket's station now, fewest open tickets, round robin on ties. The last deputy picked per
 station is kept in the key-value store (bot/core/keys.py round_robin).
 
-Used under keys.ASSIGN_LOCK, one assignment at a time across workers, so "fewest open tickets"
-counts every ticket just assigned by someone else and round robin state is read and written in
-order. The district queue waits for the district's own roster (shifts at station `district`).
+Used under keys.assign_lock(station), one assignment at a time per station across workers, so
+"fewest open tickets" counts every ticket just assigned there by someone else and round robin
+state is read and written in order (a deputy on duty at two stations at once is counted per lock).
+The district queue waits for the district's own roster (shifts at station `district`).
 """
 from __future__ import annotations
 

@@ -309,7 +309,11 @@ async def file_follow_ups(services: Services, session_id: int) -> int:
 async def _file_one(services: Services, question: LiveQuestion) -> bool:
     parse = await services.nlu.parse(question.text)
     now = services.clock.now()
-    async with services.kv.lock(keys.ASSIGN_LOCK):
+    async with services.uow() as uow:  # its station's assignments wait, no other's
+        first = await uow.live.get_session(question.session_id)
+    if first is None:
+        return False
+    async with services.kv.lock(keys.assign_lock(first.station_code)):
         async with services.uow() as uow:
             fresh = await uow.live.get_question(question.id or 0)
             session = await uow.live.get_session(question.session_id)

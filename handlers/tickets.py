@@ -34,10 +34,11 @@ async def submit_report(services: Services, draft: ReportDraft,
     now = services.clock.now()
     filed: Ticket | None = None
     deputy: Deputy | None = None
+    code = await _route(services, draft)  # before the lock: only this station's assignments wait
     try:
-        async with services.kv.lock(keys.ASSIGN_LOCK):
+        async with services.kv.lock(keys.assign_lock(code)):
             async with services.uow() as uow:
-                ticket, assigner = await file_in(uow, services, draft, now)
+                ticket, assigner = await file_in(uow, services, draft, now, code)
                 deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
                 if audit is not None:
                     await uow.audit.add(audit(ticket))
@@ -56,17 +57,29 @@ async def submit_report(services: Services, draft: ReportDraft,
     return filed
 
 
-async def file_in(uow: UnitOfWork, services: Services, draft: ReportDraft, now: datetime) -> tuple[Ticket, Assigner]:
-    """Route the draft, add its ticket and give it an on-duty deputy, in `uow` (not committed).
-    The caller holds keys.ASSIGN_LOCK and calls `assigner.remember()` after its commit."""
+async def route(uow: UnitOfWork, draft: ReportDraft) -> str:
+    """The station the report goes to (a read: routing does not depend on assignments)."""
     qr_station = draft.qr_station_code
     if not qr_station:
         # the station bound by an earlier QR scan still counts
         citizen = await uow.citizens.get(draft.citizen_openid)
         qr_station = citizen.station_code if citizen else None
-    code = choose_station(await uow.stations.list(), qr_station_code=qr_station,
+    return choose_station(await uow.stations.list(), qr_station_code=qr_station,
                           place=" ".join((draft.place, *draft.place_names)), town=draft.town,
                           category=draft.category)
+
+
+async def _route(services: Services, draft: ReportDraft) -> str:
+    async with services.uow() as uow:
+        return await route(uow, draft)
+
+
+async def file_in(uow: UnitOfWork, services: Services, draft: ReportDraft, now: datetime,
+                  station_code: str | None = None) -> tuple[Ticket, Assigner]:
+    """Add the draft's ticket at `station_code` (routed here when not given) and give it an on-duty
+    deputy, in `uow` (not committed). The caller holds keys.assign_lock of that station and calls
+    `assigner.remember()` after its commit."""
+    code = station_code or await route(uow, draft)
     ticket = await uow.tickets.add(Ticket.file(
         citizen_openid=draft.citizen_openid, category=draft.category, summary=draft.summary,
         place=draft.place, details=draft.details, station_code=code, at=now, phone=draft.phone,

@@ -19,10 +19,10 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.events import Event
 from bot.core.inbound import ProcessedInbound
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
-from bot.core.ports import ConcurrentUpdate
+from bot.core.ports import ConcurrentUpdate, StoreUnavailable
 from bot.core.tickets import CLOSED_STATUSES, Ticket, TicketStatus, take_events
 from storage.models import BindCodeRow, OutboxRow, ProcessedInboundRow, PushFailureRow, TicketRow
-from storage.sql_engine import create_engine_for
+from storage.sql_engine import create_engine_for, is_outage
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
 from storage.sql_receptions import (
     SqlBroadcastRepository,
@@ -322,11 +322,18 @@ class SqlUnitOfWork:
         self.live = SqlLiveRepository(session)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, _type: object, error: BaseException | None, _tb: object) -> None:
+        outage = error is not None and not isinstance(error, StoreUnavailable) and is_outage(error)
         if self._session is not None:
-            # close() rolls back whatever was not committed and hands the connection back
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            try:
+                # close() rolls back whatever was not committed and hands the connection back
+                await session.close()
+            except Exception:
+                if not outage:
+                    raise
+        if outage:  # callers see the port's StoreUnavailable (the webhook answers 503: WeChat retries)
+            raise StoreUnavailable(f"database: {type(error).__name__}: {error}") from error
 
     async def commit(self) -> None:
         assert self._session is not None, "use `async with uow:`"

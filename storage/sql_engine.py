@@ -11,6 +11,36 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+def is_outage(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached (refused, cut, shutting down or starting
+    up, pool exhausted), as opposed to a bad statement: the caller answers "try again later"."""
+    import asyncpg.exceptions as pg
+    from sqlalchemy import exc as sa
+
+    seen: BaseException | None = error
+    for _ in range(4):  # SQLAlchemy wraps the driver's error, which may wrap the socket's
+        if seen is None:
+            return False
+        if isinstance(seen, (sa.TimeoutError, pg.PostgresConnectionError, pg.OperatorInterventionError)):
+            return True
+        # a refused connect comes out raw; an HTTP call's OSError in the same block is not ours
+        if isinstance(seen, (OSError, TimeoutError)) and _raised_in_sqlalchemy(seen):
+            return True
+        if isinstance(seen, sa.DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+def _raised_in_sqlalchemy(error: BaseException) -> bool:
+    tb = error.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("sqlalchemy."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 

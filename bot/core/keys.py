@@ -3,14 +3,23 @@ openid are masked in logs by storage/kv.py printable_key (their last part)."""
 from __future__ import annotations
 
 # --- locks (KeyValueStore.lock) ------------------------------------------------------------------
-# one assignment at a time across workers (fewest-open-tickets counts and round robin stay exact)
-ASSIGN_LOCK = "lock:assign"
 WECHAT_TOKEN_LOCK = "wechat:access_token:lock"
+
+
+def assign_lock(station_code: str) -> str:
+    """One assignment at a time per station across workers (its fewest-open-tickets counts and
+    round robin stay exact); two stations never wait on each other."""
+    return f"lock:assign:{station_code}"
 
 
 def user_lock(openid: str) -> str:
     """Everything for one user runs under this lock before any state is loaded."""
     return f"lock:user:{openid}"
+
+
+# --- leases (KeyValueStore.set_if_absent + extend) ---------------------------------------------
+# the one process that runs the scheduled jobs (bot/leader.py); its value names the holder
+SCHEDULER_LEADER = "scheduler:leader"
 
 
 # --- shared values -----------------------------------------------------------------------------

@@ -81,6 +81,8 @@ class Rig:
     directory: Path
     serve_args: Sequence[str] = ()
     env: dict[str, str] = field(default_factory=dict)  # extra ZTC_* settings
+    # a new connection per request, so that several workers on one port each get their share
+    fresh_connections: bool = False
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     crypto: MessageCrypto = field(init=False)
@@ -152,7 +154,7 @@ class Rig:
     @property
     def http(self) -> aiohttp.ClientSession:
         if self._http is None:
-            self._http = aiohttp.ClientSession()
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=self.fresh_connections))
         return self._http
 
     # --- WeChat's side --------------------------------------------------------------------------
