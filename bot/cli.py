@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -172,9 +172,10 @@ def bind_code(deputy_code: str) -> None:
     from handlers.deputies import create_bind_code
 
     texts = default_texts()
+    settings = Settings()
 
     async def go() -> str:
-        async with command_services(Settings()) as services:
+        async with command_services(settings) as services:
             return await create_bind_code(services, deputy_code)
 
     try:
@@ -194,7 +195,8 @@ def outbox(show_all: bool) -> None:
     from bot.core.outbound import UNDELIVERED, OutboxStatus
 
     texts = default_texts()
-    statuses = (*UNDELIVERED, OutboxStatus.SENT) if show_all else UNDELIVERED
+    # dropped pushes too: staff see which held notice was not delivered stale, and why
+    statuses = (*UNDELIVERED, OutboxStatus.DROPPED, *((OutboxStatus.SENT,) if show_all else ()))
 
     async def go():
         async with open_storage(Settings()) as uow_factory:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Float, case, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bot.core.tickets import TicketStatus
+from bot.core.tickets import CLOSED_STATUSES, TicketStatus
 from storage.models import DeputyRow, StationRow, TicketRow
 
 TABS = ("waiting", "assigned", "late", "resolved", "all")
@@ -134,8 +134,8 @@ class ConsoleQueries:
         elif query.tab == "late":
             # assigned_at: the last assignment or transfer (stored from the timeline)
             where += [t.status == str(TicketStatus.ASSIGNED), t.assigned_at <= now - timedelta(hours=self.late_hours)]
-        elif query.tab == "resolved":
-            where.append(t.status == str(TicketStatus.RESOLVED))
+        elif query.tab == "resolved":  # done: resolved, or closed as a duplicate
+            where.append(t.status.in_([str(s) for s in CLOSED_STATUSES]))
         if query.category:
             where.append(t.category == query.category)
         if query.status:
@@ -252,7 +252,8 @@ class ConsoleQueries:
                 func.count(t.rating).label("rated"),
                 func.sum(case((t.rating >= 4, one), else_=0)).label("good"),
             )
-            .where(*self._conditions(query, now), key.is_not(None))
+            # a duplicate is handled under its original: it counts there, not twice
+            .where(*self._conditions(query, now), key.is_not(None), t.status != str(TicketStatus.CLOSED))
             .group_by(key)
             .subquery("grouped")
         )

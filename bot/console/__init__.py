@@ -12,7 +12,8 @@ from handlers.services import Services
 
 def add_console_routes(app: web.Application, *, uow_factory: UnitOfWorkFactory, engine: object, clock: Clock,
                        settings: Settings, texts: Texts, services: Services | None = None) -> None:
-    """Mounts both on the bot's web application. `engine` is the SQL engine the read side queries."""
+    """Mounts both on the bot's web application. `engine` is the SQL engine the read side queries;
+    `services` are the use cases the actions call (on the same unit of work)."""
     from bot.console.api import create_api_app
     from bot.console.common import ConsoleDeps
     from bot.console.web import create_console_app

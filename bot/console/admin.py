@@ -138,7 +138,6 @@ def _deputy_cells(deputy: Deputy) -> dict[str, str]:
 
 
 async def deputy_edit(request: web.Request, notice: str = "") -> web.StreamResponse:
-    deps = _deps(request)
     found = await _deputy_in_scope(request)
     if found is None:
         return _not_found(request)

@@ -32,7 +32,7 @@ class ConsoleDeps:
     clock: Clock
     texts: Texts
     settings: Settings
-    services: Services | None = None  # the use cases (bind codes, unbinding); the app always passes them
+    services: Services | None = None  # the use cases of the actions and the administration (same bus as the chat)
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)

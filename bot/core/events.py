@@ -24,11 +24,13 @@ class TicketFiled(Event):
 
 @dataclass(frozen=True)
 class TicketAssigned(Event):
-    """A waiting ticket got a deputy (the station queue drained)."""
+    """A ticket got a deputy: the station queue drained, or staff assigned or reassigned it
+    (`previous_deputy`: whom it was taken from)."""
 
     number: int
     deputy_code: str
     at: datetime
+    previous_deputy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,26 @@ class CitizenNoted(Event):
 
 
 @dataclass(frozen=True)
+class StationMessaged(Event):
+    """Staff wrote to the citizen from the station (`author`: the staff username)."""
+
+    number: int
+    author: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TicketClosedAsDuplicate(Event):
+    """Closed as the same matter as ticket `original`; `deputy_code` had it, if anyone."""
+
+    number: int
+    original: int
+    deputy_code: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
 class PushFailed(Event):
     """An outbox message failed for good (raised by OutboxMessage.give_up): a person must know."""
 
@@ -97,3 +119,57 @@ class MessagesQueued(Event):
     aggregate): delivery can start at once."""
 
     count: int
+
+
+# --- live-stream receptions (bot/core/live.py) ----------------------------------------------------
+@dataclass(frozen=True)
+class LiveQuestionAsked(Event):
+    session_id: int
+    question_id: int
+    asker_openid: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LiveQuestionChanged(Event):
+    """A question of a live session is new or changed: `view` is what the host's queue shows."""
+
+    session_id: int
+    question_id: int
+    view: dict[str, object]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LiveQuestionAnswered(Event):
+    session_id: int
+    question_id: int
+    askers: tuple[str, ...]  # everyone who asked it, merged questions' askers included
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LiveQuestionHidden(Event):
+    session_id: int
+    question_id: int
+    askers: tuple[str, ...]
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LiveFollowUpFiled(Event):
+    """The session's leftover questions are tickets: each asker with the numbers of theirs."""
+
+    session_id: int
+    title: str
+    numbers: tuple[tuple[str, tuple[int, ...]], ...]  # (openid, ticket numbers)
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LiveSessionEnded(Event):
+    session_id: int
+    station_code: str
+    at: datetime

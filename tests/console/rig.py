@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from seed import NOW, seed
@@ -36,6 +37,7 @@ class ConsoleRig:
     numbers: dict[str, int]
     tokens: dict[str, str] = field(default_factory=dict)
     clock: FixedClock = field(default_factory=FixedClock)
+    services: Any = None
 
 
 async def build_rig(uow_factory, must_change: bool = False) -> ConsoleRig:
@@ -53,7 +55,16 @@ async def build_rig(uow_factory, must_change: bool = False) -> ConsoleRig:
                 await uow.staff.save(account)
             await uow.commit()
     app = web.Application(client_max_size=Settings().max_body_bytes * 2)  # as the bot's app
-    services = build_services(Settings(), uow=uow_factory, kv=MemoryKeyValueStore(), nlu=None, clock=clock)
-    add_console_routes(app, uow_factory=uow_factory, engine=uow_factory.engine, clock=clock,
+    # the actions' use cases on a bus over the same storage, as bot/bootstrap.py mounts them
+    services = build_services(Settings(), uow=uow_factory, kv=MemoryKeyValueStore(), nlu=_NoNLU(), clock=clock)
+    add_console_routes(app, uow_factory=services.uow, engine=uow_factory.engine, clock=clock,
                        settings=Settings(), texts=default_texts(), services=services)
-    return ConsoleRig(app, numbers, tokens, clock)
+    return ConsoleRig(app, numbers, tokens, clock, services)
+
+
+class _NoNLU:
+    async def parse(self, text: str):  # the console never parses
+        raise AssertionError(text)
+
+    async def learn_places(self, stations) -> None:
+        return None
