@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import REDIS_URL, _clear_redis, _truncate
+from e2e_stack import REDIS_URL, clear_redis, truncate
 from e2e_stack import AES_KEY, APPID, TOKEN, SettableClock, Stack, write_data
 
 from bot.bootstrap import BotApp
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.postgres
 
 
 async def test_a_question_through_one_worker_reaches_the_stream_of_another(postgres_database, redis_prefix, tmp_path) -> None:
-    await _truncate(postgres_database)
+    await truncate(postgres_database)
     api = FakeWeChatAPI(appid=APPID)
     api_server = TestServer(api.create_app())
     await api_server.start_server()
@@ -67,4 +67,4 @@ async def test_a_question_through_one_worker_reaches_the_stream_of_another(postg
         for bot in workers:
             await bot.stop()
         await api_server.close()
-        await _clear_redis(redis_prefix)
+        await clear_redis(redis_prefix)
