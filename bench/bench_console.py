@@ -211,11 +211,24 @@ def show(results: list[tuple[str, str, float, float, int]], count: int, seconds:
           f"median of medians: {statistics.median(r[2] for r in results):.1f} ms")
 
 
+def print_markdown(results: list[tuple[str, str, float, float, int]]) -> None:
+    """Both scopes side by side, one query a line (docs/console.md)."""
+    by_label: dict[str, dict[str, tuple[float, float]]] = {}
+    for scope, label, median, p95, _ in results:
+        by_label.setdefault(label.replace("第200页", "深页").replace("第2000页", "深页"), {})[scope] = (median, p95)
+    scopes = list(dict.fromkeys(r[0] for r in results))
+    print("| 查询 | " + " | ".join(f"{s} 中位数 | {s} p95" for s in scopes) + " |")
+    print("|---|" + "---:|" * (2 * len(scopes)))
+    for label, cells in by_label.items():
+        print(f"| {label} | " + " | ".join(f"{cells[s][0]:.0f} | {cells[s][1]:.0f}" for s in scopes) + " |")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument("--markdown", action="store_true", help="also print the numbers as a Markdown table")
     args = parser.parse_args()
     import asyncpg
 
@@ -226,7 +239,10 @@ async def main() -> None:
         started = time.perf_counter()
         await fill(name, args.tickets)
         filled = time.perf_counter() - started
-        show(await time_all(_url(name), args.runs), args.tickets, filled)
+        results = await time_all(_url(name), args.runs)
+        show(results, args.tickets, filled)
+        if args.markdown:
+            print_markdown(results)
     finally:
         if args.keep:
             print(f"kept database {name}")

@@ -106,6 +106,12 @@ def _month_key(value: Any) -> str:
     return value.strftime("%Y-%m") if isinstance(value, datetime) else str(value or "")
 
 
+def _is_number(q: str) -> bool:
+    """A search for a ticket number: digits alone (or #digits); not "¹", which isdigit() too."""
+    words = q.strip().lstrip("#")
+    return words.isascii() and words.isdigit() and len(words) < 10
+
+
 class ConsoleQueries:
     def __init__(self, engine: AsyncEngine, late_hours: int = 24, resolve_days: int = 15,
                  min_sample: int = 5) -> None:
@@ -145,7 +151,7 @@ class ConsoleQueries:
         if query.deputy:
             where.append(t.deputy_code == query.deputy)
         words = query.q.strip().lstrip("#")
-        if words.isascii() and words.isdigit() and len(words) < 10:  # "¹".isdigit() too
+        if _is_number(words):
             where.append(t.number == int(words))  # digits alone are a ticket number: one index lookup
         elif words:
             where.append(or_(*(column.contains(words, autoescape=True) for column in (t.summary, t.details, t.place))))
@@ -161,26 +167,29 @@ class ConsoleQueries:
         t = TicketRow
         per_page = EXPORT_LIMIT if export else query.per_page
         page = 1 if export else max(1, query.page)
-        # the page's numbers first (a deep page skips index entries, not joined rows), then its rows
-        numbers = (select(t.number).where(*where).order_by(t.number.desc())
+        # the page's numbers first (a deep page skips index entries, not joined rows), then its rows.
+        # A search by words reads every ticket anyway: the count rides along (one scan, not two).
+        searching = bool(query.q.strip()) and not _is_number(query.q)
+        numbers = (select(t.number, (func.count().over() if searching else literal(None)).label("total"))
+                   .where(*where).order_by(t.number.desc())
                    .offset((page - 1) * per_page).limit(per_page).subquery("page"))
         rows_query = (
             select(t.number, t.created_at, t.station_code, StationRow.name, StationRow.town, t.category, t.summary,
-                   t.place, t.status, t.deputy_code, DeputyRow.name, t.rating)
+                   t.place, t.status, t.deputy_code, DeputyRow.name, t.rating, numbers.c.total)
             .join(numbers, numbers.c.number == t.number)
             .outerjoin(StationRow, StationRow.code == t.station_code)
             .outerjoin(DeputyRow, DeputyRow.code == t.deputy_code)
             .order_by(t.number.desc())
         )
-        total = await self.count(query, now)
         async with self._sessions() as s:
-            result = await s.execute(rows_query)
-            items = [
-                TicketRowView(number, created, code, sname or "", town or "", category, summary, place, status,
-                              deputy or "", dname or "", rating)
-                for number, created, code, sname, town, category, summary, place, status, deputy, dname, rating
-                in result
-            ]
+            rows = list(await s.execute(rows_query))
+        items = [
+            TicketRowView(number, created, code, sname or "", town or "", category, summary, place, status,
+                          deputy or "", dname or "", rating)
+            for number, created, code, sname, town, category, summary, place, status, deputy, dname, rating, _
+            in rows
+        ]
+        total = int(rows[0][-1]) if searching and rows else await self.count(query, now)
         return TicketPage(items, total, page, per_page)
 
     # --- the dashboard --------------------------------------------------------------------------

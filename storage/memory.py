@@ -127,8 +127,8 @@ class MemoryStationRepository:
     def __init__(self, rows: _Staged[str, Station]) -> None:
         self._rows = rows
 
-    async def get(self, code: str) -> Station | None:
-        return self._rows.get(code)
+    async def get(self, code: str, *, for_update: bool = False) -> Station | None:
+        return self._rows.get(code)  # one process, no await before the write: nothing to lock
 
     async def list(self) -> Sequence[Station]:
         return sorted(self._rows.values(), key=lambda s: s.code)
@@ -144,7 +144,7 @@ class MemoryDeputyRepository:
     def __init__(self, rows: _Staged[str, Deputy]) -> None:
         self._rows = rows
 
-    async def get(self, code: str) -> Deputy | None:
+    async def get(self, code: str, *, for_update: bool = False) -> Deputy | None:
         return self._rows.get(code)
 
     async def by_openid(self, openid: str) -> Deputy | None:

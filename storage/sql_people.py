@@ -17,8 +17,8 @@ class SqlStationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def get(self, code: str) -> Station | None:
-        row = await self._s.get(StationRow, code)
+    async def get(self, code: str, *, for_update: bool = False) -> Station | None:
+        row = await self._s.get(StationRow, code, with_for_update=for_update or None)
         return station_of(row) if row else None
 
     async def list(self) -> Sequence[Station]:
@@ -48,8 +48,8 @@ class SqlDeputyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
 
-    async def get(self, code: str) -> Deputy | None:
-        row = await self._s.get(DeputyRow, code)
+    async def get(self, code: str, *, for_update: bool = False) -> Deputy | None:
+        row = await self._s.get(DeputyRow, code, with_for_update=for_update or None)
         return deputy_of(row) if row else None
 
     async def by_openid(self, openid: str) -> Deputy | None:

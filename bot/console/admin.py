@@ -73,7 +73,7 @@ async def _save(request: web.Request, kind: str, cells: dict[str, str], version:
         return form(400, cells=cells, version=version, errors=errors)
     async with deps.uow_factory() as uow:
         repository = getattr(uow, kind)
-        current = await repository.get(item.code)
+        current = await repository.get(item.code, for_update=True)  # a concurrent save waits, then sees 409
         if current is None or version_of(current) != version:
             return form(409, cells=cells, version=version, errors=[deps.texts.get("console_edit_conflict")])
         if isinstance(item, Deputy):

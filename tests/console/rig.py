@@ -9,11 +9,12 @@ from aiohttp import web
 from seed import NOW, seed
 
 from bot.bootstrap import build_services
-from bot.console import add_console_routes
+from bot.console import add_console_routes, live_api
 from bot.console.auth import create_account, issue_token
 from bot.settings import Settings
 from bot.texts import default_texts
 from storage.kv import MemoryKeyValueStore
+from storage.live_feed import feed_for
 
 PASSWORD = "一二三四五六七八"
 ACCOUNTS = {
@@ -59,6 +60,7 @@ async def build_rig(uow_factory, must_change: bool = False) -> ConsoleRig:
     services = build_services(Settings(), uow=uow_factory, kv=MemoryKeyValueStore(), nlu=_NoNLU(), clock=clock)
     add_console_routes(app, uow_factory=services.uow, engine=uow_factory.engine, clock=clock,
                        settings=Settings(), texts=default_texts(), services=services)
+    app[live_api.SERVICES], app[live_api.FEED] = services, feed_for(services.kv, Settings())  # 云直播, as bootstrap
     return ConsoleRig(app, numbers, tokens, clock, services)
 
 

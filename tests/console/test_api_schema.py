@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ from storage.sql import SqlUnitOfWorkFactory
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]
-EXAMPLES = 25
+EXAMPLES = 10
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,9 @@ def test_no_server_error_and_every_response_matches_the_document(api_server: dic
     schema = schemathesis.openapi.from_url(f"{api_server['base']}/api/v1/openapi.json")
     headers = {name: {"Authorization": f"Bearer {token}"} for name, token in api_server["tokens"].items()}
     failures: list[str] = []
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # an event stream stays open by design: it is no request/response to check here (test_live_api does)
+    operations = [op for op in (result.ok() for result in schema.get_all_operations())
+                  if not op.path.endswith("/stream")]
     assert len(operations) >= 7  # every route of api.py is in the document (test_api checks which)
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):  # negative: values the document forbids
@@ -91,10 +94,12 @@ def test_no_server_error_and_every_response_matches_the_document(api_server: dic
                     case.call_and_validate(base_url=f"{api_server['base']}/api/v1", checks=CHECKS,
                                            headers=headers[username])
 
+            started = time.perf_counter()
             try:
                 run()
             except Exception as failure:  # noqa: BLE001 - collected: every operation gets its run
                 failures.append(f"{operation.label} ({mode}): {failure}")
+            print(f"{operation.label} {mode}: {time.perf_counter() - started:.1f} s")
     assert not failures, "\n\n".join(failures)
 
 

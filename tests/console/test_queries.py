@@ -60,3 +60,12 @@ async def test_counts_rates_and_ages(sql_uow_factory) -> None:
 
     ages = dict(await q.open_by_age(everything, NOW))
     assert ages == {1: 2, 3: 2, 7: 0, 15: 0, 30: 0, 0: 0}
+
+
+async def test_a_search_by_words_counts_every_match_on_every_page(sql_uow_factory) -> None:
+    await seed(sql_uow_factory)
+    q = ConsoleQueries(sql_uow_factory.engine)
+    pages = [await q.tickets(TicketQuery(q="已办结的诉求", per_page=4, page=n), NOW) for n in (1, 2, 3)]
+    assert [(len(p.items), p.total) for p in pages] == [(4, 6), (2, 6), (0, 6)]  # page 3: past the end, still 6
+    assert {i.summary for p in pages for i in p.items} == {f"已办结的诉求{i}" for i in range(6)}
+    assert (await q.tickets(TicketQuery(q="¹"), NOW)).total == 0  # a word, not a ticket number

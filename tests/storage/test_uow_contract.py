@@ -269,6 +269,33 @@ async def test_unbind_forgets_the_account_and_says_which(uow_factory) -> None:
             await uow.deputies.unbind("D404")
 
 
+async def test_get_for_update_makes_a_concurrent_edit_wait_for_the_first(uow_factory, backend) -> None:
+    """The console's compare-and-write: the second reader of the row sees the first one's change."""
+    async with uow_factory() as uow:
+        await uow.stations.upsert(station("S01"))
+        await uow.commit()
+    if backend[0] != "postgres":  # memory: one process; SQLite: one writer at a time anyway
+        async with uow_factory() as uow:
+            assert (await uow.stations.get("S01", for_update=True)).code == "S01"
+        return
+    first_read = asyncio.Event()
+
+    async def edit(name: str, wait: asyncio.Event | None) -> str:
+        async with uow_factory() as uow:
+            seen = await uow.stations.get("S01", for_update=True)
+            if wait is None:
+                first_read.set()
+                await asyncio.sleep(0.3)  # the second edit reads meanwhile: it must wait
+            await uow.stations.upsert(Station(**{**seen.__dict__, "name": name}))
+            await uow.commit()
+            return seen.name
+
+    first = asyncio.create_task(edit("甲改的", None))
+    await first_read.wait()
+    second_saw = await edit("乙改的", first_read)
+    assert (await first, second_saw) == (station("S01").name, "甲改的")
+
+
 async def test_bind_unknown_deputy_raises(uow_factory) -> None:
     async with uow_factory() as uow:
         with pytest.raises(LookupError):

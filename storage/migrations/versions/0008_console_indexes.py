@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_console_indexes"
-down_revision: str | None = "0007_staff_actions"  # the file 0005_receptions.py
+down_revision: str | None = "0007_staff_actions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
