@@ -235,6 +235,7 @@ class BotApp:
         self.delivery.start()
 
         self._job_running = asyncio.Lock()  # stop() waits for a job under way
+        self._senders: set[asyncio.Task[Any]] = set()  # broadcasts being sent now (send_broadcast_now)
         self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
         for job in JOBS:
             self.scheduler.add_job(self.run_job, job.trigger(), args=[job.id], id=job.id,
@@ -247,13 +248,28 @@ class BotApp:
         self.web_app.router.add_get("/healthz", self._healthz)
         # the console and the API go through the same units of work (and so the same events) as the chat
         add_console_routes(self.web_app, uow_factory=self.services.uow, engine=self.uow_factory.engine,
-                           clock=self.clock, settings=self.settings, texts=self.services.texts)
+                           clock=self.clock, settings=self.settings, texts=self.services.texts,
+                           services=self.services, send_broadcast=self.send_broadcast_now)
 
     async def run_job(self, job_id: str) -> Any:
         """Run one job of JOBS now (the scheduler calls this; tests too) and return its result."""
         job = next(j for j in JOBS if j.id == job_id)
         async with self._job_running:
             return await job.run(self)
+
+    def send_broadcast_now(self, broadcast_id: int) -> None:
+        """Start a stored broadcast's mass sends in the background (the console and the API); a
+        sender killed meanwhile leaves the rest to the send_broadcasts job."""
+        from handlers.broadcasts import send_pending
+
+        task = asyncio.create_task(send_pending(self.services, self.gateway, broadcast_id))  # type: ignore[arg-type]
+        self._senders.add(task)
+        task.add_done_callback(self._sender_done)
+
+    def _sender_done(self, task: asyncio.Task[Any]) -> None:
+        self._senders.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("broadcast sender failed", exc_info=task.exception())
 
     async def push_late(self, inbound: Inbound, text: str) -> None:
         """A reply that missed the passive-reply deadline goes out as a pushed message."""
@@ -270,6 +286,9 @@ class BotApp:
         self.scheduler.shutdown(wait=False)
         async with self._job_running:
             pass
+        for task in list(self._senders):  # an unsent call stays pending; the job sends it after a restart
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
         await self.delivery.stop()
         close_nlu = getattr(self.nlu, "close", None)  # the Rasa backend holds an HTTP session
         if close_nlu is not None:

@@ -32,6 +32,7 @@ from bot.core.outbound import OutboxMessage
 from bot.core.ports import CLIENTMSGID_EXISTS, MassGateway, UnitOfWork, WeChatAPIError
 from bot.core.receptions import Reception
 from handlers import delivery
+from handlers.pacing import MassPacer
 from handlers.receptions import reception_line
 from handlers.services import Services
 
@@ -139,17 +140,23 @@ async def create_broadcast(services: Services, request: BroadcastRequest) -> tup
     return broadcast, plan
 
 
-async def send_pending(services: Services, gateway: MassGateway, broadcast_id: int | None = None) -> int:
-    """Claim and send the pending mass sends (of one broadcast, or all); how many were sent."""
+async def send_pending(services: Services, gateway: MassGateway, broadcast_id: int | None = None,
+                       pacer: MassPacer | None = None) -> int:
+    """Claim and send the pending mass sends (of one broadcast, or all), each call paced within
+    WeChat's rate limit (handlers/pacing.py); how many were sent."""
+    pacer = pacer or MassPacer(services.kv, services.settings.broadcast_calls_per_minute)
+    lease = timedelta(seconds=services.settings.broadcast_claim_seconds) if services.settings.broadcast_claim_seconds \
+        else CLAIM_LEASE
     sent = 0
     while True:
         now = services.clock.now()
         async with services.uow() as uow:
-            send = await uow.broadcasts.claim(broadcast_id, now, now + CLAIM_LEASE)
+            send = await uow.broadcasts.claim(broadcast_id, now, now + lease)
             broadcast = await uow.broadcasts.get(send.broadcast_id) if send else None
             await uow.commit()
         if send is None or broadcast is None:
             return sent
+        await pacer.wait()  # the claim's lease is far longer than a slot
         sent += await _send_one(services, gateway, broadcast, send)
 
 

@@ -145,7 +145,7 @@ def reception_from_json(body: Any) -> Reception:
         try:
             return parser(raw) if raw else None
         except ValueError:
-            errors.append(DomainError(key))
+            errors.append(DomainError(key, field=name))
             return None
 
     codes = body.get("deputy_codes")

@@ -1,6 +1,9 @@
 """The staff console (/console/) and the JSON API (/api/v1/): a second entry point beside WeChat."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aiohttp import web
 
 from bot.core.clock import Clock
@@ -10,8 +13,11 @@ from bot.texts import Texts
 
 
 def add_console_routes(app: web.Application, *, uow_factory: UnitOfWorkFactory, engine: object, clock: Clock,
-                       settings: Settings, texts: Texts) -> None:
-    """Mounts both on the bot's web application. `engine` is the SQL engine the read side queries."""
+                       settings: Settings, texts: Texts, services: Any = None,
+                       send_broadcast: Callable[[int], None] | None = None) -> None:
+    """Mounts both on the bot's web application. `engine` is the SQL engine the read side queries.
+    `services`: the use cases' Services (built here over `uow_factory` when not given);
+    `send_broadcast(id)`: starts sending a stored broadcast in the background (without it the send_broadcasts job does)."""
     from bot.console.api import create_api_app
     from bot.console.common import ConsoleDeps
     from bot.console.web import create_console_app
@@ -19,6 +25,13 @@ def add_console_routes(app: web.Application, *, uow_factory: UnitOfWorkFactory, 
 
     queries = ConsoleQueries(engine, late_hours=settings.console_late_hours,  # type: ignore[arg-type]
                              resolve_days=settings.console_resolve_days)
-    deps = ConsoleDeps(uow_factory=uow_factory, queries=queries, clock=clock, texts=texts, settings=settings)
+    if services is None:
+        from bot.bootstrap import build_services
+        from storage.kv import MemoryKeyValueStore
+
+        services = build_services(settings, uow=uow_factory, kv=MemoryKeyValueStore(), nlu=None,  # type: ignore[arg-type]
+                                  clock=clock, texts=texts)
+    deps = ConsoleDeps(uow_factory=uow_factory, queries=queries, clock=clock, texts=texts, settings=settings,
+                       services=services, send_broadcast=send_broadcast)
     app.add_subapp("/console", create_console_app(deps))
     app.add_subapp("/api/v1", create_api_app(deps))

@@ -24,6 +24,7 @@ from bot.console.common import (
     visible_stations,
 )
 from bot.console.openapi import openapi_document
+from bot.console.receptions_api import add_reception_api
 from bot.core.staff import StaffAccount
 from bot.core.tickets import Ticket, TicketStatus
 from bot.core.clock import LOCAL_TZ
@@ -44,6 +45,7 @@ def create_api_app(deps: ConsoleDeps) -> web.Application:
     r.add_get("/deputies", list_deputies)
     r.add_get("/duty", duty_now)
     r.add_get("/stats/tickets", ticket_stats)
+    add_reception_api(r)
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -31,6 +31,8 @@ class ConsoleDeps:
     clock: Clock
     texts: Texts
     settings: Settings
+    services: Any = None  # handlers.services.Services: the use cases the console's actions call
+    send_broadcast: Callable[[int], None] | None = None  # starts (in the background) a broadcast's mass sends
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.console.receptions_openapi import reception_paths, reception_schemas
 from bot.core.tickets import CATEGORIES, TicketStatus
 from storage.console_queries import STAT_GROUPS, TABS
 
@@ -137,10 +138,11 @@ def openapi_document() -> dict[str, Any]:
                 [{**_query("by", "统计方式", {"type": "string", "enum": list(STAT_GROUPS)}), "required": True},
                  *TICKET_FILTERS],
                 _obj({"by": STR, "items": {"type": "array", "items": _ref("Stat")}, "total": INT})),
+            **reception_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Ticket": TICKET, "TicketDetail": TICKET_DETAIL, "Note": NOTE, "Station": STATION,
-                        "Deputy": DEPUTY, "Shift": SHIFT, "Stat": STAT, "Error": ERROR},
+                        "Deputy": DEPUTY, "Shift": SHIFT, "Stat": STAT, "Error": ERROR, **reception_schemas()},
         },
     }

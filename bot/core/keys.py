@@ -67,3 +67,12 @@ def held_mark(openid: str) -> str:
 def scene(openid: str) -> str:
     """The user's one conversation state (scene, data, started, expires): handlers/chat/state.py."""
     return f"scene:{openid}"
+
+
+def mass_pace() -> str:
+    """When the next WeChat mass call may start (handlers/pacing.py), across all workers."""
+    return "mass-pace:next"
+
+
+def mass_pace_lock() -> str:
+    return "lock:mass-pace"

@@ -36,7 +36,8 @@ class ConsoleRig:
     clock: FixedClock = field(default_factory=FixedClock)
 
 
-async def build_rig(uow_factory, must_change: bool = False) -> ConsoleRig:
+async def build_rig(uow_factory, must_change: bool = False, **console: object) -> ConsoleRig:
+    """`console`: more arguments of add_console_routes (services, send_broadcast)."""
     numbers = await seed(uow_factory)
     clock = FixedClock()
     tokens = {}
@@ -52,5 +53,5 @@ async def build_rig(uow_factory, must_change: bool = False) -> ConsoleRig:
             await uow.commit()
     app = web.Application()
     add_console_routes(app, uow_factory=uow_factory, engine=uow_factory.engine, clock=clock,
-                       settings=Settings(), texts=default_texts())
+                       settings=console.pop("settings", None) or Settings(), texts=default_texts(), **console)
     return ConsoleRig(app, numbers, tokens, clock)
