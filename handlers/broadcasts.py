@@ -19,6 +19,7 @@ from bot.core.broadcasts import (
     Broadcast,
     BroadcastPlan,
     BroadcastSend,
+    MONTHLY_MASS_LIMIT,
     Channel,
     Recipient,
     SendStatus,
@@ -258,3 +259,23 @@ async def _sync_town(services: Services, gateway: MassGateway, town: str, follow
             await uow.follows.mark_tagged(follow.openid, follow.station_code)
         await uow.commit()
     return len(follows)
+
+
+async def station_budgets(services: Services, codes: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per station (the console's broadcast page): its followers, how many mass messages each of
+    those with budget left can still get this month (the fewest), and how many have none left."""
+    async with services.uow() as uow:
+        follows = await uow.follows.followers(codes)
+        used = await uow.broadcasts.mass_used(sorted({f.openid for f in follows}), month_of(services.clock.now()))
+    result = {code: {"followers": 0, "remaining": MONTHLY_MASS_LIMIT, "exhausted": 0} for code in codes}
+    for follow in follows:
+        row, spent = result[follow.station_code], used.get(follow.openid, 0)
+        row["followers"] += 1
+        if spent >= MONTHLY_MASS_LIMIT:
+            row["exhausted"] += 1
+        else:
+            row["remaining"] = min(row["remaining"], MONTHLY_MASS_LIMIT - spent)
+    for row in result.values():
+        if row["followers"] and row["exhausted"] == row["followers"]:
+            row["remaining"] = 0
+    return result

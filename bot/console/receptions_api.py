@@ -94,7 +94,7 @@ async def _visible(deps: ConsoleDeps, account: StaffAccount) -> Visible:
         return Visible({s.code: s for s in await visible_stations(uow, account.scope)})
 
 
-async def _audit(deps: ConsoleDeps, account: StaffAccount, action: str, target: str, after: str = "") -> None:
+async def audit_action(deps: ConsoleDeps, account: StaffAccount, action: str, target: str, after: str = "") -> None:
     async with deps.uow_factory() as uow:
         await uow.audit.add(AuditEntry(deps.clock.now(), account.username, action, target, after=after))
         await uow.commit()
@@ -177,7 +177,7 @@ async def create_reception(request: web.Request) -> web.Response:
         stored = await reception_cases.create_reception(deps.services, reception)
     except ReceptionInvalid as invalid:
         return _invalid(request, invalid.errors)
-    await _audit(deps, account, "reception_created", f"reception:{stored.id}",
+    await audit_action(deps, account, "reception_created", f"reception:{stored.id}",
                  after=reception_cases.reception_line(stored, await _deputy_names(deps), deps.texts))
     return _json(reception_item(stored, visible, await _deputy_names(deps)), 201)
 
@@ -190,7 +190,7 @@ async def cancel_reception(request: web.Request) -> web.Response:
     was_scheduled = reception.scheduled
     cancelled = await reception_cases.cancel_reception(deps.services, reception.id)  # type: ignore[arg-type]
     if was_scheduled:
-        await _audit(deps, account, "reception_cancelled", f"reception:{reception.id}")
+        await audit_action(deps, account, "reception_cancelled", f"reception:{reception.id}")
     return _json(reception_item(cancelled, await _visible(deps, account), await _deputy_names(deps)))
 
 
@@ -225,7 +225,7 @@ async def create_broadcast(request: web.Request) -> web.Response:
         return _invalid(request, [refused])
     if broadcast is None:
         return _json({"id": None, "dry_run": True, "plan": plan.summary()})
-    await _audit(deps, account, "broadcast_sent", f"broadcast:{broadcast.id}", after=broadcast.text)
+    await audit_action(deps, account, "broadcast_sent", f"broadcast:{broadcast.id}", after=broadcast.text)
     if deps.send_broadcast is not None:
         deps.send_broadcast(broadcast.id)  # type: ignore[arg-type]
     return _json({"id": broadcast.id, "dry_run": False, "plan": plan.summary()}, 201)
@@ -269,7 +269,7 @@ async def retry_broadcast(request: web.Request) -> web.Response:
         return _not_found(request)
     retried = await broadcast_cases.retry_failed(deps.services, broadcast.id)
     if retried:
-        await _audit(deps, account, "broadcast_retried", f"broadcast:{broadcast.id}", after=str(retried))
+        await audit_action(deps, account, "broadcast_retried", f"broadcast:{broadcast.id}", after=str(retried))
         if deps.send_broadcast is not None:
             deps.send_broadcast(broadcast.id)
     return _json({"retried": retried, **await broadcast_view(deps, broadcast)})

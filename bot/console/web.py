@@ -21,6 +21,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
 from bot.console import auth
+from bot.console.receptions_pages import add_reception_pages
 from bot.console.common import (
     ACCOUNT,
     DEPS,
@@ -81,6 +82,7 @@ def create_console_app(deps: ConsoleDeps) -> web.Application:
     r.add_get("/deputies", deputies, name="deputies")
     r.add_get("/duty", duty, name="duty")
     r.add_get("/audit", audit, name="audit")
+    add_reception_pages(r)
     return app
 
 
