@@ -8,8 +8,8 @@ WeChat's limits for a 服务号 (the numbers we plan with):
   outbox and handlers/delivery.py, which sends at most SEND_CONCURRENCY at once.
 
 Mass calls start at least 60 / settings.broadcast_calls_per_minute seconds apart (default 30 a
-minute: half WeChat's limit), whichever worker makes them: the time the next one may start is one
-key-value entry, read and moved on under the store's lock."""
+minute: half WeChat's limit), whichever worker makes them: the last start is one key-value
+entry, read and moved on under the store's lock."""
 from __future__ import annotations
 
 import asyncio
@@ -31,12 +31,15 @@ class MassPacer:
         self._sleep = sleep
 
     async def wait(self) -> float:
-        """Book the next start time and sleep until it; returns it (epoch seconds)."""
-        async with self.kv.lock(keys.mass_pace_lock()):
-            now = self._now()
-            booked = await self.kv.get(keys.mass_pace())
-            start = max(now, float(booked)) if booked else now
-            await self.kv.set(keys.mass_pace(), repr(start + self.interval), ttl=self.interval + 60)
-        if start > now:
-            await self._sleep(start - now)
-        return start
+        """Sleep until a call may start, note it as the last start and return it (epoch seconds).
+        The check is made when the call is about to start, so a sender that woke late does not
+        bring the next call closer than the interval."""
+        while True:
+            async with self.kv.lock(keys.mass_pace_lock()):
+                now = self._now()
+                last = await self.kv.get(keys.mass_pace())
+                due = float(last) + self.interval if last else now
+                if now >= due:
+                    await self.kv.set(keys.mass_pace(), repr(now), ttl=self.interval + 60)
+                    return now
+            await self._sleep(due - now)

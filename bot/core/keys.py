@@ -70,7 +70,7 @@ def scene(openid: str) -> str:
 
 
 def mass_pace() -> str:
-    """When the next WeChat mass call may start (handlers/pacing.py), across all workers."""
+    """When the last WeChat mass call started (handlers/pacing.py), across all workers."""
     return "mass-pace:next"
 
 
