@@ -175,7 +175,8 @@ JOBS = (
     Job("drain_queues", drain_queues, lambda: CronTrigger(second=0)),
     Job("refresh_places", refresh_places, lambda: CronTrigger(second=30)),
     Job("prune_processed_inbound", prune_processed_inbound, lambda: CronTrigger(hour=3, minute=17)),
-    Job("send_broadcasts", send_broadcasts, lambda: CronTrigger(second="*/15")),
+    # often: a send left by a dead sender is taken again soon after its claim runs out (one cheap query)
+    Job("send_broadcasts", send_broadcasts, lambda: CronTrigger(second="*/5")),
     Job("remind_receptions", remind_receptions, lambda: CronTrigger(second=30)),
     Job("sync_follow_tags", sync_follow_tags, lambda: CronTrigger(minute="*/5", second=45)),
 )

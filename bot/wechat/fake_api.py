@@ -44,6 +44,7 @@ class FakeWeChatAPI:
         self._mass_month: dict[tuple[str, str], int] = defaultdict(int)
         self._clientmsgids: dict[str, int] = {}
         self._tag_ids = itertools.count(100)
+        self.mass_delay = 0.0  # seconds a mass call is answered late, after WeChat took it
 
     # --- knobs --------------------------------------------------------------------------------
     def fail_next(self, path: str, errcode: int, errmsg: str, times: int = 1) -> None:
@@ -266,6 +267,8 @@ class FakeWeChatAPI:
         msg_id = 1000000 + call["seq"]
         if clientmsgid:
             self._clientmsgids[clientmsgid] = msg_id
+        if self.mass_delay:
+            await asyncio.sleep(self.mass_delay)  # taken already: a sender killed meanwhile never hears it
         return self._answer(call, {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id})
 
     async def _tag_create(self, request: web.Request) -> web.Response:
