@@ -128,12 +128,12 @@ async def reception_form(request: web.Request) -> web.StreamResponse:
         errors = invalid.errors
     if errors:
         items = error_items(errors, deps)
-        return _page(request, "reception_form.html", status=400, values=body, errors=items,
-                     error=deps.texts.get("console_rc_fix"), **context)
+        return _page(request, "reception_form.html", status=400, values=body, errors=items, **context)
     names = {d.code: d.name for d in deputies}
     await audit_action(deps, account, "reception_updated" if current else "reception_created", f"reception:{stored.id}",
                  after=reception_cases.reception_line(stored, names, deps.texts))
-    raise web.HTTPFound(f"/console/receptions?from={stored.day.isoformat()}&done=console_rc_done_saved")
+    beyond = stored.day > deps.clock.now().date() + timedelta(days=LIST_DAYS)  # still shown in the list
+    raise web.HTTPFound("/console/receptions?done=console_rc_done_saved" + (f"&to={stored.day}" if beyond else ""))
 
 
 async def reception_cancel(request: web.Request) -> web.StreamResponse:
@@ -222,7 +222,8 @@ async def broadcast_plan(request: web.Request) -> web.StreamResponse:
         _, plan = await broadcast_cases.create_broadcast(deps.services, wanted)
     except DomainError as error:
         refused = deps.texts.get(error.key, **error.params)
-    text = choices["lines"].get(wanted.reception_id, "") if wanted.reception_id else wanted.text
+    text = deps.texts.get("broadcast_announcement", line=choices["lines"].get(wanted.reception_id, "")) \
+        if wanted.reception_id else wanted.text  # as it will go out
     return _page(request, "broadcast_plan.html", status=409 if refused else 200, values=values, wanted=wanted,
                  plan=plan.summary() if plan else None, refused=refused, budgets=budgets,
                  stations_by_code={s.code: s for s in choices["everyone"]}, text=text)

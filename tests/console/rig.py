@@ -55,3 +55,27 @@ async def build_rig(uow_factory, must_change: bool = False, **console: object) -
     add_console_routes(app, uow_factory=uow_factory, engine=uow_factory.engine, clock=clock,
                        settings=console.pop("settings", None) or Settings(), texts=default_texts(), **console)
     return ConsoleRig(app, numbers, tokens, clock)
+
+
+async def build_sending_rig(uow_factory, wechat_base: str):
+    """A console rig whose broadcasts go at once (background tasks, `senders`) to the fake WeChat
+    API at `wechat_base`: returns (rig, senders, gateway); close the gateway at the end."""
+    import asyncio
+
+    from bot.bootstrap import build_services
+    from bot.wechat.gateway import HttpMassGateway
+    from handlers import broadcasts
+    from storage.kv import MemoryKeyValueStore
+
+    settings = Settings(_env_file=None, wechat_api_base=wechat_base, wechat_appid="wxconsole", wechat_secret="s",
+                        broadcast_calls_per_minute=600)
+    kv = MemoryKeyValueStore()
+    services = build_services(settings, uow=uow_factory, kv=kv, nlu=None, clock=FixedClock())  # type: ignore[arg-type]
+    gateway = HttpMassGateway(settings, kv)
+    senders: list[asyncio.Task] = []
+
+    def send_now(broadcast_id: int) -> None:
+        senders.append(asyncio.create_task(broadcasts.send_pending(services, gateway, broadcast_id)))
+
+    rig = await build_rig(uow_factory, services=services, send_broadcast=send_now, settings=settings)
+    return rig, senders, gateway

@@ -8,17 +8,12 @@ from datetime import date, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from rig import FixedClock, build_rig
+from rig import build_sending_rig
 from seed import NOW
 
-from bot.bootstrap import build_services
 from bot.console.common import DEPS
 from bot.core.receptions import Follow
-from bot.settings import Settings
 from bot.wechat.fake_api import FakeWeChatAPI
-from bot.wechat.gateway import HttpMassGateway
-from handlers import broadcasts
-from storage.kv import MemoryKeyValueStore
 
 SATURDAY = (NOW.date() + timedelta(days=4)).isoformat()  # NOW is a Tuesday
 FOLLOWERS = [f"oFollowerApi{i:04d}" for i in range(30)]
@@ -33,17 +28,7 @@ def reception(**changes: object) -> dict[str, object]:
 async def api(sql_uow_factory):
     wechat = FakeWeChatAPI()
     async with TestClient(TestServer(wechat.create_app())) as wechat_client:
-        settings = Settings(_env_file=None, wechat_api_base=str(wechat_client.make_url("")), wechat_appid="wxapi",
-                            wechat_secret="s", broadcast_calls_per_minute=600)
-        kv = MemoryKeyValueStore()
-        services = build_services(settings, uow=sql_uow_factory, kv=kv, nlu=None, clock=FixedClock())  # type: ignore[arg-type]
-        gateway = HttpMassGateway(settings, kv)
-        senders: list[asyncio.Task] = []
-
-        def send_now(broadcast_id: int) -> None:
-            senders.append(asyncio.create_task(broadcasts.send_pending(services, gateway, broadcast_id)))
-
-        rig = await build_rig(sql_uow_factory, services=services, send_broadcast=send_now, settings=settings)
+        rig, senders, gateway = await build_sending_rig(sql_uow_factory, str(wechat_client.make_url("")))
         async with sql_uow_factory() as uow:
             for openid in FOLLOWERS:
                 await uow.follows.follow(Follow(openid, "SZ-01" if openid < FOLLOWERS[20] else "QD-01", NOW))
