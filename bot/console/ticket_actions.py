@@ -83,7 +83,7 @@ async def tickets(request: web.Request) -> web.StreamResponse:
 
 # --- one ticket ------------------------------------------------------------------------------------------
 async def ticket_page(request: web.Request, error: str = "", status: int = 400,
-                      typed: Mapping[str, str] | None = None) -> web.StreamResponse:
+                      typed: Mapping[str, str] | None = None, field: str = "") -> web.StreamResponse:
     """The ticket; with `error`, the page again after a refused form (what was typed kept)."""
     deps = _deps(request)
     account = _account(request)
@@ -103,9 +103,15 @@ async def ticket_page(request: web.Request, error: str = "", status: int = 400,
     def who(actor: str) -> str:
         return staff_names.get(actor) or actor_label(t, actor, deputies_by_code)
 
-    timeline = [TimelineItem(e.at, e.kind, who(e.actor),
-                             deputies_by_code[e.text].name if e.kind == "transferred" and e.text in deputies_by_code
-                             else e.text) for e in ticket.timeline]
+    def item(e: Any) -> TimelineItem:
+        if e.kind == "filed":  # its text is the station's code: say its name, and who took it down
+            kind = "visitor_filed" if ticket.from_visitor else "filed"
+            return TimelineItem(e.at, kind, who(e.actor), station.name if station and e.text == station.code else "")
+        if e.kind == "transferred" and e.text in deputies_by_code:
+            return TimelineItem(e.at, e.kind, who(e.actor), deputies_by_code[e.text].name)
+        return TimelineItem(e.at, e.kind, who(e.actor), e.text)
+
+    timeline = [item(e) for e in ticket.timeline]
     timeline += [TimelineItem(n.at, "note", staff_names.get(n.author, n.author), n.text) for n in notes]
     timeline.sort(key=lambda item: item.at)
     own = [d for d in everyone if d.station_code == ticket.station_code]
@@ -116,7 +122,7 @@ async def ticket_page(request: web.Request, error: str = "", status: int = 400,
     notice = "" if error else (await get_session(request)).pop(FLASH, "")
     return _page(request, "ticket.html", status=status if error else 200, ticket=ticket, station=station,
                  deputy=deputies_by_code.get(ticket.deputy_code or ""), contact=contact_of(ticket), timeline=timeline,
-                 error=error, notice=notice, typed=typed or {}, own_deputies=own, other_deputies=others,
+                 error=error, field=field, notice=notice, typed=typed or {}, own_deputies=own, other_deputies=others,
                  stale=status == 409,
                  photos=[a for a in ticket.attachments if a.kind == "image"],
                  voices=[a for a in ticket.attachments if a.kind == "voice"],
@@ -162,7 +168,7 @@ async def _act(request: web.Request, field: str, action: Action,
     except NotInScope:
         return _not_found(request)
     except ActionRefused as error:
-        return await ticket_page(request, error=refusal_text(texts, error), typed={field: value})
+        return await ticket_page(request, error=refusal_text(texts, error), typed={field: value}, field=error.field)
     except ConcurrentUpdate:
         return await ticket_page(request, error=texts.get("action_stale"), status=409, typed={field: value})
     await _flash(request, await done(ticket))
