@@ -5,13 +5,13 @@ visitor's report page. Screenshots in tests/browser/artifacts/ (look at them).""
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from simrig import ARTIFACTS, serve
+from simrig import serve
+from test_console_browser import no_english, shot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "console"))
 from rig import ACCOUNTS, PASSWORD  # noqa: E402
@@ -70,14 +70,11 @@ async def live(tmp_path: Path):
         await fake_runner.cleanup()
 
 
-async def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"console-{name}.png"), full_page=True)
-
-
-async def no_english(page) -> None:
-    words = [w for w in re.findall(r"[A-Za-z]{3,}", await page.inner_text("body"))]
-    assert words == [], words
+async def _done(page, button: str) -> str:
+    """Submit a form; the success line of the page it leads to."""
+    await page.click(button)
+    await page.wait_for_selector(".done")
+    return await page.inner_text(".done")
 
 
 async def _received(fake: FakeWeChatAPI, openid: str, needle: str) -> str:
@@ -104,9 +101,7 @@ async def test_reassign_in_the_browser_pushes_to_deputy_and_citizen(browser, liv
     await shot(page, "ticket-actions")
 
     await page.select_option("select[name=deputy_code]", "D103")
-    await page.click("#actions form[action$='/assign'] button[type=submit]")
-    await page.wait_for_selector(".done")
-    assert "已分配给刘红梅代表" in await page.inner_text(".done")
+    assert "已分配给刘红梅代表" in await _done(page, "#actions form[action$='/assign'] button[type=submit]")
     assert "刘红梅" in await page.inner_text(".facts")
     await shot(page, "ticket-reassigned")
 
@@ -116,8 +111,7 @@ async def test_reassign_in_the_browser_pushes_to_deputy_and_citizen(browser, liv
 
     # a message to the citizen, from the station
     await page.fill("#actions textarea[name=text]", "刘代表明天上午会去现场看看。")
-    await page.click("#actions form[action$='/message'] button[type=submit]")
-    await page.wait_for_selector(".done")
+    assert "留言已发出" in await _done(page, "#actions form[action$='/message'] button[type=submit]")
     await _received(fake, CITIZEN, "刘代表明天上午会去现场看看")
 
     # a bad duplicate number: the reason, in Chinese, with the field's name; what was typed kept
@@ -145,9 +139,7 @@ async def test_reassign_in_the_browser_pushes_to_deputy_and_citizen(browser, liv
     assert await page.input_value("input[name=summary]") == "东方路的窨井盖松动"
     await shot(page, "visitor-choose-station")
     await page.select_option("select[name=station]", "SZ-01")
-    await page.click("main form button[type=submit]")
-    await page.wait_for_selector(".done")
-    assert "来访诉求已登记为工单" in await page.inner_text(".done")
+    assert "来访诉求已登记为工单" in await _done(page, "main form button[type=submit]")
     assert "来访登记" in await page.inner_text("h1")
     await no_english(page)
     await shot(page, "visitor-filed")
