@@ -21,11 +21,12 @@ from handlers.services import ReportDraft, Services, retry_on_conflict
 from handlers.tickets import submit_report
 
 SUMMARY_MAX = 60  # as the chat's report form: one line
+MAX_ID = 2**31 - 1  # ticket and reception ids are 32-bit integers in the database
 TEXT_MAX = 2000
 
 
 async def ticket_in_scope(uow: UnitOfWork, staff: StaffAccount, number: int) -> Ticket:
-    ticket = await uow.tickets.get(number)
+    ticket = await uow.tickets.get(number) if 0 < number <= MAX_ID else None
     if ticket is None or not staff.scope.sees_station(await uow.stations.get(ticket.station_code)):
         raise NotInScope(number)
     return ticket
@@ -149,7 +150,7 @@ async def _visitor_station(uow: UnitOfWork, staff: StaffAccount, station_code: s
     """The station asked for (in scope), the reception's, the station account's own; else routed
     like a chat report, which must land in the account's scope."""
     if reception_id is not None:
-        reception = await uow.receptions.get(reception_id)
+        reception = await uow.receptions.get(reception_id) if 0 < reception_id <= MAX_ID else None
         if reception is None or not staff.scope.sees_station(await uow.stations.get(reception.station_code)):
             raise ActionRefused("action_reception_unknown", "reception_id")
         station_code = station_code or reception.station_code

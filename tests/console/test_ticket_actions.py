@@ -144,6 +144,8 @@ async def test_api_files_for_visitors_within_each_scope(client) -> None:
     assert status == 400 and body["parameter"] == "summary"
     status, body = await _api(client, "shengze", "POST", "/tickets", json={**report, "phone_consent": "是"})
     assert status == 400 and body["parameter"] == "phone_consent"
+    status, body = await _api(client, "qu", "POST", "/tickets", json={**report, "reception_id": 2**40})
+    assert status == 400 and body["parameter"] == "reception_id"  # beyond a database integer: no such one
 
 
 async def test_api_assign_scope_errors_and_stale_revision(client) -> None:
@@ -151,9 +153,9 @@ async def test_api_assign_scope_errors_and_stale_revision(client) -> None:
     status, body = await _api(client, "shengze", "POST", f"/tickets/{numbers['other_town']}/assign",
                               json={"deputy_code": "D201"})
     assert status == 404 and body["error"] == "not_found"
-    status, body = await _api(client, "nanma", "POST", f"/tickets/{numbers['late']}/assign",
-                              json={"deputy_code": "D103"})
-    assert status == 404
+    for number in (numbers["late"], 999_999_999_999):
+        status, body = await _api(client, "nanma", "POST", f"/tickets/{number}/assign", json={"deputy_code": "D103"})
+        assert status == 404
     status, ticket = await _api(client, "shengze", "GET", f"/tickets/{numbers['late']}")
     status, body = await _api(client, "shengze", "POST", f"/tickets/{numbers['late']}/assign",
                               json={"deputy_code": "D103", "revision": ticket["revision"]})
