@@ -184,6 +184,7 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     ticket_number: Mapped[int | None] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(32), default="")
 
 
 class PushFailureRow(Base):

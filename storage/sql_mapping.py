@@ -114,6 +114,7 @@ def message_of(row: OutboxRow) -> OutboxMessage:
         created_at=row.created_at,
         sent_at=row.sent_at,
         ticket_number=row.ticket_number,
+        purpose=row.purpose or "",
     )
 
 
@@ -130,6 +131,7 @@ def message_fields(message: OutboxMessage) -> dict[str, Any]:
         "last_error": message.last_error,
         "sent_at": message.sent_at,
         "ticket_number": message.ticket_number,
+        "purpose": message.purpose,
     }
 
 

@@ -67,3 +67,8 @@ def held_mark(openid: str) -> str:
 def scene(openid: str) -> str:
     """The user's one conversation state (scene, data, started, expires): handlers/chat/state.py."""
     return f"scene:{openid}"
+
+
+def subscriptions(openid: str) -> str:
+    """订阅通知 grants of one user: JSON {subscribe template id: sends left} (handlers/channels.py)."""
+    return f"subscriptions:{openid}"
