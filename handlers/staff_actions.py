@@ -15,7 +15,8 @@ from bot.core.ports import ConcurrentUpdate, UnitOfWork
 from bot.core.staff import ActionRefused, AuditEntry, NotInScope, StaffAccount, StaffRole
 from bot.core.tickets import CATEGORIES, VISITOR, Ticket, TicketStatus
 from dialogues.report_form import normalize_phone
-from handlers.notify import RELAY_MAX_BYTES, RELAY_MAX_CHARS
+from handlers import channels
+from handlers.notify import ASSIGNMENT, RELAY_MAX_BYTES, RELAY_MAX_CHARS, STATUS
 from handlers.routing import choose_station, town_of
 from handlers.services import ReportDraft, Services, retry_on_conflict
 from handlers.tickets import submit_report
@@ -30,6 +31,23 @@ async def ticket_in_scope(uow: UnitOfWork, staff: StaffAccount, number: int) -> 
     if ticket is None or not staff.scope.sees_station(await uow.stations.get(ticket.station_code)):
         raise NotInScope(number)
     return ticket
+
+
+async def told(services: Services, ticket: Ticket, *, deputy: bool = False, citizen: bool = False) -> str:
+    """What staff may be told of the pushes their action caused, as it really is: sent, comes when
+    the person next opens the account, or cannot reach them (the ticket's deputy; its citizen)."""
+    texts = services.texts
+    lines = []
+    if deputy and ticket.deputy_code:
+        async with services.uow() as uow:
+            found = await uow.deputies.get(ticket.deputy_code)
+        name = found.name if found else ticket.deputy_code
+        lines.append(await channels.reach_text(services, found.openid or "" if found else "", ASSIGNMENT,
+                                               texts.get("reach_who_named", name=name)))
+    if citizen and not ticket.from_visitor:
+        lines.append(await channels.reach_text(services, ticket.citizen_openid, STATUS,
+                                               texts.get("reach_who_citizen")))
+    return "".join(lines)
 
 
 def _check_revision(ticket: Ticket, revision: int | None) -> None:

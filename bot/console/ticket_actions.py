@@ -181,7 +181,8 @@ async def ticket_assign(request: web.Request) -> web.StreamResponse:
     async def done(ticket: Ticket) -> str:
         async with deps.uow_factory() as uow:
             deputy = await uow.deputies.get(ticket.deputy_code or "")
-        return deps.texts.get("console_done_assigned", name=deputy.name if deputy else ticket.deputy_code)
+        told = await staff_actions.told(_services(request), ticket, deputy=True, citizen=True)
+        return deps.texts.get("console_done_assigned", name=deputy.name if deputy else ticket.deputy_code, told=told)
 
     return await _act(request, "deputy_code", staff_actions.assign, done)
 
@@ -190,7 +191,8 @@ async def ticket_message(request: web.Request) -> web.StreamResponse:
     texts = _deps(request).texts
 
     async def done(ticket: Ticket) -> str:
-        return texts.get("console_done_message")
+        told = await staff_actions.told(_services(request), ticket, citizen=True)
+        return texts.get("console_done_message", told=told)
 
     return await _act(request, "text", staff_actions.message_citizen, done)
 
@@ -199,7 +201,8 @@ async def ticket_duplicate(request: web.Request) -> web.StreamResponse:
     texts = _deps(request).texts
 
     async def done(ticket: Ticket) -> str:
-        return texts.get("console_done_duplicate", number=ticket.timeline[-1].text)
+        told = await staff_actions.told(_services(request), ticket, citizen=True)
+        return texts.get("console_done_duplicate", number=ticket.timeline[-1].text, told=told)
 
     return await _act(request, "original", staff_actions.close_as_duplicate, done)
 
@@ -230,5 +233,7 @@ async def visitor(request: web.Request) -> web.StreamResponse:
     except ActionRefused as error:
         return _page(request, "visitor.html", status=400, stations=stations_list, typed=typed, consent=consent,
                      error=refusal_text(deps.texts, error), field=error.field)
-    await _flash(request, deps.texts.get("console_done_visitor", number=ticket.number))
+    told = (await staff_actions.told(_services(request), ticket, deputy=True) if ticket.deputy_code
+            else deps.texts.get("console_done_visitor_queued"))
+    await _flash(request, deps.texts.get("console_done_visitor", number=ticket.number, told=told))
     raise _redirect(f"/tickets/{ticket.number}")

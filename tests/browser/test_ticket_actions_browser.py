@@ -101,7 +101,8 @@ async def test_reassign_in_the_browser_pushes_to_deputy_and_citizen(browser, liv
     await shot(page, "ticket-actions")
 
     await page.select_option("select[name=deputy_code]", "D103")
-    assert "已分配给刘红梅代表" in await _done(page, "#actions form[action$='/assign'] button[type=submit]")
+    done = await _done(page, "#actions form[action$='/assign'] button[type=submit]")
+    assert "已分配给刘红梅代表。已经告诉刘红梅代表。已经告诉群众。" in done  # both wrote lately: sent
     assert "刘红梅" in await page.inner_text(".facts")
     await shot(page, "ticket-reassigned")
 
@@ -111,7 +112,7 @@ async def test_reassign_in_the_browser_pushes_to_deputy_and_citizen(browser, liv
 
     # a message to the citizen, from the station
     await page.fill("#actions textarea[name=text]", "刘代表明天上午会去现场看看。")
-    assert "留言已发出" in await _done(page, "#actions form[action$='/message'] button[type=submit]")
+    assert "已经告诉群众" in await _done(page, "#actions form[action$='/message'] button[type=submit]")
     await _received(fake, CITIZEN, "刘代表明天上午会去现场看看")
 
     # a bad duplicate number: the reason, in Chinese, with the field's name; what was typed kept

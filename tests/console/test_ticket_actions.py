@@ -62,6 +62,7 @@ async def test_reassign_from_the_ticket_page_pushes_and_audits(client) -> None:
 
     status, html = await _post(client, f"/console/tickets/{n}/assign", {"deputy_code": "D103", "revision": shown})
     assert status == 200 and "已分配给刘红梅代表" in html  # followed the redirect to the ticket page
+    assert "刘红梅代表下次打开公众号时会收到" in html  # nobody wrote lately here: said as it is
     sent = {(m.recipient_openid, m.text.split("\n")[0]) for m in await _outbox(client)}
     assert any(o == CITIZEN and "刘红梅" in t for o, t in sent)
     assert any(o == NEW_OPENID and f"#{n}" in t for o, t in sent)
@@ -86,7 +87,7 @@ async def test_message_and_duplicate_from_the_ticket_page(client) -> None:
     numbers = client.rig.numbers
     await login(client, "shengze")
     status, html = await _post(client, f"/console/tickets/{numbers['waiting']}/message", {"text": "明天派人去看"})
-    assert status == 200 and "留言已发出" in html and "联络站留言" in html
+    assert status == 200 and "留言已记入办理经过" in html and "联络站留言" in html
     [pushed] = [m for m in await _outbox(client) if "明天派人去看" in m.text]
     assert pushed.recipient_openid == CITIZEN and "盛泽镇东方社区联络站" in pushed.text
 
