@@ -35,7 +35,7 @@ from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
 from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
-from handlers import failures, notify
+from handlers import failures, notify, staff_pushes
 from handlers.bus import BusUnitOfWorkFactory, MessageBus
 from handlers.chat import ROUTERS
 from handlers.chat.router import Dispatcher
@@ -55,6 +55,7 @@ def wechat_timeout(settings: Settings) -> aiohttp.ClientTimeout:
 def subscribe_all(bus: MessageBus, services: Services) -> None:
     """Every event subscription of the application. A new feature subscribes here."""
     notify.register(bus, services.texts)  # pushes about tickets, stored in the transaction
+    staff_pushes.register(bus, services.texts)  # and about staff actions on them
     bus.subscribe(PushFailed, failures.record_push_failure)  # for staff and the next deputy on duty
     # late-bound: the app's delivery worker is built after the Services it needs
     bus.subscribe_after_commit(MessagesQueued, lambda _: services.kick_delivery())

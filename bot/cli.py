@@ -194,7 +194,8 @@ def outbox(show_all: bool) -> None:
     from bot.core.outbound import UNDELIVERED, OutboxStatus
 
     texts = default_texts()
-    statuses = (*UNDELIVERED, OutboxStatus.SENT) if show_all else UNDELIVERED
+    # dropped pushes too: staff see which held notice was not delivered stale, and why
+    statuses = (*UNDELIVERED, OutboxStatus.DROPPED, *((OutboxStatus.SENT,) if show_all else ()))
 
     async def go():
         async with open_storage(Settings()) as uow_factory:

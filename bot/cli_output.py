@@ -21,6 +21,9 @@ STAFF_COMMANDS = frozenset({"import", "deputy", "outbox", "qrcode", "db"})
 
 _ERRCODE = re.compile(r"^(?:WeChat API error )?(-?\d+)\b")
 _NO_TEMPLATE = "no template configured"
+_NOT_FOLLOWING = "not following the account"  # handlers/delivery.py NOT_FOLLOWING
+_FIELDS = "template fields invalid"  # FIELDS_INVALID
+_STALE = "stale: "  # STALE, then bot.core.reach.stale_reason's reason
 _NETWORK_ERROR = re.compile(r"^(OSError|TimeoutError|Client\w*Error|ServerDisconnectedError|Connection\w*Error)\b")
 
 
@@ -57,6 +60,12 @@ def outbox_reason(last_error: str, texts: Texts) -> str:
         return ""
     if _NO_TEMPLATE in last_error:
         return texts.get("outbox_reason_no_template")
+    if last_error == _NOT_FOLLOWING:
+        return texts.get("outbox_reason_not_following")
+    if last_error.startswith(_FIELDS):
+        return texts.get("outbox_reason_fields")
+    if last_error.startswith(_STALE) and f"outbox_reason_stale_{last_error[len(_STALE):]}" in texts:
+        return texts.get(f"outbox_reason_stale_{last_error[len(_STALE):]}")
     if match := _ERRCODE.match(last_error):
         return wechat_error(int(match[1]), texts)
     if _NETWORK_ERROR.match(last_error):

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 DEMO_DIR = CONFIG_DIR / "demo"
 DEMO_CITIZENS = ["demo-citizen-1", "demo-citizen-2", "demo-citizen-3"]  # labels: demo_citizen_labels
 DEMO_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # demo only: lets the simulator use 安全模式
+# template ids the demo's fake WeChat API knows, as a real account's added templates: notices
+# outside the 48 h window go out as template messages (fields checked as WeChat does)
+DEMO_TEMPLATES = {"assignment": "demo-tpl-assignment", "status": "demo-tpl-status"}
 
 
 def demo_settings(host: str, port: int, database: Path | None = None) -> Settings:
@@ -28,6 +31,8 @@ def demo_settings(host: str, port: int, database: Path | None = None) -> Setting
         redis_url="",
         wechat_aes_key=DEMO_AES_KEY,
         wechat_api_base=f"http://{host}:{port + 2}",
+        template_id_assignment=DEMO_TEMPLATES["assignment"],
+        template_id_status=DEMO_TEMPLATES["status"],
         host=host,
         port=port + 1,
     )
@@ -90,7 +95,9 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
         await web.TCPSite(runner, host, at_port).start()
         runners.append(runner)
 
-    await serve(FakeWeChatAPI().create_app(), port + 2)
+    api = FakeWeChatAPI()
+    api.templates = set(DEMO_TEMPLATES.values())
+    await serve(api.create_app(), port + 2)
     bot = BotApp(settings)
     await bot.start()
     deputies = await seed(bot)

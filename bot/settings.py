@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # template messages used outside the 48 h customer-service window ("" = not configured)
     template_id_assignment: str = ""  # to a deputy: a ticket was assigned to you
     template_id_status: str = ""  # to a citizen: your ticket changed status
+    # 订阅通知 (message/subscribe/bizsend) templates, used outside the window when no template id is set
+    # and the user has a subscription left ("" = not configured)
+    subscribe_id_assignment: str = ""
+    subscribe_id_status: str = ""
+    subscribe_long_term: bool = False  # long-term subscriptions (public-service accounts): an accept has no count
 
     # broadcasts and reception reminders (handlers/broadcasts.py, handlers/receptions.py)
     broadcast_batch: int = 10_000  # openids per message/mass/send call (WeChat's maximum)
@@ -66,3 +71,6 @@ class Settings(BaseSettings):
 
     def template_id(self, key: str) -> str:
         return str(getattr(self, f"template_id_{key}", "") or "")
+
+    def subscribe_id(self, key: str) -> str:
+        return str(getattr(self, f"subscribe_id_{key}", "") or "")

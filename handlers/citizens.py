@@ -12,7 +12,8 @@ from bot.core.people import Citizen, Station
 from bot.core.ports import UnitOfWork
 from bot.core.privacy import mask_openid
 from bot.core.tickets import CITIZEN, SYSTEM, Ticket, TicketStatus, TimelineKind
-from handlers.notify import HEADING_SUMMARY_MAX, relay_refusal, shorten, station_label
+from handlers import channels
+from handlers.notify import ASSIGNMENT, HEADING_SUMMARY_MAX, relay_refusal, shorten, station_label
 from handlers.services import Services, lookup_remembering_misses, retry_on_conflict
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,10 @@ async def filed_text(services: Services, ticket: Ticket) -> str:
     label = station_label(services.texts, station, ticket.station_code)
     if ticket.deputy_code:
         name = deputy.name if deputy is not None else ticket.deputy_code
-        return services.texts.get("form_submitted_assigned", number=ticket.number, station=label, deputy=name)
+        reach = await channels.reach_text(services, deputy.openid if deputy else "", ASSIGNMENT,
+                                          services.texts.get("reach_who_named", name=name))
+        return services.texts.get("form_submitted_assigned", number=ticket.number, station=label, deputy=name,
+                                  reach=reach)
     return services.texts.get("form_submitted_queued", number=ticket.number, station=label)
 
 
@@ -199,9 +203,13 @@ async def _add_note(services: Services, openid: str, number: int, text: str, now
             return texts.get(error.key, **error.params)
         await uow.tickets.save(ticket)
         deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
+        reach = ""
+        if deputy is not None:  # what the reply may say of the push, decided before it can go
+            reach = await channels.reach_text(services, deputy.openid, "", texts.get("reach_who_note"), uow=uow)
         await uow.commit()  # CitizenNoted passes the note on to a reachable deputy
-    reached = deputy is not None and deputy.openid
-    return texts.get("citizen_note_sent" if reached else "citizen_note_kept", number=number)
+    if deputy is None:
+        return texts.get("citizen_note_kept", number=number)
+    return texts.get("citizen_note_sent", number=number, reach=reach)
 
 
 # --- rating -------------------------------------------------------------------------------------

@@ -1,22 +1,23 @@
-"""Delivering the outbox within WeChat's messaging rules, with retries; never dropping a message.
+"""Delivering the outbox within WeChat's messaging rules, with retries; never dropping a message
+that still applies.
 
-What is implemented, per recipient (citizen or deputy: both are followers of the account). The
-windows are short-lived state with their own expiry, so they live in the key-value store:
-- A message from the user (text, image, voice, location...) opens the customer-service window:
-  48 h, at most CS_QUOTA (5) messages, under keys.message_window; the user's next message resets it.
-- A follow, QR scan or menu click opens a short window: BURST_QUOTA (3) messages within
-  BURST_WINDOW (1 min), under keys.burst_window. It is used only when the 48 h window is not open.
-- Inside a window: customer-service text. Otherwise, when the message has a template key and
-  settings.template_id(key) is configured: a template message. Otherwise the message is `held`
-  until the user writes again: keys.held_mark marks that there is something to release, and each
-  delivery run also releases held messages of users whose window is open (should a mark be lost).
+Per recipient (citizen or deputy: both are followers of the account), the way is chosen by
+bot.core.reach.route from the facts handlers/channels.py gathers (the windows, 订阅通知 grants):
+- inside a window: customer-service text; otherwise a template message when the message has a
+  template key with settings.template_id(key); otherwise a 订阅通知 when settings.subscribe_id(key)
+  is set and the user has a subscription left; otherwise the message is `held` until the user
+  writes again: keys.held_mark marks that there is something to release, and each delivery run
+  also releases held messages of users whose window is open (should a mark be lost).
+- Before it goes out, a message about a ticket is checked against the ticket (reach.stale_reason):
+  one that no longer applies (transferred away, closed, already accepted) is `dropped`, with the
+  reason in last_error (`zhitongche outbox` shows it), not delivered stale.
+- Template and 订阅通知 fields are checked against WeChat's limits (bot.core.wechat_fields) first.
 - Errors: 45015 (window expired) / 45047 (quota used up) mean WeChat counts the window closed:
-  we mark it closed for that user and fall back to template/held at once, no blind retry.
-  43004 (the user no longer follows us) holds the message. Anything else is retried with
-  exponential back-off (RETRY_BASE doubling up to RETRY_MAX); after MAX_ATTEMPTS it is `failed`
-  with last_error, visible in `zhitongche outbox`.
-- After MAX_ATTEMPTS a message is `failed` for good and records PushFailed: its station's staff
-  see it (outbox.failures) and the next on-duty deputy is told in 我的工单 (handlers/failures.py).
+  we mark it closed for that user and take the next way at once, no blind retry; 43101 (no
+  subscription left) likewise for 订阅通知. 43004 (the user no longer follows us) holds the message.
+  Anything else is retried with exponential back-off (RETRY_BASE doubling up to RETRY_MAX);
+  after MAX_ATTEMPTS it is `failed` for good and records PushFailed: its station's staff see it
+  (outbox.failures) and the next on-duty deputy is told in 我的工单 (handlers/failures.py).
 - Claims: a pass claims its due messages in one short transaction (PostgreSQL: SELECT … FOR
   UPDATE SKIP LOCKED, so two workers never take the same rows) by moving their due time
   CLAIM_LEASE ahead; while the pass sends, the lease is renewed every CLAIM_LEASE / 3 for the
@@ -42,20 +43,25 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from enum import StrEnum
+
 from bot.core import keys
 from bot.core.outbound import Channel, OutboxMessage, OutboxStatus
-from bot.core.people import Citizen
 from bot.core.ports import WeChatAPIError, WeChatGateway
 from bot.core.privacy import mask_openid
+from bot.core.reach import Route, stale_reason
+from bot.core.wechat_fields import problems
+from handlers import channels, held
+from handlers.channels import CS_QUOTA, CS_WINDOW, Window, window_state, window_value
+from handlers.claims import CLAIM_LEASE, Claim
+from handlers.held import record_inbound, release_held, release_reachable
 from handlers.services import Services
 
-log = logging.getLogger(__name__)
+# also this module's API (tests, bootstrap)
+__all__ = ["CLAIM_LEASE", "CS_QUOTA", "CS_WINDOW", "DeliveryWorker", "deliver_due", "record_inbound",
+           "release_held", "retry_delay", "window_state"]
 
-CS_WINDOW = timedelta(hours=48)
-CS_QUOTA = 5
-BURST_WINDOW = timedelta(minutes=1)
-BURST_QUOTA = 3
-BURST_EVENTS = frozenset({"subscribe", "scan", "click"})
+log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 RETRY_BASE = timedelta(seconds=30)
@@ -63,110 +69,14 @@ RETRY_MAX = timedelta(hours=1)
 
 WINDOW_CLOSED_ERRORS = frozenset({45015, 45047})  # response out of time limit / count limit
 NOT_FOLLOWING_ERRORS = frozenset({43004})  # require subscribe
+NO_SUBSCRIPTION_ERRORS = frozenset({43101})  # user refused / used up the 订阅通知
+# reasons stored in last_error (bot/cli_output.py words them in Chinese)
+NO_WAY = "outside the messaging window, no template configured"
+NOT_FOLLOWING = "not following the account"
+STALE = "stale"
+FIELDS_INVALID = "template fields invalid"
 
-# A pass's claim on its messages (next_attempt_at moved ahead), renewed while it sends: a worker
-# that dies mid-pass leaves them due again within this.
-CLAIM_LEASE = timedelta(seconds=6)
 SEND_CONCURRENCY = 8  # recipients served at once by one worker
-
-
-# --- the window ----------------------------------------------------------------------------------
-async def record_inbound(services: Services, openid: str, *, event: str = "") -> None:
-    """Note that the user reached us: event "" for a message (opens the 48 h window), or the
-    lower-case event name (subscribe/scan/click open the 1-minute window; others change nothing).
-    Held messages for the user go back to pending.
-
-    A message costs no database work: the window lives in the key-value store (it is state that
-    expires by itself), and held messages are looked up only when some were held."""
-    now = services.clock.now()
-    event = event.lower()
-    if event and event not in BURST_EVENTS:
-        return
-    if event:
-        async with services.uow() as uow:
-            citizen = await uow.citizens.get(openid) or Citizen(openid=openid)
-            citizen.subscribed = True
-            await uow.citizens.save(citizen)
-            await uow.commit()
-        await services.kv.set(keys.burst_window(openid), _burst_value(now + BURST_WINDOW, 0),
-                              ttl=BURST_WINDOW.total_seconds() * 2)
-    else:
-        await services.kv.set(keys.message_window(openid), _window_value(now, 0), ttl=CS_WINDOW.total_seconds())
-        await services.kv.delete(keys.burst_window(openid))  # the 48 h window supersedes it
-    if await services.kv.get(keys.held_mark(openid)) is not None:
-        await release_held(services, openid)
-
-
-async def release_held(services: Services, openid: str) -> int:
-    """Held messages for this user become pending again; returns how many."""
-    await services.kv.delete(keys.held_mark(openid))  # first: a message held meanwhile marks it again
-    async with services.uow() as uow:
-        held = await uow.outbox.held_for(openid)
-        for message in held:
-            message.status = OutboxStatus.PENDING
-            message.next_attempt_at = None
-            await uow.outbox.save(message)
-        await uow.commit()
-    if held:
-        log.info("released %d held messages for %s", len(held), mask_openid(openid))
-        services.kick_delivery()
-    return len(held)
-
-
-async def release_reachable(services: Services) -> int:
-    """Held messages whose recipient can be reached again: a safety net for a lost `held:` mark
-    (a restarted Redis) or a message held just as the user wrote."""
-    now = services.clock.now()
-    async with services.uow() as uow:
-        recipients = {m.recipient_openid for m in await uow.outbox.list((OutboxStatus.HELD,))}
-    released = 0
-    for openid in recipients:
-        if await _open_window(services, None, openid, now) is not None:
-            released += await release_held(services, openid)
-    return released
-
-
-async def window_state(services: Services, openid: str) -> tuple[datetime, int] | None:
-    """The 48 h window's start and the messages sent in it, or None when it is shut."""
-    return _parse_window(await services.kv.get(keys.message_window(openid)))
-
-
-def _window_value(since: datetime, sent: int) -> str:
-    return f"{since.isoformat()}|{sent}"
-
-
-def _burst_value(until: datetime, sent: int) -> str:
-    return f"{until.isoformat()}|{sent}"
-
-
-def _parse_window(raw: str | None) -> tuple[datetime, int] | None:
-    """`<iso time>|<messages sent>`: the window's start (48 h) or end (burst), and its count."""
-    if not raw:
-        return None
-    try:
-        until, sent = raw.split("|")
-        return datetime.fromisoformat(until), int(sent)
-    except ValueError:
-        return None
-
-
-@dataclass
-class _Window:
-    kind: str  # "message" (48 h) | "burst" (1 min after follow/scan/click)
-    since_or_until: datetime  # the message window's start, the burst window's end
-    sent: int = 0
-
-
-async def _open_window(services: Services, citizen: Citizen | None, openid: str, now: datetime) -> _Window | None:
-    if citizen is not None and not citizen.subscribed:
-        return None
-    message = await window_state(services, openid)
-    if message is not None and now - message[0] < CS_WINDOW and message[1] < CS_QUOTA:
-        return _Window("message", *message)
-    burst = _parse_window(await services.kv.get(keys.burst_window(openid)))
-    if burst is not None and now < burst[0] and burst[1] < BURST_QUOTA:
-        return _Window("burst", *burst)
-    return None
 
 
 # --- delivery --------------------------------------------------------------------------------------
@@ -185,7 +95,7 @@ class _PassResult:
 
 async def _deliver_pass(services: Services, gateway: WeChatGateway, limit: int) -> _PassResult:
     result = _PassResult()
-    claim = await _Claim.take(services, limit)
+    claim = await Claim.take(services, limit)
     result.due = len(claim.due)
     by_recipient: dict[str, list[tuple[OutboxMessage, datetime | None]]] = {}
     for message, due_at in claim.due:
@@ -198,13 +108,13 @@ async def _deliver_pass(services: Services, gateway: WeChatGateway, limit: int) 
             for position, (message, _) in enumerate(queue):
                 if not claim.holds(message):  # the lease ran out and another worker took it
                     return
-                sent = await _deliver_one(services, gateway, message)
+                done = await _deliver_one(services, gateway, message)
                 claim.done(message)
                 result.changed += 1
-                if not sent:  # the recipient's later messages must not overtake this one
+                if done is _Done.STOPPED:  # the recipient's later messages must not overtake this one
                     skipped.extend(queue[position + 1:])
                     return
-                result.sent += 1
+                result.sent += done is _Done.SENT
 
     renewing = asyncio.get_running_loop().create_task(claim.keep())
     try:
@@ -224,106 +134,85 @@ async def _deliver_pass(services: Services, gateway: WeChatGateway, limit: int) 
     return result
 
 
-class _Claim:
-    """This pass's lease on its messages: taken in one transaction, renewed while sending."""
-
-    def __init__(self, services: Services, due: list[tuple[OutboxMessage, datetime | None]], until: datetime) -> None:
-        self.services = services
-        self.due = due  # (message, its due time before the claim)
-        self.until = until
-        self._open = {m.id for m, _ in due}  # claimed, not yet done, still ours
-
-    @classmethod
-    async def take(cls, services: Services, limit: int) -> _Claim:
-        now = services.clock.now()
-        until = now + CLAIM_LEASE
-        async with services.uow() as uow:
-            due = list(await uow.outbox.due(now, limit))  # PostgreSQL: FOR UPDATE SKIP LOCKED
-            claimed = []
-            for message in due:
-                claimed.append((message, message.next_attempt_at))
-                message.next_attempt_at = until
-                await uow.outbox.save(message)
-            await uow.commit()
-        return cls(services, claimed, until)
-
-    def holds(self, message: OutboxMessage) -> bool:
-        return message.id in self._open
-
-    def done(self, message: OutboxMessage) -> None:
-        self._open.discard(message.id)
-
-    async def keep(self) -> None:
-        """Renew the lease of the messages not done yet, every CLAIM_LEASE / 3, until cancelled."""
-        while True:
-            await asyncio.sleep(CLAIM_LEASE.total_seconds() / 3)
-            if not self._open:
-                continue
-            until = self.services.clock.now() + CLAIM_LEASE
-            try:
-                async with self.services.uow() as uow:
-                    kept = await uow.outbox.extend_claim(sorted(self._open), self.until, until)  # type: ignore[arg-type]
-                    await uow.commit()
-            except Exception:  # noqa: BLE001 - the database blinked: try again next round
-                log.warning("outbox: renewing a delivery claim failed", exc_info=True)
-                continue
-            if self._open - set(kept):
-                log.warning("outbox: %d claimed messages were taken over", len(self._open - set(kept)))
-            self._open &= set(kept)
-            self.until = until
+class _Done(StrEnum):
+    SENT = "sent"
+    DROPPED = "dropped"  # no longer applies: the recipient's next message may go
+    STOPPED = "stopped"  # held, retried or failed: the recipient's later messages wait
 
 
-async def _deliver_one(services: Services, gateway: WeChatGateway, message: OutboxMessage) -> bool:
-    """One message: True when WeChat accepted it; otherwise it is held, retried later or failed."""
+async def _deliver_one(services: Services, gateway: WeChatGateway, message: OutboxMessage) -> _Done:
+    """One message, the way channels.reach chooses; a closed window or a used-up subscription
+    rules that way out and the next is taken at once."""
     openid = message.recipient_openid
-    now = services.clock.now()
-    async with services.uow() as uow:
-        citizen = await uow.citizens.get(openid)
-    if citizen is not None and not citizen.subscribed:
-        await _hold(services, message, "not following the account")
-        return False
-
-    window = await _open_window(services, citizen, openid, now)
-    if window is not None:
+    if reason := await _stale(services, message):
+        await _drop(services, message, reason)
+        return _Done.DROPPED
+    for _ in range(3):  # custom → template/subscribe → held: each refusal rules one way out
+        chosen = await channels.reach(services, openid, message.template_key)
+        if chosen.route in (Route.UNREACHABLE, Route.HELD):
+            reason = NOT_FOLLOWING if chosen.route is Route.UNREACHABLE else NO_WAY
+            await held.hold(services, message, reason)
+            return _Done.STOPPED
         try:
-            await gateway.send_text(openid, message.text)
+            if chosen.route is Route.CUSTOM:
+                await gateway.send_text(openid, message.text)
+            else:
+                data = dict(message.template_data)
+                if bad := problems(data, template=chosen.route is Route.TEMPLATE):
+                    await _fail(services, message, f"{FIELDS_INVALID}: {'; '.join(bad)}")
+                    return _Done.STOPPED
+                if chosen.route is Route.TEMPLATE:
+                    await gateway.send_template(openid, chosen.channels.template_id, data)
+                else:
+                    await gateway.send_subscribe(openid, chosen.channels.subscribe_id, data)
         except WeChatAPIError as error:
             if error.errcode in NOT_FOLLOWING_ERRORS:
-                await _hold(services, message, str(error))
-                return False
-            if error.errcode not in WINDOW_CLOSED_ERRORS:
-                await _retry(services, message, str(error))
-                return False
-            # WeChat says the window is shut: believe it, then try the template below
-            log.info("window closed for %s (%s)", mask_openid(openid), error.errcode)
-            await _close_window(services, openid)
+                await held.hold(services, message, str(error))
+                return _Done.STOPPED
+            if chosen.route is Route.CUSTOM and error.errcode in WINDOW_CLOSED_ERRORS:
+                log.info("window closed for %s (%s)", mask_openid(openid), error.errcode)
+                await held.close_window(services, openid)
+                continue  # WeChat says the window is shut: believe it, take the next way
+            if chosen.route is Route.SUBSCRIBE and error.errcode in NO_SUBSCRIPTION_ERRORS:
+                await channels.set_subscription(services, openid, chosen.channels.subscribe_id, 0)
+                continue
+            await _retry(services, message, str(error))
+            return _Done.STOPPED
         except Exception as error:  # network, timeout...: a temporary failure
             await _retry(services, message, f"{type(error).__name__}: {error}")
-            return False
-        else:
-            await _mark_sent(services, message, Channel.CUSTOMER_SERVICE, window)
-            return True
-
-    template_id = services.settings.template_id(message.template_key) if message.template_key else ""
-    if not template_id:
-        await _hold(services, message, "outside the messaging window, no template configured")
-        return False
-    try:
-        await gateway.send_template(openid, template_id, dict(message.template_data))
-    except WeChatAPIError as error:
-        if error.errcode in NOT_FOLLOWING_ERRORS:
-            await _hold(services, message, str(error))
-        else:
-            await _retry(services, message, str(error))
-        return False
-    except Exception as error:
-        await _retry(services, message, f"{type(error).__name__}: {error}")
-        return False
-    await _mark_sent(services, message, Channel.TEMPLATE, None)
-    return True
+            return _Done.STOPPED
+        if chosen.route is Route.SUBSCRIBE:
+            await channels.use_subscription(services, openid, chosen.channels.subscribe_id)
+        await _mark_sent(services, message, _CHANNEL[chosen.route], chosen.window)
+        return _Done.SENT
+    await held.hold(services, message, NO_WAY)
+    return _Done.STOPPED
 
 
-async def _mark_sent(services: Services, message: OutboxMessage, channel: Channel, window: _Window | None) -> None:
+_CHANNEL = {Route.CUSTOM: Channel.CUSTOMER_SERVICE, Route.TEMPLATE: Channel.TEMPLATE, Route.SUBSCRIBE: Channel.SUBSCRIBE}
+
+
+async def _stale(services: Services, message: OutboxMessage) -> str | None:
+    """Why a message about a ticket no longer applies (reach.stale_reason), or None."""
+    if message.ticket_number is None or not message.purpose:
+        return None
+    async with services.uow() as uow:
+        ticket = await uow.tickets.get(message.ticket_number)
+        deputy = await uow.deputies.by_openid(message.recipient_openid)
+    return stale_reason(message.purpose, ticket, deputy.code if deputy else None)
+
+
+async def _drop(services: Services, message: OutboxMessage, reason: str) -> None:
+    message.status = OutboxStatus.DROPPED
+    message.last_error = f"{STALE}: {reason}"
+    message.next_attempt_at = None
+    async with services.uow() as uow:
+        await uow.outbox.save(message)
+        await uow.commit()
+    log.info("outbox %s to %s dropped: %s", message.id, mask_openid(message.recipient_openid), reason)
+
+
+async def _mark_sent(services: Services, message: OutboxMessage, channel: Channel, window: Window | None) -> None:
     now = services.clock.now()
     message.status = OutboxStatus.SENT
     message.channel = channel
@@ -338,29 +227,12 @@ async def _mark_sent(services: Services, message: OutboxMessage, channel: Channe
         openid = message.recipient_openid
         if window.kind == "message":
             ttl = CS_WINDOW - (now - window.since_or_until)
-            await services.kv.set(keys.message_window(openid), _window_value(window.since_or_until, window.sent + 1),
+            await services.kv.set(keys.message_window(openid), window_value(window.since_or_until, window.sent + 1),
                                   ttl=max(ttl.total_seconds(), 1.0))
         else:
             ttl = max((window.since_or_until - now).total_seconds(), 1.0) * 2
-            await services.kv.set(keys.burst_window(openid), _burst_value(window.since_or_until, window.sent + 1), ttl=ttl)
+            await services.kv.set(keys.burst_window(openid), window_value(window.since_or_until, window.sent + 1), ttl=ttl)
     log.info("outbox %s sent to %s by %s", message.id, mask_openid(message.recipient_openid), channel)
-
-
-async def _close_window(services: Services, openid: str) -> None:
-    """WeChat says the window is shut: it opens again when the user next writes."""
-    await services.kv.delete(keys.message_window(openid))
-    await services.kv.delete(keys.burst_window(openid))
-
-
-async def _hold(services: Services, message: OutboxMessage, reason: str) -> None:
-    message.status = OutboxStatus.HELD
-    message.last_error = reason
-    message.next_attempt_at = None
-    async with services.uow() as uow:
-        await uow.outbox.save(message)
-        await uow.commit()
-    await services.kv.set(keys.held_mark(message.recipient_openid), "1")  # released when the user writes
-    log.info("outbox %s held for %s: %s", message.id, mask_openid(message.recipient_openid), reason)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -368,11 +240,16 @@ def retry_delay(attempts: int) -> timedelta:
     return min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_MAX)
 
 
-async def _retry(services: Services, message: OutboxMessage, error: str) -> None:
+async def _fail(services: Services, message: OutboxMessage, error: str) -> None:
+    """No use trying again (our payload breaks WeChat's rules): failed now, a person is told."""
+    await _retry(services, message, error, last=True)
+
+
+async def _retry(services: Services, message: OutboxMessage, error: str, *, last: bool = False) -> None:
     now = services.clock.now()
     message.attempts += 1
     message.last_error = error[:500]
-    if message.attempts >= MAX_ATTEMPTS:
+    if last or message.attempts >= MAX_ATTEMPTS:
         message.give_up(error, now)  # records PushFailed: a person hears of it
         log.error("outbox %s to %s failed after %d attempts: %s",
                   message.id, mask_openid(message.recipient_openid), message.attempts, error)

@@ -34,7 +34,7 @@ from bot.core.privacy import mask_openid
 from bot.core.tickets import Ticket
 from bot.texts import Texts
 from dialogues.words import fold_width
-from handlers import failures, notify
+from handlers import channels, failures, notify
 from handlers.services import Services, lookup_remembering_misses, retry_on_conflict
 
 log = logging.getLogger(__name__)
@@ -272,7 +272,7 @@ async def _accept(services: Services, deputy: Deputy, number: int, said: str = "
         ticket.accept(deputy.code, now)
         if said:
             ticket.reply(deputy.code, said, now)
-        return texts.get("deputy_accepted_ok", number=number)
+        return texts.get("deputy_accepted_ok", number=number, reach=await _citizen_reach(services, uow, ticket))
 
     return await _run(services, deputy, number, operation)
 
@@ -295,7 +295,8 @@ async def _relay_or_show(services: Services, deputy: Deputy, number: int, said: 
     async def operation(uow: UnitOfWork, ticket: Ticket) -> str:
         # replying before 受理 accepts the ticket too; the citizen gets the one reply message
         accepted = ticket.reply(deputy.code, said, now)
-        return texts.get("deputy_replied_accepted_ok" if accepted else "deputy_replied_ok", number=number)
+        return texts.get("deputy_replied_accepted_ok" if accepted else "deputy_replied_ok", number=number,
+                         reach=await _citizen_reach(services, uow, ticket))
 
     return await _run(services, deputy, number, operation)
 
@@ -307,7 +308,7 @@ async def _resolve(services: Services, deputy: Deputy, number: int, result: str)
 
     async def operation(uow: UnitOfWork, ticket: Ticket) -> str:
         ticket.resolve(deputy.code, result, now)
-        return texts.get("deputy_resolved_ok", number=number)
+        return texts.get("deputy_resolved_ok", number=number, reach=await _citizen_reach(services, uow, ticket))
 
     return await _run(services, deputy, number, operation)
 
@@ -320,9 +321,28 @@ async def _transfer(services: Services, deputy: Deputy, number: int, target_code
         ticket.transfer(deputy.code, target, now)
         log.info("ticket #%d transferred from %s to %s", number, deputy.code, target.code)
         key = "deputy_transfer_ok" if target.openid else "deputy_transfer_unbound"
-        return texts.get(key, number=number, deputy=target.name)
+        return texts.get(key, number=number, deputy=target.name, reach=await _transfer_reach(services, uow, ticket, target))
 
     return await _run(services, deputy, number, operation)
+
+
+async def _citizen_reach(services: Services, uow: UnitOfWork, ticket: Ticket) -> str:
+    """What the reply may say of the push to the ticket's citizen (decided before the commit)."""
+    return await channels.reach_text(services, ticket.citizen_openid, notify.STATUS,
+                                     services.texts.get("reach_who_citizen"), uow=uow)
+
+
+async def _transfer_reach(services: Services, uow: UnitOfWork, ticket: Ticket, target: Deputy) -> str:
+    """The citizen's push, and the new deputy's when they bound WeChat (else the reply says so)."""
+    texts = services.texts
+    citizen = await channels.reach_outcome(services, ticket.citizen_openid, notify.STATUS, uow=uow)
+    if not target.openid:
+        return texts.get(f"reach_{citizen}", who=texts.get("reach_who_citizen"))
+    other = await channels.reach_outcome(services, target.openid, notify.ASSIGNMENT, uow=uow)
+    if other == citizen:
+        return texts.get(f"reach_{citizen}", who=texts.get("reach_who_both"))
+    return (texts.get(f"reach_{other}", who=texts.get("reach_who_other"))
+            + texts.get(f"reach_{citizen}", who=texts.get("reach_who_citizen")))
 
 
 async def _find_deputy(uow: UnitOfWork, wanted: str) -> Deputy:

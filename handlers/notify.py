@@ -5,12 +5,16 @@ Each builder returns an OutboxMessage (not yet stored) with
 - `text`: the customer-service message, used inside WeChat's 48 h window;
 - `template_key` + `template_data`: the template message used outside it.
 
-Template data uses the classic field names, so the configured templates need them:
-- 'status' (ZTC_TEMPLATE_ID_STATUS, to a citizen): first, keyword1 = ticket number, keyword2 = status,
-  keyword3 = summary, remark;
-- 'assignment' (ZTC_TEMPLATE_ID_ASSIGNMENT, to a deputy): first, keyword1 = ticket number,
-  keyword2 = category, keyword3 = place, keyword4 = summary, remark.
+Template data follows WeChat's rules since 2023 (bot/core/wechat_fields.py): typed fields, each
+at most 20 characters, no `first`/`remark` (no longer shown). The same fields serve the template
+message (ZTC_TEMPLATE_ID_*) and the 订阅通知 (ZTC_SUBSCRIBE_ID_*), so both must be set up with them:
+- 'status' (to a citizen): character_string1 = ticket number, thing2 = status, thing3 = summary,
+  time4 = when;
+- 'assignment' (to a deputy): character_string1 = ticket number, thing2 = category, thing3 = place,
+  thing4 = summary, time5 = when, phone_number6 = the citizen's phone (only when shared).
 The phone number appears (text and template) only when the citizen agreed to share it.
+Each message carries its `purpose` (bot.core.reach.Purpose): delivery drops one that no longer
+applies when its turn comes (the ticket was transferred away, closed, already accepted).
 """
 from __future__ import annotations
 
@@ -32,7 +36,9 @@ from bot.core.events import (
 from bot.core.outbound import OutboxMessage
 from bot.core.people import DISTRICT_QUEUE, Deputy, Station
 from bot.core.ports import UnitOfWork
+from bot.core.reach import Purpose
 from bot.core.tickets import Ticket
+from bot.core.wechat_fields import fit_all
 from bot.texts import Texts
 from handlers.bus import MessageBus
 
@@ -70,19 +76,23 @@ def shorten(text: str, limit: int = LINE_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _when(at: datetime) -> str:
+    return f"{at.year}年{at.month}月{at.day}日 {at:%H:%M}"
+
+
 def _status_message(texts: Texts, ticket: Ticket, text: str, status_key: str, at: datetime) -> OutboxMessage:
     return OutboxMessage(
         recipient_openid=ticket.citizen_openid,
         text=text,
         template_key=STATUS,
-        template_data={
-            "first": texts.get("notify_tpl_status_first"),
-            "keyword1": f"#{ticket.number}",
-            "keyword2": texts.get(f"notify_status_{status_key}"),
-            "keyword3": shorten(ticket.summary),
-            "remark": texts.get("notify_tpl_remark"),
-        },
+        template_data=fit_all({
+            "character_string1": f"#{ticket.number}",
+            "thing2": texts.get(f"notify_status_{status_key}"),
+            "thing3": ticket.summary,
+            "time4": _when(at),
+        }),
         created_at=at,
+        purpose=Purpose.STATUS,
     )
 
 
@@ -129,19 +139,18 @@ def ticket_body(texts: Texts, ticket: Ticket) -> dict[str, object]:
     }
 
 
-def _assignment_data(texts: Texts, ticket: Ticket, first_key: str, *, contact: bool = True) -> dict[str, str]:
+def _assignment_data(ticket: Ticket, at: datetime, *, contact: bool = True) -> dict[str, str]:
     """The 'assignment' template's fields; the phone (when shared) only with `contact`."""
-    remark = texts.get("notify_tpl_remark")
-    if contact and ticket.share_contact and ticket.phone:
-        remark = texts.get("notify_contact_line", phone=ticket.phone).strip() + " " + remark
-    return {
-        "first": texts.get(first_key),
-        "keyword1": f"#{ticket.number}",
-        "keyword2": shorten(ticket.category),
-        "keyword3": shorten(ticket.place),
-        "keyword4": shorten(ticket.summary),
-        "remark": remark,
+    data = {
+        "character_string1": f"#{ticket.number}",
+        "thing2": ticket.category,
+        "thing3": ticket.place,
+        "thing4": ticket.summary,
+        "time5": _when(at),
     }
+    if contact and ticket.share_contact and ticket.phone:
+        data["phone_number6"] = ticket.phone
+    return fit_all(data)
 
 
 def deputy_assignment(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime) -> OutboxMessage | None:
@@ -152,8 +161,9 @@ def deputy_assignment(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime
         recipient_openid=deputy.openid,
         text=texts.get("notify_deputy_assignment", **ticket_body(texts, ticket)),
         template_key=ASSIGNMENT,
-        template_data=_assignment_data(texts, ticket, "notify_tpl_assignment_first"),
+        template_data=_assignment_data(ticket, at),
         created_at=at,
+        purpose=Purpose.ASSIGNMENT,
     )
 
 
@@ -166,8 +176,9 @@ def deputy_transfer_in(
         recipient_openid=to_deputy.openid,
         text=texts.get("notify_deputy_transfer_in", from_deputy=from_deputy.name, **ticket_body(texts, ticket)),
         template_key=ASSIGNMENT,
-        template_data=_assignment_data(texts, ticket, "notify_tpl_transfer_first"),
+        template_data=_assignment_data(ticket, at),
         created_at=at,
+        purpose=Purpose.TRANSFER_IN,
     )
 
 
@@ -187,8 +198,9 @@ def staff_queue_notice(texts: Texts, ticket: Ticket, station: str, staff: Deputy
             summary=ticket.summary,
         ),
         template_key=ASSIGNMENT,
-        template_data=_assignment_data(texts, ticket, "notify_tpl_staff_first", contact=False),
+        template_data=_assignment_data(ticket, at, contact=False),
         created_at=at,
+        purpose=Purpose.QUEUE,
     )
 
 
@@ -208,7 +220,7 @@ async def _staff_of(uow: UnitOfWork, station_code: str) -> Sequence[Deputy]:
 # --- event handlers: each stores its pushes in the transaction of the change ---------------------
 async def _store(uow: UnitOfWork, *messages: OutboxMessage | None) -> None:
     for message in messages:
-        if message is not None:
+        if message is not None and message.recipient_openid:  # "": a visitor's ticket, no WeChat
             await uow.outbox.add(message)
 
 
@@ -283,6 +295,7 @@ async def on_citizen_noted(texts: Texts, event: CitizenNoted, uow: UnitOfWork) -
             recipient_openid=deputy.openid,
             text=texts.get("citizen_note_to_deputy", number=event.number, text=event.text),
             created_at=event.at,
+            purpose=Purpose.NOTE,
         ))
 
 

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from bot.core.clock import Clock
 from bot.core.ports import NLU, ConcurrentUpdate, KeyValueStore, UnitOfWorkFactory
-from bot.core.tickets import Attachment
+from bot.core.tickets import CITIZEN, Attachment
 from bot.settings import Settings
 from bot.texts import Texts
 
@@ -49,6 +49,8 @@ class ReportDraft:
     attachments: list[Attachment] = field(default_factory=list)
     phone: str | None = None
     share_contact: bool = False  # the citizen agreed the deputy may see the phone number
+    filed_by: str = CITIZEN  # a staff username when staff filed it for a visitor
+    reception_id: int | None = None  # the reception day where a visitor came
 
 
 async def lookup_remembering_misses(kv: KeyValueStore, miss_key: str, ttl: float,

@@ -7,11 +7,13 @@ push handlers (handlers/notify.py) store the messages in the same transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from bot.core import keys
 from bot.core.people import Deputy
 from bot.core.privacy import mask_openid
+from bot.core.staff import AuditEntry
 from bot.core.tickets import Ticket
 from handlers.assignment import Assigner
 from handlers.routing import choose_station
@@ -20,8 +22,10 @@ from handlers.services import ReportDraft, Services
 log = logging.getLogger(__name__)
 
 
-async def submit_report(services: Services, draft: ReportDraft) -> Ticket:
-    """File the report as a new ticket (all in one unit of work) and return it.
+async def submit_report(services: Services, draft: ReportDraft,
+                        audit: Callable[[Ticket], AuditEntry] | None = None) -> Ticket:
+    """File the report as a new ticket (all in one unit of work) and return it. `audit` (staff
+    filing for a visitor) gives the audit entry stored with it.
 
     Once the unit of work is committed the ticket exists: nothing after that (round robin state,
     releasing the lock, kicking delivery) may make this raise, or the citizen would be told the
@@ -43,12 +47,15 @@ async def submit_report(services: Services, draft: ReportDraft) -> Ticket:
                 ticket = await uow.tickets.add(Ticket.file(
                     citizen_openid=draft.citizen_openid, category=draft.category, summary=draft.summary,
                     place=draft.place, details=draft.details, station_code=code, at=now, phone=draft.phone,
-                    share_contact=draft.share_contact, attachments=draft.attachments,
+                    share_contact=draft.share_contact, attachments=draft.attachments, filed_by=draft.filed_by,
+                    reception_id=draft.reception_id,
                 ))
                 assigner = Assigner(uow, services.kv, now)
                 deputy = await assigner.pick(code)
                 ticket.start(deputy.code if deputy else None, now)
                 await uow.tickets.save(ticket)
+                if audit is not None:
+                    await uow.audit.add(audit(ticket))
                 await uow.commit()  # the pushes are stored here too, and delivery is kicked
                 filed = ticket
             await assigner.remember()

@@ -23,22 +23,22 @@ def train_cmd(stations: Path | None, force: bool) -> None:
     """Regenerate the place lookup (nlu/data/places.yml, jieba dictionary) and build the shipped
     embedded model in nlu/model/ (needs the shared real data: ZTC_SHARED_DATA or ../shared/data)."""
     from nlu import data as nd
-    from nlu import embedded
+    from nlu import model_store
 
     table = nd.build_place_table(stations or nd.STATIONS_CSV)
     nd.write_place_files(table)
     click.echo(f"places: {len(table.canonical)} canonical names, {len(table.synonyms)} synonyms "
                f"→ {nd.PLACES_FILE.relative_to(nd.REPO_ROOT)}", err=True)
     sources = nd.training_sources()
-    if not embedded.has_shared_data(sources):
+    if not model_store.has_shared_data(sources):
         raise click.ClickException(f"the real letters are not in {nd.shared_data_dir()} (set ZTC_SHARED_DATA): "
                                    "the shipped model is built from them")
-    model = embedded.read_model(embedded.MODEL_DIR)
-    if force or model is None or embedded.changed_sources(model, sources):
-        model = embedded.build(embedded.MODEL_DIR, sources)
-    size = sum((embedded.MODEL_DIR / f).stat().st_size for f in (embedded.ARRAYS_FILE, embedded.META_FILE))
+    model = model_store.read_model(model_store.MODEL_DIR)
+    if force or model is None or model_store.changed_sources(model, sources):
+        model = model_store.build(model_store.MODEL_DIR, sources)
+    size = sum((model_store.MODEL_DIR / f).stat().st_size for f in (model_store.ARRAYS_FILE, model_store.META_FILE))
     click.echo(f"embedded model {model.version} {model.data_hash}: {model.trained_on}, vocabulary "
-               f"{len(model.vocab)}, {size / 1e6:.1f} MB → {embedded.MODEL_DIR.relative_to(nd.REPO_ROOT)}/", err=True)
+               f"{len(model.vocab)}, {size / 1e6:.1f} MB → {model_store.MODEL_DIR.relative_to(nd.REPO_ROOT)}/", err=True)
 
 
 def _engine(backend: str, rasa_url: str | None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import importlib.util
 import os
 import re
@@ -304,6 +305,10 @@ def training_sources() -> dict[str, str | None]:
     for name in SHARED_TRAINING_FILES:
         sources[name] = _sha256(shared_data_dir() / name)
     return sources
+
+
+def sources_hash(sources: dict[str, str | None]) -> str:
+    return hashlib.sha256(json.dumps(sources, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _sha256(path: Path) -> str | None:

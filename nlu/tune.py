@@ -5,7 +5,7 @@
                                                         # training YAML and the written off-topic
                                                         # development set nlu/dev/offtopic_dev.txt
 
-This is how the hyper-parameters in nlu/embedded.py are chosen; the test split, smp2017 and
+This is how the hyper-parameters in nlu/training.py and nlu/civic.py are chosen; the test split, smp2017 and
 nlu/test_intents.yml are never read here (they are scored by `zhitongche nlu eval`)."""
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ import numpy as np
 
 from bot.core.tickets import CATEGORIES
 from nlu import data as nd
-from nlu import embedded as emb
+from nlu import training as emb
+from nlu.civic import CIVIC_LABELS, civic_lexicon
+from nlu.embedded import FALLBACK_INTENT, INTENT_THRESHOLD
+from nlu.linear import INTENTS, head_logits
 from nlu import text
 from nlu.evaluate import score
 from nlu.text import MAX_CLASSIFY_CHARS, build_table, features, normalize
@@ -52,8 +55,8 @@ def cv_categories(nb_weight: float = emb.CATEGORY_NB_WEIGHT, example_weight: flo
             labels = tuple(lab for lab in CATEGORIES if lab in set(tr_y))
             w = [1.0] * len(tr) + [example_weight] * len(etr) + [taxonomy_weight] * len(tax_docs)
             head = emb._fit_head([docs[i] for i in tr] + extra, tr_y, labels, vocab, w, nb_weight, c)
-            pred[te] = [labels[k] for k in emb.head_logits(head, [docs[i] for i in te], vocab).argmax(1)]
-            ex_pred[ete] = [labels[k] for k in emb.head_logits(head, [ex_docs[i] for i in ete], vocab).argmax(1)]
+            pred[te] = [labels[k] for k in head_logits(head, [docs[i] for i in te], vocab).argmax(1)]
+            ex_pred[ete] = [labels[k] for k in head_logits(head, [ex_docs[i] for i in ete], vocab).argmax(1)]
         letters_f1.append(score("cv", list(y), list(pred)).macro_f1)
         short_f1.append(score("cv", list(ex_y), list(ex_pred)).macro_f1)
     print(f"nb_weight={nb_weight} example_weight={example_weight} taxonomy_weight={taxonomy_weight} C={c} "
@@ -81,13 +84,13 @@ def _intent_fit(texts_docs, y, w, n_hand, vocab_extra_docs):
     for d in texts_docs[:n_hand]:
         grams.update(d.keys())
     vocab = {g: i for i, g in enumerate(sorted(grams))}
-    labels = tuple(lab for lab in emb.INTENTS if lab in set(y))
+    labels = tuple(lab for lab in INTENTS if lab in set(y))
     head = emb._train_head(texts_docs, y, labels, vocab, w)
     return vocab, labels, head
 
 
 def _predict(head, labels, vocab, docs, norms, civic, prior, max_chars, oos_boost=False):
-    z = emb.head_logits(head, docs, vocab) * head.temperature
+    z = head_logits(head, docs, vocab) * head.temperature
     ri = labels.index("report_issue")
     oi = labels.index("out_of_scope")
     out = []
@@ -100,7 +103,7 @@ def _predict(head, labels, vocab, docs, norms, civic, prior, max_chars, oos_boos
         p = np.exp(zr - zr.max())
         p /= p.sum()
         k = int(p.argmax())
-        out.append(labels[k] if p[k] >= emb.INTENT_THRESHOLD else emb.FALLBACK_INTENT)
+        out.append(labels[k] if p[k] >= INTENT_THRESHOLD else FALLBACK_INTENT)
     return out
 
 
@@ -131,7 +134,7 @@ def cv_intents(grid=((0.0, 20), (0.75, 20), (1.0, 20), (1.5, 20), (2.0, 20), (1.
         vocab, labels, head = _intent_fit(docs, yy, w, len(idx) + len(cat_docs), let_docs)
         hand = docs[: len(idx) + len(cat_docs)]
         hand_y = yy[: len(idx) + len(cat_docs)]
-        lex = {(m, r): emb.civic_lexicon([d for d, t in zip(hand, hand_y) if t in emb.CIVIC_LABELS],
+        lex = {(m, r): civic_lexicon([d for d, t in zip(hand, hand_y) if t in CIVIC_LABELS],
                                          [d for d, t in zip(hand, hand_y) if t == "out_of_scope"], m, r)
                for m, r in lexicons}
         return vocab, labels, head, lex

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Float, case, cast, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bot.core.tickets import TicketStatus
+from bot.core.tickets import CLOSED_STATUSES, TicketStatus
 from storage.models import DeputyRow, StationRow, TimelineRow, TicketRow
 
 TABS = ("waiting", "assigned", "late", "resolved", "all")
@@ -127,8 +127,8 @@ class ConsoleQueries:
                 .scalar_subquery()
             )
             where += [t.status == str(TicketStatus.ASSIGNED), last_assigned <= now - timedelta(hours=self.late_hours)]
-        elif query.tab == "resolved":
-            where.append(t.status == str(TicketStatus.RESOLVED))
+        elif query.tab == "resolved":  # done: resolved, or closed as a duplicate
+            where.append(t.status.in_([str(s) for s in CLOSED_STATUSES]))
         if query.category:
             where.append(t.category == query.category)
         if query.status:
@@ -240,7 +240,8 @@ class ConsoleQueries:
             .outerjoin(resolved, resolved.c.number == t.number)
             .outerjoin(StationRow, StationRow.code == t.station_code)
             .outerjoin(DeputyRow, DeputyRow.code == t.deputy_code)
-            .where(*self._conditions(query, now), key.is_not(None))
+            # a duplicate is handled under its original: it counts there, not twice
+            .where(*self._conditions(query, now), key.is_not(None), t.status != str(TicketStatus.CLOSED))
             .group_by(key)
         )
         async with self._sessions() as s:
@@ -266,7 +267,7 @@ class ConsoleQueries:
         bucket = case(*whens, else_=literal(0))
         statement = (
             select(bucket, func.count())
-            .where(*self._conditions(query, now), t.status != str(TicketStatus.RESOLVED))
+            .where(*self._conditions(query, now), t.status.not_in([str(s) for s in CLOSED_STATUSES]))
             .group_by(bucket)
         )
         async with self._sessions() as s:

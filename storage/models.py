@@ -115,6 +115,7 @@ class TicketRow(Base):
     share_contact: Mapped[bool] = mapped_column(Boolean, default=False)
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     rating_comment: Mapped[str] = mapped_column(Text, default="")
+    reception_id: Mapped[int | None] = mapped_column(Integer)  # filed by staff at this reception day
 
     timeline: Mapped[list[TimelineRow]] = relationship(
         order_by="TimelineRow.seq", cascade="all, delete-orphan", lazy="selectin"
@@ -183,6 +184,7 @@ class OutboxRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     ticket_number: Mapped[int | None] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(32), default="")
 
 
 class PushFailureRow(Base):

@@ -20,7 +20,7 @@ from bot.core.events import Event
 from bot.core.inbound import ProcessedInbound
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.ports import ConcurrentUpdate
-from bot.core.tickets import Ticket, TicketStatus, take_events
+from bot.core.tickets import CLOSED_STATUSES, Ticket, TicketStatus, take_events
 from storage.models import BindCodeRow, OutboxRow, ProcessedInboundRow, PushFailureRow, TicketRow
 from storage.sql_engine import create_engine_for
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
@@ -35,7 +35,7 @@ from storage.sql_staff import attach_staff_repositories  # also registers the co
 
 
 # --- repositories ----------------------------------------------------------------------------------
-_OPEN = TicketRow.status != str(TicketStatus.RESOLVED)
+_OPEN = TicketRow.status.not_in([str(s) for s in CLOSED_STATUSES])
 
 
 class SqlTicketRepository:

@@ -64,6 +64,7 @@ def ticket_of(row: TicketRow) -> Ticket:
         timeline=[TimelineEntry(e.at, TimelineKind(e.kind), e.actor, e.text) for e in row.timeline],
         rating=row.rating,
         rating_comment=row.rating_comment,
+        reception_id=row.reception_id,
     )
 
 
@@ -82,6 +83,7 @@ def ticket_fields(ticket: Ticket) -> dict[str, Any]:
         "share_contact": ticket.share_contact,
         "rating": ticket.rating,
         "rating_comment": ticket.rating_comment,
+        "reception_id": ticket.reception_id,
     }
 
 
@@ -112,6 +114,7 @@ def message_of(row: OutboxRow) -> OutboxMessage:
         created_at=row.created_at,
         sent_at=row.sent_at,
         ticket_number=row.ticket_number,
+        purpose=row.purpose or "",
     )
 
 
@@ -128,6 +131,7 @@ def message_fields(message: OutboxMessage) -> dict[str, Any]:
         "last_error": message.last_error,
         "sent_at": message.sent_at,
         "ticket_number": message.ticket_number,
+        "purpose": message.purpose,
     }
 
 

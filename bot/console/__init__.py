@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -10,14 +9,16 @@ from bot.core.clock import Clock
 from bot.core.ports import UnitOfWorkFactory
 from bot.settings import Settings
 from bot.texts import Texts
+from handlers.services import Services
 
 
 def add_console_routes(app: web.Application, *, uow_factory: UnitOfWorkFactory, engine: object, clock: Clock,
-                       settings: Settings, texts: Texts, services: Any = None,
+                       settings: Settings, texts: Texts, services: Services | None = None,
                        send_broadcast: Callable[[int], None] | None = None) -> None:
-    """Mounts both on the bot's web application. `engine` is the SQL engine the read side queries.
-    `services`: the use cases' Services (built here over `uow_factory` when not given);
-    `send_broadcast(id)`: starts sending a stored broadcast in the background (without it the send_broadcasts job does)."""
+    """Mounts both on the bot's web application. `engine` is the SQL engine the read side queries;
+    `services` are the use cases the actions call (on the same unit of work; built here over
+    `uow_factory` when not given); `send_broadcast(id)` starts sending a stored broadcast in the
+    background (without it the send_broadcasts job does)."""
     from bot.console.api import create_api_app
     from bot.console.common import ConsoleDeps
     from bot.console.web import create_console_app

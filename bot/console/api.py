@@ -34,6 +34,8 @@ MAX_JSON_BYTES = 16 * 1024
 
 
 def create_api_app(deps: ConsoleDeps) -> web.Application:
+    from bot.console.api_actions import add_action_routes  # it uses this module's helpers
+
     app = web.Application(middlewares=[bearer], client_max_size=MAX_JSON_BYTES)
     app[DEPS] = deps
     r = app.router
@@ -45,6 +47,7 @@ def create_api_app(deps: ConsoleDeps) -> web.Application:
     r.add_get("/deputies", list_deputies)
     r.add_get("/duty", duty_now)
     r.add_get("/stats/tickets", ticket_stats)
+    add_action_routes(r)  # POST /tickets, POST /tickets/{number}/assign (api_actions.py)
     add_reception_api(r)
     return app
 
@@ -104,7 +107,7 @@ def iso(value: datetime | None) -> str | None:
 
 
 def _open311_status(status: str) -> str:
-    return "closed" if status == TicketStatus.RESOLVED else "open"
+    return "open" if TicketStatus(status).is_open else "closed"
 
 
 def ticket_item(row: TicketRowView) -> dict[str, Any]:
@@ -133,6 +136,7 @@ def ticket_detail(ticket: Ticket, station_name: str, town: str, deputy_name: str
     last = ticket.timeline[-1].at if ticket.timeline else ticket.created_at
     item |= {
         "details": ticket.details,
+        "revision": ticket.revision,  # post it back with an action: a ticket changed since is 409
         "updated_datetime": iso(max([last, *(n.at for n in notes)])),
         "phone": contact_of(ticket) or None,
         "media_urls": [a.url for a in ticket.attachments if a.kind == "image" and a.url],

@@ -19,6 +19,7 @@ from bot.core.clock import Clock
 from bot.core.ports import UnitOfWork, UnitOfWorkFactory
 from bot.settings import Settings
 from bot.texts import Texts
+from handlers.services import Services
 from storage.console_queries import TABS, ConsoleQueries, TicketQuery, station_scope_filter
 
 MAX_PAGE = 10_000
@@ -31,7 +32,7 @@ class ConsoleDeps:
     clock: Clock
     texts: Texts
     settings: Settings
-    services: Any = None  # handlers.services.Services: the use cases the console's actions call
+    services: Services | None = None  # the use cases, for the actions (same bus as the chat)
     send_broadcast: Callable[[int], None] | None = None  # starts (in the background) a broadcast's mass sends
 
 

@@ -44,6 +44,7 @@ TICKET_DETAIL = {
         {"$ref": "#/components/schemas/Ticket"},
         _obj({
             "details": STR,
+            "revision": INT,
             "updated_datetime": DATETIME,
             "phone": NULLABLE_STR,
             "media_urls": {"type": "array", "items": STR},
@@ -100,6 +101,27 @@ ERRORS = {
     "401": _json_response("没有令牌或令牌无效", _ref("Error")),
     "404": _json_response("不存在，或不在本账号的范围内", _ref("Error")),
 }
+VISITOR_REPORT = _obj({
+    "summary": {"type": "string", "minLength": 1, "maxLength": 60, "description": "反映的问题（一句话）"},
+    "details": {"type": "string", "maxLength": 2000, "description": "详细情况"},
+    "place": {"type": "string", "minLength": 1, "maxLength": 200, "description": "地点"},
+    "category": {"type": "string", "enum": list(CATEGORIES), "description": "诉求类别，不填为“其他”"},
+    "phone": {"type": "string", "maxLength": 32, "description": "群众电话（手机或座机），可不填"},
+    "phone_consent": {"type": "boolean", "description": "群众同意把电话告诉办理的代表"},
+    "station": {"type": "string", "description": "联络站编号；不填则按地点分配（须在本账号范围内）"},
+    "reception_id": {"type": "integer", "description": "在哪次接待活动登记的"},
+}, required=["summary", "place"])
+ASSIGN = _obj({
+    "deputy_code": {"type": "string", "minLength": 1, "description": "代表编号：本站的代表；区级账号可选任何代表（工单随之转到该代表的联络站）"},
+    "revision": {"type": "integer", "description": "读到的工单 revision；工单此后被改动过则返回 409"},
+}, required=["deputy_code"])
+
+
+def _post(summary: str, parameters: list[dict[str, Any]], body: dict[str, Any], status: str,
+          extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"summary": summary, "parameters": parameters,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {status: _json_response("成功", _ref("TicketDetail")), **ERRORS, **(extra or {})}}
 
 
 def _get(summary: str, parameters: list[dict[str, Any]], schema: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +140,12 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": {
-            "/tickets": _get("工单列表", TICKET_FILTERS + PAGING, ticket_page),
+            "/tickets": {**_get("工单列表", TICKET_FILTERS + PAGING, ticket_page),
+                         "post": _post("代来访或来电群众登记诉求（按地点分配，和微信提交的一样办理；记入操作记录）", [],
+                                       VISITOR_REPORT, "201")},
+            "/tickets/{number}/assign": {"post": _post(
+                "分配或改派给代表（代表和群众都会收到微信通知；记入操作记录）", [NUMBER], ASSIGN, "200",
+                {"409": _json_response("工单刚被别人改动过，请重新读取后再操作", _ref("Error"))})},
             "/tickets/{number}": _get("一件工单", [NUMBER], _ref("TicketDetail")),
             "/tickets/{number}/notes": {"post": {
                 "summary": "添加内部备注（不会发给群众，记入操作记录）",

@@ -27,13 +27,8 @@ from bot.console.common import (
     DEPS,
     BadParam,
     ConsoleDeps,
-    TimelineItem,
-    actor_label,
-    add_internal_note,
-    contact_of,
     export_response,
     parse_ticket_query,
-    ticket_in_scope,
     visible_stations,
 )
 from bot.core.staff import StaffAccount, StaffError, StaffRole
@@ -51,6 +46,8 @@ CSRF = web.RequestKey("console_csrf", str)
 
 
 def create_console_app(deps: ConsoleDeps) -> web.Application:
+    from bot.console.ticket_actions import add_ticket_routes  # it uses this module's page helpers
+
     app = web.Application()
     app[DEPS] = deps
     key = deps.settings.console_secret_key or Fernet.generate_key().decode()
@@ -74,9 +71,7 @@ def create_console_app(deps: ConsoleDeps) -> web.Application:
     r.add_route("*", "/password", password, name="password")
     r.add_post("/logout", logout, name="logout")
     r.add_get("/", dashboard, name="dashboard")
-    r.add_get("/tickets", tickets, name="tickets")
-    r.add_get("/tickets/{number}", ticket_page, name="ticket")
-    r.add_post("/tickets/{number}/notes", ticket_note, name="ticket_note")
+    add_ticket_routes(r)  # the queue, the ticket page and its actions, 登记来访诉求 (ticket_actions.py)
     r.add_get("/stations", stations, name="stations")
     r.add_get("/stations/{code}/week", station_week, name="station_week")
     r.add_get("/deputies", deputies, name="deputies")
@@ -240,65 +235,6 @@ async def _query_or_error(request: web.Request, per_page: int = 20) -> tuple[Tic
 
 def _filter_context(stations_list: list[Any]) -> dict[str, Any]:
     return {"towns": sorted({s.town for s in stations_list}), "stations": stations_list}
-
-
-async def tickets(request: web.Request) -> web.StreamResponse:
-    deps = _deps(request)
-    query, error, stations_list = await _query_or_error(request)
-    now = deps.clock.now()
-    if query is None:
-        return _page(request, "tickets.html", status=400, error=error, page=None, tab_counts={},
-                     **_filter_context(stations_list))
-    fmt = request.query.get("export", "")
-    if fmt in ("xlsx", "csv"):
-        page = await deps.queries.tickets(query, now, export=True)
-        t = deps.texts.get
-        headers = [t(f"console_col_{c}") for c in ("number", "created", "town", "station", "category", "summary",
-                                                   "place", "status", "deputy", "rating")]
-        rows = [[i.number, i.created_at, i.town, i.station_name or i.station_code, i.category, i.summary, i.place,
-                 t(f"deputy_status_{i.status}"), i.deputy_name, i.rating] for i in page.items]
-        return export_response(fmt, t("console_export_tickets"), headers, rows)
-    page = await deps.queries.tickets(query, now)
-    tab_counts = {tab: await deps.queries.count(TicketQuery(tab=tab, station_codes=query.station_codes), now)
-                  for tab in TABS[:-1]}
-    return _page(request, "tickets.html", page=page, tab=query.tab, tab_counts=tab_counts,
-                 late_hours=deps.queries.late_hours, **_filter_context(stations_list))
-
-
-async def ticket_page(request: web.Request, error: str = "") -> web.StreamResponse:
-    deps = _deps(request)
-    async with deps.uow_factory() as uow:
-        ticket = await ticket_in_scope(uow, _account(request).scope, request.match_info["number"])
-        if ticket is None:
-            return _not_found(request)
-        station = await uow.stations.get(ticket.station_code)
-        deputies_by_code = {d.code: d for d in await uow.deputies.list()}
-        notes = await uow.notes.for_ticket(ticket.number)
-        staff_names = await _staff_names(uow)
-    t = deps.texts
-    timeline = [TimelineItem(e.at, e.kind, actor_label(t, e.actor, deputies_by_code),
-                             deputies_by_code[e.text].name if e.kind == "transferred" and e.text in deputies_by_code
-                             else e.text) for e in ticket.timeline]
-    timeline += [TimelineItem(n.at, "note", staff_names.get(n.author, n.author), n.text) for n in notes]
-    timeline.sort(key=lambda item: item.at)
-    deputy = deputies_by_code.get(ticket.deputy_code or "")
-    return _page(request, "ticket.html", status=400 if error else 200, ticket=ticket, station=station,
-                 deputy=deputy, contact=contact_of(ticket), timeline=timeline, error=error,
-                 photos=[a for a in ticket.attachments if a.kind == "image"],
-                 voices=[a for a in ticket.attachments if a.kind == "voice"],
-                 locations=[a for a in ticket.attachments if a.kind == "location"])
-
-
-async def ticket_note(request: web.Request) -> web.StreamResponse:
-    deps = _deps(request)
-    text = str((await request.post()).get("text", ""))
-    try:
-        note = await add_internal_note(deps, _account(request), request.match_info["number"], text)
-    except BadParam as error:
-        return await ticket_page(request, error=deps.texts.get(error.key))
-    if note is None:
-        return _not_found(request)
-    raise _redirect(f"/tickets/{note.ticket_number}#timeline")
 
 
 def _target_label(deps: ConsoleDeps) -> Any:

@@ -24,11 +24,13 @@ class TicketFiled(Event):
 
 @dataclass(frozen=True)
 class TicketAssigned(Event):
-    """A waiting ticket got a deputy (the station queue drained)."""
+    """A ticket got a deputy: the station queue drained, or staff assigned or reassigned it
+    (`previous_deputy`: whom it was taken from)."""
 
     number: int
     deputy_code: str
     at: datetime
+    previous_deputy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,26 @@ class CitizenNoted(Event):
 
     number: int
     text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StationMessaged(Event):
+    """Staff wrote to the citizen from the station (`author`: the staff username)."""
+
+    number: int
+    author: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TicketClosedAsDuplicate(Event):
+    """Closed as the same matter as ticket `original`; `deputy_code` had it, if anyone."""
+
+    number: int
+    original: int
+    deputy_code: str | None
     at: datetime
 
 

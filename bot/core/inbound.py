@@ -37,6 +37,8 @@ class Inbound:
     longitude: float | None = None
     label: str = ""  # location label
     raw_type: str = ""  # the original MsgType (and Event) for unknown types
+    # 订阅通知 choices of subscribe_msg_popup_event / subscribe_msg_change_event: (template id, accept|reject)
+    subscriptions: tuple[tuple[str, str], ...] = ()
 
     @property
     def dedupe_key(self) -> str:

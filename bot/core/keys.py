@@ -69,6 +69,11 @@ def scene(openid: str) -> str:
     return f"scene:{openid}"
 
 
+def subscriptions(openid: str) -> str:
+    """订阅通知 grants of one user: JSON {subscribe template id: sends left} (handlers/channels.py)."""
+    return f"subscriptions:{openid}"
+
+
 def mass_pace() -> str:
     """When the last WeChat mass call started (handlers/pacing.py), across all workers."""
     return "mass-pace:next"

@@ -13,6 +13,7 @@ class OutboxStatus(StrEnum):
     HELD = "held"  # outside every window and no template: waits until the user writes
     SENT = "sent"
     FAILED = "failed"
+    DROPPED = "dropped"  # no longer applied when its turn came (ticket transferred away, closed): last_error says why
 
 
 UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.HELD, OutboxStatus.FAILED)
@@ -21,6 +22,7 @@ UNDELIVERED = (OutboxStatus.PENDING, OutboxStatus.HELD, OutboxStatus.FAILED)
 class Channel(StrEnum):
     CUSTOMER_SERVICE = "customer_service"
     TEMPLATE = "template"
+    SUBSCRIBE = "subscribe"  # 订阅通知 (message/subscribe/bizsend)
 
 
 @dataclass
@@ -40,6 +42,7 @@ class OutboxMessage:
     created_at: datetime | None = None
     sent_at: datetime | None = None
     ticket_number: int | None = None  # the ticket it is about (set by the bus for event pushes)
+    purpose: str = ""  # a bot.core.reach.Purpose: whether it still applies when it goes out
     events: list[Event] = field(default_factory=list, compare=False, repr=False)
 
     def give_up(self, error: str, at: datetime) -> None:

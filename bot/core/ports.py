@@ -269,6 +269,10 @@ class WeChatGateway(Protocol):
 
     async def send_template(self, openid: str, template_id: str, data: dict[str, str], url: str = "") -> None: ...
 
+    async def send_subscribe(self, openid: str, template_id: str, data: dict[str, str], page: str = "") -> None:
+        """订阅通知 (message/subscribe/bizsend); 43101: the user has no subscription left."""
+        ...
+
     async def create_qrcode(self, scene: str) -> bytes:
         """A permanent QR code with this scene string, as PNG bytes."""
         ...

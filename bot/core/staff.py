@@ -29,6 +29,19 @@ class StaffError(ValueError):
         self.params = params
 
 
+class ActionRefused(StaffError):
+    """A staff action that cannot be done as asked (handlers/staff_actions.py); `field` names the
+    form field or API parameter at fault."""
+
+    def __init__(self, key: str, field: str = "", **params: object) -> None:
+        super().__init__(key, **params)
+        self.field = field
+
+
+class NotInScope(LookupError):
+    """No such thing for this account: missing, or outside its scope (answered alike: 404)."""
+
+
 @dataclass
 class StaffAccount:
     username: str

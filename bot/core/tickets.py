@@ -14,8 +14,10 @@ from bot.core.errors import DomainError
 from bot.core.events import (
     CitizenNoted,
     Event,
+    StationMessaged,
     TicketAccepted,
     TicketAssigned,
+    TicketClosedAsDuplicate,
     TicketFiled,
     TicketRated,
     TicketReplied,
@@ -42,6 +44,8 @@ CATEGORIES = (
 
 CITIZEN = "citizen"  # the actor of the citizen's own timeline entries
 SYSTEM = "system"
+# the openid of a walk-in or phone visitor's ticket, filed by staff: nobody to push to on WeChat
+VISITOR = ""
 
 
 class TicketStatus(StrEnum):
@@ -50,10 +54,11 @@ class TicketStatus(StrEnum):
     ACCEPTED = "accepted"
     REPLIED = "replied"
     RESOLVED = "resolved"
+    CLOSED = "closed"  # closed by staff without a result of its own (a duplicate): never rated
 
     @property
     def is_open(self) -> bool:
-        return self is not TicketStatus.RESOLVED
+        return self not in CLOSED_STATUSES
 
 
 class TimelineKind(StrEnum):
@@ -65,6 +70,11 @@ class TimelineKind(StrEnum):
     TRANSFERRED = "transferred"
     RATED = "rated"
     CITIZEN_NOTE = "citizen_note"
+    STATION_MESSAGE = "station_message"  # staff's words to the citizen, from the station
+    DUPLICATE = "duplicate"  # closed as a duplicate; text = the original's number
+
+
+CLOSED_STATUSES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
 
 
 class AttachmentKind(StrEnum):
@@ -108,21 +118,34 @@ class Ticket:
     timeline: list[TimelineEntry] = field(default_factory=list)
     rating: int | None = None
     rating_comment: str = ""
+    reception_id: int | None = None  # filed by staff at this reception day
     # recorded domain events, not stored: the unit of work collects them on commit
     events: list[Event] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def file(cls, *, citizen_openid: str, category: str, summary: str, place: str, details: str,
              station_code: str, at: datetime, phone: str | None = None, share_contact: bool = False,
-             attachments: list[Attachment] | None = None) -> Ticket:
+             attachments: list[Attachment] | None = None, filed_by: str = CITIZEN,
+             reception_id: int | None = None) -> Ticket:
         """A new report for `station_code`, not numbered yet: the repository numbers it on add,
-        then `start` decides who takes it."""
+        then `start` decides who takes it. `filed_by` is a staff username for a visitor's report."""
         return cls(
             number=0, citizen_openid=citizen_openid, category=category, summary=summary, place=place,
             details=details, station_code=station_code, created_at=at, phone=phone,
-            share_contact=share_contact, attachments=list(attachments or ()),
-            timeline=[TimelineEntry(at, TimelineKind.FILED, CITIZEN, station_code)],
+            share_contact=share_contact, attachments=list(attachments or ()), reception_id=reception_id,
+            timeline=[TimelineEntry(at, TimelineKind.FILED, filed_by, station_code)],
         )
+
+    @property
+    def from_visitor(self) -> bool:
+        """Filed by staff for a visitor without WeChat: the citizen cannot be pushed to."""
+        return self.citizen_openid == VISITOR
+
+    @property
+    def revision(self) -> int:
+        """Grows with every change (each appends a timeline entry): a form posts the revision it
+        showed, and an action on a ticket changed since is refused (no lost update)."""
+        return len(self.timeline)
 
     # --- state machine -------------------------------------------------
     def _require_open(self) -> None:
@@ -145,10 +168,17 @@ class Ticket:
             self._set_deputy(deputy_code, at)
         self.events.append(TicketFiled(self.number, self.station_code, deputy_code, at))
 
-    def assign(self, deputy_code: str, at: datetime) -> None:
+    def assign(self, deputy_code: str, at: datetime, *, station_code: str | None = None) -> None:
+        """To this deputy (a queue drain, or staff); staff may move it to the deputy's station.
+        A deputy it is taken from is named in the event, so they are told."""
         self._require_open()
+        previous = self.deputy_code
+        if previous == deputy_code:
+            raise DomainError("assign_same_deputy", number=self.number)
+        if station_code:
+            self.station_code = station_code
         self._set_deputy(deputy_code, at)
-        self.events.append(TicketAssigned(self.number, deputy_code, at))
+        self.events.append(TicketAssigned(self.number, deputy_code, at, previous_deputy=previous))
 
     def accept(self, deputy_code: str, at: datetime) -> None:
         self._require_deputy(deputy_code)
@@ -205,6 +235,22 @@ class Ticket:
             raise DomainError("citizen_note_closed", number=self.number)
         self.timeline.append(TimelineEntry(at, TimelineKind.CITIZEN_NOTE, CITIZEN, text))
         self.events.append(CitizenNoted(self.number, text, at))
+
+    def message_citizen(self, author: str, text: str, at: datetime) -> None:
+        """The station's words to the citizen (staff write them in the console), on the timeline."""
+        if self.from_visitor:
+            raise DomainError("station_message_no_wechat", number=self.number)
+        self.timeline.append(TimelineEntry(at, TimelineKind.STATION_MESSAGE, author, text))
+        self.events.append(StationMessaged(self.number, author, text, at))
+
+    def close_as_duplicate(self, original: int, author: str, at: datetime) -> None:
+        """The same matter as ticket `original`: closed here, handled there."""
+        self._require_open()
+        if original == self.number:
+            raise DomainError("duplicate_of_itself", number=self.number)
+        self.status = TicketStatus.CLOSED
+        self.timeline.append(TimelineEntry(at, TimelineKind.DUPLICATE, author, str(original)))
+        self.events.append(TicketClosedAsDuplicate(self.number, original, self.deputy_code, at))
 
     def copy(self) -> Ticket:
         """A copy with its own lists and no recorded events."""

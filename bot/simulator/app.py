@@ -295,8 +295,9 @@ async def pushes(request: web.Request) -> web.Response:
 
 def _push(message: dict[str, Any]) -> dict[str, str]:
     """A message the fake WeChat API recorded, as the user sees it: {"openid", "via", "text"}."""
-    if message["path"].endswith("/template/send"):
+    if message["path"].endswith(("/template/send", "/subscribe/bizsend")):
+        via = "template" if message["path"].endswith("/template/send") else "subscribe"
         text = "\n".join(str(v) for v in (message["data"] or {}).values() if v)
-        return {"openid": message["openid"], "via": "template", "text": text or f"[{message['template_id']}]"}
+        return {"openid": message["openid"], "via": via, "text": text or f"[{message['template_id']}]"}
     text = message["text"] if message["msgtype"] == "text" else f"[{message['msgtype']}]"
     return {"openid": message["openid"], "via": "customer_service", "text": text}

@@ -3,6 +3,11 @@
 For tests and the demo sandbox: point settings.wechat_api_base at it. It issues tokens (a new
 token invalidates the previous one, as on WeChat), checks them, and can be told to fail.
 GET /_fake/calls?openid=…&since=N lists delivered messages for the chat simulator.
+
+Template messages and 订阅通知 are checked as WeChat does since 2023 (bot/core/wechat_fields.py:
+typed fields, values within their limits, no first/remark on templates; 47003 otherwise). A
+订阅通知 needs a subscription of that user for that template (`grant_subscription`, as when the
+user accepts WeChat's pop-up): one send per grant, or unlimited when long-term; else 43101.
 """
 from __future__ import annotations
 
@@ -19,7 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
-MESSAGE_PATHS = ("/cgi-bin/message/custom/send", "/cgi-bin/message/template/send")
+from bot.core.wechat_fields import problems
+
+SUBSCRIBE_PATH = "/cgi-bin/message/subscribe/bizsend"
+MESSAGE_PATHS = ("/cgi-bin/message/custom/send", "/cgi-bin/message/template/send", SUBSCRIBE_PATH)
 
 
 class FakeWeChatAPI:
@@ -44,6 +52,9 @@ class FakeWeChatAPI:
         self._mass_month: dict[tuple[str, str], int] = defaultdict(int)
         self._clientmsgids: dict[str, int] = {}
         self._tag_ids = itertools.count(100)
+        self.templates: set[str] | None = None  # template ids the account has added (None: any)
+        self.subscriptions: dict[tuple[str, str], int] = defaultdict(int)  # (openid, template id) → sends left
+        self.long_term: set[tuple[str, str]] = set()
         self.mass_delay = 0.0  # seconds a mass call is answered late, after WeChat took it
 
     # --- knobs --------------------------------------------------------------------------------
@@ -59,6 +70,13 @@ class FakeWeChatAPI:
         """The next `times` calls to `path` get no answer for `seconds`, then a 504: WeChat did not
         take them (recorded with errcode -1)."""
         self._hangs[path].extend([seconds] * times)
+
+    def grant_subscription(self, openid: str, template_id: str, *, long_term: bool = False) -> None:
+        """The user accepted the subscription pop-up for this template (one send, or long-term)."""
+        if long_term:
+            self.long_term.add((openid, template_id))
+        else:
+            self.subscriptions[(openid, template_id)] += 1
 
     def expire_token(self) -> None:
         """The current token stops working (calls answer 42001) until a new one is fetched."""
@@ -90,6 +108,7 @@ class FakeWeChatAPI:
         app.router.add_get("/cgi-bin/token", self._token_endpoint)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
         app.router.add_post("/cgi-bin/message/template/send", self._template_send)
+        app.router.add_post(SUBSCRIBE_PATH, self._subscribe_send)
         app.router.add_post("/cgi-bin/qrcode/create", self._qrcode_create)
         app.router.add_get("/cgi-bin/showqrcode", self._showqrcode)
         app.router.add_post("/cgi-bin/message/mass/send", self._mass_send)
@@ -120,7 +139,8 @@ class FakeWeChatAPI:
         }
         if isinstance(body, dict):
             call["openid"] = body.get("touser")
-            call["msgtype"] = body.get("msgtype", "template" if "template_id" in body else "")
+            kind = "subscribe" if request.path == SUBSCRIBE_PATH else "template" if "template_id" in body else ""
+            call["msgtype"] = body.get("msgtype", kind)
             text = body.get("text")
             call["text"] = text.get("content", "") if isinstance(text, dict) else ""
             call["template_id"] = body.get("template_id", "")
@@ -199,9 +219,28 @@ class FakeWeChatAPI:
         call, refused = await self._message_call(request)
         if refused:
             return refused
-        if not call["json"].get("template_id"):
+        template_id = call["json"].get("template_id")
+        if not template_id or (self.templates is not None and template_id not in self.templates):
             return self._answer(call, {"errcode": 40037, "errmsg": "invalid template_id"})
+        if bad := problems(call["data"], template=True):
+            return self._answer(call, {"errcode": 47003, "errmsg": f"argument invalid! {bad[0]}"})
         return self._answer(call, {"errcode": 0, "errmsg": "ok", "msgid": 200228332 + call["seq"]})
+
+    async def _subscribe_send(self, request: web.Request) -> web.Response:
+        call, refused = await self._message_call(request)
+        if refused:
+            return refused
+        template_id = str(call["json"].get("template_id") or "")
+        if not template_id:
+            return self._answer(call, {"errcode": 40037, "errmsg": "invalid template_id"})
+        if bad := problems(call["data"], template=False):
+            return self._answer(call, {"errcode": 47003, "errmsg": f"argument invalid! {bad[0]}"})
+        key = (call["openid"], template_id)
+        if key not in self.long_term:
+            if self.subscriptions[key] <= 0:
+                return self._answer(call, {"errcode": 43101, "errmsg": "user refuse to accept the msg"})
+            self.subscriptions[key] -= 1
+        return self._answer(call, {"errcode": 0, "errmsg": "ok"})
 
     async def _qrcode_create(self, request: web.Request) -> web.Response:
         call = await self._record(request)

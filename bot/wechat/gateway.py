@@ -43,15 +43,18 @@ class HttpWeChatGateway:
         log.info("wechat custom message sent to %s", mask_openid(openid))
 
     async def send_template(self, openid: str, template_id: str, data: dict[str, str], url: str = "") -> None:
-        payload: dict[str, Any] = {
-            "touser": openid,
-            "template_id": template_id,
-            "data": {key: {"value": value} for key, value in data.items()},
-        }
+        payload = _fields_payload(openid, template_id, data)
         if url:
             payload["url"] = url
         await self._call("/cgi-bin/message/template/send", payload)
         log.info("wechat template message sent to %s", mask_openid(openid))
+
+    async def send_subscribe(self, openid: str, template_id: str, data: dict[str, str], page: str = "") -> None:
+        payload = _fields_payload(openid, template_id, data)
+        if page:
+            payload["page"] = page  # a web page here (no mini program)
+        await self._call("/cgi-bin/message/subscribe/bizsend", payload)
+        log.info("wechat subscribe message sent to %s", mask_openid(openid))
 
     async def create_qrcode(self, scene: str) -> bytes:
         """A permanent string-scene QR code; the image bytes as showqrcode serves them."""
@@ -133,6 +136,12 @@ class HttpWeChatGateway:
         if not token:
             raise WeChatAPIError(TRANSPORT_ERRCODE, "token endpoint answered without access_token")
         return str(token), int(expires_in)
+
+
+def _fields_payload(openid: str, template_id: str, data: dict[str, str]) -> dict[str, Any]:
+    """A template message's or 订阅通知's body: {"touser", "template_id", "data": {key: {"value"}}}."""
+    return {"touser": openid, "template_id": template_id,
+            "data": {key: {"value": value} for key, value in data.items()}}
 
 
 def _decode(body: bytes, status: int) -> dict[str, Any]:

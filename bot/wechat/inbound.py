@@ -168,6 +168,7 @@ def _map_event(data: dict[str, Any], common: dict[str, Any]) -> Inbound:
         kind=InboundKind.EVENT,
         event=event,
         event_key=key,
+        subscriptions=_subscriptions(data),
         scene=scene,
         latitude=latitude,
         longitude=longitude,
@@ -175,6 +176,22 @@ def _map_event(data: dict[str, Any], common: dict[str, Any]) -> Inbound:
         raw_type="event:" + original,
         **{**common, "msg_id": ""},  # events carry no MsgId (MsgID of job reports is not one)
     )
+
+
+SUBSCRIPTION_EVENTS = ("SubscribeMsgPopupEvent", "SubscribeMsgChangeEvent")  # the user chose in a pop-up / settings
+
+
+def _subscriptions(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(template id, accept|reject) for each template the user decided on."""
+    found = []
+    for name in SUBSCRIPTION_EVENTS:
+        block = data.get(name)
+        items = block.get("List") if isinstance(block, dict) else None
+        for item in items if isinstance(items, list) else [items] if isinstance(items, dict) else []:
+            template_id, status = _text(item, "TemplateId"), _text(item, "SubscribeStatusString").lower()
+            if template_id and status in ("accept", "reject"):
+                found.append((template_id, status))
+    return tuple(found)
 
 
 def _text(data: dict[str, Any], name: str) -> str:

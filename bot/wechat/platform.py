@@ -59,6 +59,14 @@ def event_xml(openid: str, account: str, event: str, event_key: str = "", **kw: 
     return message_xml(openid, account, "event", **fields, **kw)  # type: ignore[arg-type]
 
 
+def subscribe_popup_xml(openid: str, account: str, choices: dict[str, str], **kw: object) -> str:
+    """subscribe_msg_popup_event: the user's accept/reject per 订阅通知 template id."""
+    items = "".join(f"<List><TemplateId>{_cdata(t)}</TemplateId><SubscribeStatusString>{_cdata(s)}"
+                    "</SubscribeStatusString><PopupScene>2</PopupScene></List>" for t, s in choices.items())
+    xml = event_xml(openid, account, "subscribe_msg_popup_event", **kw)
+    return xml.replace("</xml>", f"<SubscribeMsgPopupEvent>{items}</SubscribeMsgPopupEvent></xml>")
+
+
 def image_xml(openid: str, account: str, media_id: str | None = None, **kw: object) -> str:
     media_id = media_id or secrets.token_hex(16)
     pic_url = f"http://mmbiz.qpic.cn/mmbiz_jpg/{media_id}/0"

@@ -4,11 +4,12 @@ Every message goes through ROUTERS, in this order; the first that answers wins (
 "not mine" by returning None). See docs/architecture.md "Chat routers" for adding a mode."""
 from __future__ import annotations
 
-from handlers.chat import answers, commands, deputy, follow, follows, intents, report
+from handlers.chat import answers, commands, deputy, follow, follows, intents, report, subscriptions
 from handlers.chat.router import Router, Scene
 
 ROUTERS: tuple[Router | Scene, ...] = (
     follow.router,  # subscribe (bind the QR station, welcome) · SCAN · unsubscribe
+    subscriptions.router,  # 订阅通知 accepted/refused (events, no reply)
     deputy.binding,  # 绑定 <code>
     deputy.commands,  # a bound deputy's 受理/办结/转 …
     report.scene,  # the user's current scene (next: rating, live Q&A)

@@ -212,9 +212,14 @@ class Dispatcher:
             ctx.state = state
         if state is None and ctx.kind in TEXTS:
             ctx.lost = await self.store.lost(inbound.openid)
+        released = 0
         if inbound.kind != "event" or any(r.takes(ctx.kind) for r in self.routers):
-            await self._open_window(ctx)
-        return await self._route(ctx)
+            released = await self._open_window(ctx)
+        try:
+            return await self._route(ctx)
+        finally:
+            if released:  # after the message's own change: a notice it made stale is dropped, not sent
+                self.services.kick_delivery()
 
     async def _route(self, ctx: Context) -> str | None:
         for position, router in enumerate(self.routers):
@@ -253,11 +258,13 @@ class Dispatcher:
             return ctx.texts.get(scene.expired_text, minutes=int(scene.ttl(self.services) // 60))
         return None
 
-    async def _open_window(self, ctx: Context) -> None:
+    async def _open_window(self, ctx: Context) -> int:
         """The user wrote (or followed/scanned/clicked): WeChat's window opens, held pushes go.
         A failure here must not cost the user their answer; it is logged loudly."""
         event = ctx.inbound.event if ctx.inbound.kind == "event" else ""
         try:
-            await delivery.record_inbound(self.services, ctx.openid, event=event)  # releases held ones too
+            # releases held ones too (returns how many: delivery is kicked after the routers)
+            return await delivery.record_inbound(self.services, ctx.openid, event=event, kick=False)
         except Exception:  # noqa: BLE001 - bookkeeping must not swallow the reply
             log.exception("messaging window update failed for %s", mask_openid(ctx.openid))
+            return 0

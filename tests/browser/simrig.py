@@ -112,7 +112,7 @@ class StubWebhook:
                             json={"touser": openid, "msgtype": "text", "text": {"content": "这是一条客服消息推送"}})
             await http.post("/cgi-bin/message/template/send", params={"access_token": token},
                             json={"touser": openid, "template_id": "TPL-STATUS",
-                                  "data": {"first": {"value": "您的诉求有新进展"}, "keyword1": {"value": "#1"}}})
+                                  "data": {"thing2": {"value": "您的诉求有新进展"}, "character_string1": {"value": "#1"}}})
 
 
 @dataclass

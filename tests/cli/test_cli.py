@@ -152,6 +152,8 @@ async def test_outbox_in_chinese_names_deputies_and_masks_citizens(tmp_path: Pat
             OutboxMessage(recipient_openid="oCitizenOpenid999999", text="已办结", status="pending",
                           attempts=1, last_error="ClientConnectorError: Cannot connect to host"),
             OutboxMessage(recipient_openid="oCitizenOpenid999999", text="您好", status="sent", channel="template"),
+            OutboxMessage(recipient_openid="oDeputyOpenid0001", text="【新工单 #1002】", status="dropped",
+                          last_error="stale: transferred", ticket_number=1002),
         ):
             await uow.outbox.add(message)
         await uow.commit()
@@ -163,6 +165,7 @@ async def test_outbox_in_chinese_names_deputies_and_masks_citizens(tmp_path: Pat
     assert "群众 oCit…56" in out and "测试代表甲代表（D001）" in out
     assert "暂存" in out and "没配置模板消息" in out and "已取消关注" in out and "网络不通" in out
     assert "已办结" in out and "您好" not in out  # sent messages only with --all
+    assert "不再发送" in out and "工单已转给别的代表" in out  # a held notice dropped, not delivered stale
     assert english_words(out) == [], out  # no English reasons, no log lines
 
     code, out = await run(tmp_path, "outbox", "--all", COLUMNS="200")

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from seed import NOW, seed
 
+from bot.bootstrap import build_services
 from bot.console import add_console_routes
 from bot.console.auth import create_account, issue_token
 from bot.settings import Settings
 from bot.texts import default_texts
+from storage.kv import MemoryKeyValueStore
 
 PASSWORD = "一二三四五六七八"
 ACCOUNTS = {
@@ -34,6 +37,7 @@ class ConsoleRig:
     numbers: dict[str, int]
     tokens: dict[str, str] = field(default_factory=dict)
     clock: FixedClock = field(default_factory=FixedClock)
+    services: Any = None
 
 
 async def build_rig(uow_factory, must_change: bool = False, **console: object) -> ConsoleRig:
@@ -52,9 +56,21 @@ async def build_rig(uow_factory, must_change: bool = False, **console: object) -
                 await uow.staff.save(account)
             await uow.commit()
     app = web.Application()
-    add_console_routes(app, uow_factory=uow_factory, engine=uow_factory.engine, clock=clock,
-                       settings=console.pop("settings", None) or Settings(), texts=default_texts(), **console)
-    return ConsoleRig(app, numbers, tokens, clock)
+    # the actions' use cases on a bus over the same storage, as bot/bootstrap.py mounts them
+    services = console.pop("services", None) or build_services(Settings(), uow=uow_factory, kv=MemoryKeyValueStore(),
+                                                               nlu=_NoNLU(), clock=clock)
+    add_console_routes(app, uow_factory=services.uow, engine=uow_factory.engine, clock=clock,
+                       settings=console.pop("settings", None) or Settings(), texts=default_texts(), services=services,
+                       **console)
+    return ConsoleRig(app, numbers, tokens, clock, services)
+
+
+class _NoNLU:
+    async def parse(self, text: str):  # the console never parses
+        raise AssertionError(text)
+
+    async def learn_places(self, stations) -> None:
+        return None
 
 
 async def build_sending_rig(uow_factory, wechat_base: str):
@@ -62,10 +78,8 @@ async def build_sending_rig(uow_factory, wechat_base: str):
     API at `wechat_base`: returns (rig, senders, gateway); close the gateway at the end."""
     import asyncio
 
-    from bot.bootstrap import build_services
     from bot.wechat.gateway import HttpMassGateway
     from handlers import broadcasts
-    from storage.kv import MemoryKeyValueStore
 
     settings = Settings(_env_file=None, wechat_api_base=wechat_base, wechat_appid="wxconsole", wechat_secret="s",
                         broadcast_calls_per_minute=600)

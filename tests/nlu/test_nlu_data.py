@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from bot.core.tickets import CATEGORIES
 from nlu import data as nd
-from nlu.embedded import INTENTS
+from nlu.linear import INTENTS
 from nlu.text import normalize
 
 

@@ -8,7 +8,8 @@ import pytest
 from bot.core.parse import ParseResult
 from bot.core.tickets import CATEGORIES
 from nlu import data as nd
-from nlu.embedded import FALLBACK_INTENT, INTENTS
+from nlu.embedded import FALLBACK_INTENT
+from nlu.linear import INTENTS
 
 
 def _ents(result, kind):
@@ -171,7 +172,7 @@ def test_civic_vocabulary_of_short_texts(nlu, text, civic):
     without any civic vocabulary (learnt from the training examples)."""
     from collections import Counter
 
-    from nlu.embedded import is_short_and_not_civic
+    from nlu.civic import is_short_and_not_civic
     from nlu.text import features, normalize
 
     norm = normalize(text)
@@ -179,7 +180,7 @@ def test_civic_vocabulary_of_short_texts(nlu, text, civic):
 
 
 def test_long_texts_are_never_leaned_off_topic(nlu):
-    from nlu.embedded import CIVIC_PRIOR_MAX_CHARS, is_short_and_not_civic
+    from nlu.civic import CIVIC_PRIOR_MAX_CHARS, is_short_and_not_civic
 
     assert not is_short_and_not_civic("啊" * (CIVIC_PRIOR_MAX_CHARS + 1), {}, nlu.model.civic)
 

@@ -706,3 +706,20 @@ async def test_a_deputy_command_is_redone_after_a_real_concurrent_change(
         assert stored.status is TicketStatus.REPLIED
         assert [e.kind for e in stored.timeline] == ["filed", "assigned", "accepted", "replied"]
         assert outbox == []
+
+
+async def test_outbox_keeps_a_push_purpose_and_its_drop(uow_factory) -> None:
+    async with uow_factory() as uow:
+        held = await uow.outbox.add(OutboxMessage("o1", "【新工单 #1001】", status="held", ticket_number=1001,
+                                                  purpose="assignment", created_at=T0))
+        await uow.commit()
+    async with uow_factory() as uow:
+        (got,) = await uow.outbox.held_for("o1")
+        assert (got.purpose, got.ticket_number) == ("assignment", 1001)
+        got.status, got.last_error = "dropped", "stale: transferred"
+        await uow.outbox.save(got)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.list() == []  # not waiting any more
+        (dropped,) = await uow.outbox.list(["dropped"])
+        assert (dropped.id, dropped.last_error, dropped.purpose) == (held.id, "stale: transferred", "assignment")

@@ -62,7 +62,7 @@ class RecordingGateway:
     def __init__(self) -> None:
         self.sent: list[Sent] = []
         self.calls: list[str] = []
-        self._failures: dict[str, list[Exception]] = {"text": [], "template": []}
+        self._failures: dict[str, list[Exception]] = {"text": [], "template": [], "subscribe": []}
 
     def fail(self, kind: str, *errors: Exception) -> None:
         self._failures[kind].extend(errors)
@@ -79,6 +79,10 @@ class RecordingGateway:
     async def send_template(self, openid: str, template_id: str, data: dict[str, str], url: str = "") -> None:
         self._maybe_fail("template")
         self.sent.append(Sent("template", openid, template_id=template_id, data=dict(data)))
+
+    async def send_subscribe(self, openid: str, template_id: str, data: dict[str, str], page: str = "") -> None:
+        self._maybe_fail("subscribe")
+        self.sent.append(Sent("subscribe", openid, template_id=template_id, data=dict(data)))
 
     async def create_qrcode(self, scene: str) -> bytes:
         return b"\x89PNG fake " + scene.encode()

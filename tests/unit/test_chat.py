@@ -191,8 +191,11 @@ async def file_report(w: World, openid: str = CITIZEN, where: str = "平望镇 �
     return filed
 
 
-def told_filed(w: World, number: int, station: str = "平望镇代表之家", deputy: str = "李华") -> str:
-    return w.t("form_submitted_assigned", number=number, station=station, deputy=deputy)
+def told_filed(w: World, number: int, station: str = "平望镇代表之家", deputy: str = "李华",
+               reach: str = "reach_later") -> str:
+    """The filing reply; `reach`: what it says of the deputy's notice (no window, no template: later)."""
+    return w.t("form_submitted_assigned", number=number, station=station, deputy=deputy,
+               reach=w.t(reach, who=w.t("reach_who_named", name=deputy)))
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -540,7 +543,8 @@ async def test_a_citizen_answers_the_deputy_on_their_own_ticket(world: World) ->
     ticket = await file_report(w, where="松陵街道 永康社区")
     other = await file_report(w, OTHER)
     await w.say(f"#{ticket.number} 请问是哪根路灯？", DEPUTY_OPENID)
-    assert await w.say(f"#{ticket.number} 村委会门口第三根") == w.t("citizen_note_sent", number=ticket.number)
+    assert await w.say(f"#{ticket.number} 村委会门口第三根") == w.t("citizen_note_sent", number=ticket.number,
+                                                                            reach=w.t("reach_sent", who=w.t("reach_who_note")))
     assert any("村委会门口第三根" in text for text in await w.outbox_to(DEPUTY_OPENID))
     assert "您补充：村委会门口第三根" in await w.say(f"#{ticket.number}")
     assert await w.say(f"#{other.number} 我也想说两句") == w.t("citizen_ticket_not_found", number=other.number)
@@ -690,7 +694,8 @@ async def test_a_citizen_note_and_a_rating_survive_one_concurrent_change(
     ticket = await file_report(w, where="松陵街道 永康社区")
     await w.say(f"受理 #{ticket.number}", DEPUTY_OPENID)
     stale_saves(monkeypatch, 1)
-    assert await w.say(f"#{ticket.number} 村委会门口第三根") == w.t("citizen_note_sent", number=ticket.number)
+    assert await w.say(f"#{ticket.number} 村委会门口第三根") == w.t("citizen_note_sent", number=ticket.number,
+                                                                            reach=w.t("reach_sent", who=w.t("reach_who_note")))
     [noted] = await w.tickets()
     assert [e.kind for e in noted.timeline].count("citizen_note") == 1
     assert sum("村委会门口第三根" in text for text in await w.outbox_to(DEPUTY_OPENID)) == 1

@@ -36,7 +36,7 @@ from handlers.tickets import submit_report
 async def add(services: Services, text: str = "你好", *, to: str = CITIZEN, template_key: str = "status") -> None:
     async with services.uow() as uow:
         await uow.outbox.add(OutboxMessage(recipient_openid=to, text=text, template_key=template_key,
-                                           template_data={"first": text}, created_at=services.clock.now()))
+                                           template_data={"thing3": text[:20]}, created_at=services.clock.now()))
         await uow.commit()
 
 
@@ -74,7 +74,7 @@ async def test_quota_of_five_then_template() -> None:
 
     assert await deliver_due(services, gateway) == CS_QUOTA + 2
     assert [s.channel for s in gateway.sent] == ["customer_service"] * CS_QUOTA + ["template"] * 2
-    assert gateway.sent[-1].template_id == "TPL-STATUS" and gateway.sent[-1].data == {"first": "第6条"}
+    assert gateway.sent[-1].template_id == "TPL-STATUS" and gateway.sent[-1].data == {"thing3": "第6条"}
 
     # the citizen writes again: the quota starts over
     await record_inbound(services, CITIZEN)
@@ -113,7 +113,7 @@ async def test_deputy_assignment_uses_its_own_template() -> None:
     await deliver_due(services, gateway)
     by_openid = {s.openid: s for s in gateway.sent}
     assert by_openid[WANG_OPENID].template_id == "TPL-ASSIGN"
-    assert by_openid[WANG_OPENID].data["keyword2"] == "城乡建设"
+    assert by_openid[WANG_OPENID].data["thing2"] == "城乡建设"
     assert CITIZEN not in by_openid  # told in the reply to their 是
 
 
@@ -489,9 +489,9 @@ async def test_a_hung_call_holds_up_only_its_own_recipient_and_order_is_kept() -
 
 
 async def test_a_claim_is_short_and_renewed_while_sending(monkeypatch) -> None:
-    from handlers import delivery
+    from handlers import claims
 
-    monkeypatch.setattr(delivery, "CLAIM_LEASE", timedelta(seconds=0.3))
+    monkeypatch.setattr(claims, "CLAIM_LEASE", timedelta(seconds=0.3))
     services, gateway = make_services(), HangingGateway(hung=CITIZEN)
     await record_inbound(services, CITIZEN)
     await add(services, "甲一")

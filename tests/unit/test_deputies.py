@@ -36,6 +36,11 @@ from handlers.tickets import submit_report
 WANG, LI, ZHOU, CHEN = DEPUTIES
 
 
+def later(services: Services, who: str = "reach_who_citizen") -> str:
+    """What a reply says of a push that waits until its recipient next opens the account."""
+    return services.texts.get("reach_later", who=services.texts.get(who))
+
+
 async def deputy_by_code(services: Services, code: str) -> Deputy:
     async with services.uow() as uow:
         deputy = await uow.deputies.get(code)
@@ -176,7 +181,7 @@ async def test_accept_with_words_relays_them(one_ticket: tuple[Services, int]) -
 async def test_relay_spellings(one_ticket: tuple[Services, int], template: str) -> None:
     services, n = one_ticket
     reply = await handle_deputy_message(services, WANG, template.format(n=n))
-    assert reply is not None and "转给" in reply
+    assert reply is not None and "已记下" in reply and later(services) in reply  # nobody's window is open
     ticket = await get_ticket(services, n)
     assert ticket.status is TicketStatus.REPLIED
     assert ticket.timeline[-1].text == "已经联系了供电所"
@@ -192,7 +197,7 @@ async def test_resolve_asks_the_citizen_to_rate(one_ticket: tuple[Services, int]
     assert ticket.status is TicketStatus.RESOLVED and ticket.timeline[-1].text == "路灯已经修好"
     last = [m for m in await outbox(services) if m.recipient_openid == CITIZEN][-1]
     assert "路灯已经修好" in last.text and "满意度" in last.text
-    assert last.template_data["keyword2"] == "已办结，请评价"
+    assert last.template_data["thing2"] == "已办结，请评价"
 
 
 async def test_transfer_to_another_deputy(one_ticket: tuple[Services, int]) -> None:
@@ -382,7 +387,7 @@ async def test_marked_numbers_may_run_into_text_bare_ones_need_a_separator(
     services, n = one_ticket
     assert n == 1001
     reply = await handle_deputy_message(services, WANG, template.format(n=n))
-    assert reply == services.texts.get("deputy_accepted_ok", number=n)
+    assert reply == services.texts.get("deputy_accepted_ok", number=n, reach=later(services))
     ticket = await get_ticket(services, n)
     assert ticket.status is (TicketStatus.REPLIED if said else TicketStatus.ACCEPTED)
     assert (ticket.timeline[-1].text == said) if said else ticket.timeline[-1].kind == "accepted"
@@ -391,9 +396,9 @@ async def test_marked_numbers_may_run_into_text_bare_ones_need_a_separator(
 async def test_resolve_and_transfer_with_marked_numbers(one_ticket: tuple[Services, int]) -> None:
     services, n = one_ticket
     assert await handle_deputy_message(services, WANG, f"转 #{n} D002") == services.texts.get(
-        "deputy_transfer_ok", number=n, deputy="李建国")
+        "deputy_transfer_ok", number=n, deputy="李建国", reach=later(services, "reach_who_both"))
     assert await handle_deputy_message(services, LI, f"办结 #{n} 已修好") == services.texts.get(
-        "deputy_resolved_ok", number=n)
+        "deputy_resolved_ok", number=n, reach=later(services))
     assert (await get_ticket(services, n)).timeline[-1].text == "已修好"
 
 
@@ -435,13 +440,13 @@ async def test_replying_to_an_assigned_ticket_accepts_it_first(one_ticket: tuple
     services, n = one_ticket
     pushed = len([m for m in await outbox(services) if m.recipient_openid == CITIZEN])
     reply = await handle_deputy_message(services, WANG, f"#{n} 明天上午去看")
-    assert reply == services.texts.get("deputy_replied_accepted_ok", number=n)
+    assert reply == services.texts.get("deputy_replied_accepted_ok", number=n, reach=later(services))
     ticket = await get_ticket(services, n)
     assert [e.kind for e in ticket.timeline][-2:] == ["accepted", "replied"]
     assert ticket.status is TicketStatus.REPLIED
     # one message to the citizen: the reply says the deputy took it on
     citizen = [m for m in await outbox(services) if m.recipient_openid == CITIZEN][pushed:]
-    assert [m.template_data["keyword2"] for m in citizen] == [services.texts.get("notify_status_replied")]
+    assert [m.template_data["thing2"] for m in citizen] == [services.texts.get("notify_status_replied")]
     # so 受理 afterwards is rightly "already accepted", and changes nothing
     before = await snapshot(services, n)
     assert await handle_deputy_message(services, WANG, f"受理 #{n}") == services.texts.get(
@@ -449,7 +454,7 @@ async def test_replying_to_an_assigned_ticket_accepts_it_first(one_ticket: tuple
     assert await snapshot(services, n) == before
     # a second reply is an ordinary reply
     assert await handle_deputy_message(services, WANG, f"#{n} 到了") == services.texts.get(
-        "deputy_replied_ok", number=n)
+        "deputy_replied_ok", number=n, reach=later(services))
     assert [e.kind for e in (await get_ticket(services, n)).timeline].count("accepted") == 1
 
 
@@ -508,7 +513,7 @@ async def test_a_deputy_command_is_retried_once_after_a_concurrent_change(
     services, n = one_ticket
     conflicts = stale_saves(monkeypatch, 1)
     assert await handle_deputy_message(services, WANG, f"受理 #{n}") == services.texts.get(
-        "deputy_accepted_ok", number=n)
+        "deputy_accepted_ok", number=n, reach=later(services))
     assert conflicts == []  # the conflict happened and was retried
     ticket = await get_ticket(services, n)
     assert [e.kind for e in ticket.timeline].count("accepted") == 1

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.core.reach import Outcome
 from bot.core.tickets import TicketStatus, TimelineKind
 from bot.texts import TEXTS_DIR, default_texts
 
@@ -33,6 +34,7 @@ def _dynamic_suffixes() -> dict[str, set[str]]:
         "deputy_status_": {s.value for s in TicketStatus},
         "notify_status_": set(re.findall(r'_status_message\([^)]*?"(\w+)"', notify)),
         "form_ask_": set(re.findall(r'"(\w+)"', form)),
+        "reach_": {o.value for o in Outcome},  # handlers/channels.py reach_text
     }
 
 

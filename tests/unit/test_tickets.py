@@ -76,7 +76,7 @@ async def test_phone_reaches_the_deputy_only_with_consent() -> None:
     shared_notice = by_ticket[str(shared.number)]
     private_notice = by_ticket[str(private.number)]
     assert "13812345678" in shared_notice.text
-    assert "13812345678" in shared_notice.template_data["remark"]
+    assert "13812345678" in shared_notice.template_data["phone_number6"]
     assert "13887654321" not in private_notice.text
     assert "13887654321" not in str(private_notice.template_data)
     stored = await get_ticket(services, private.number)
@@ -196,7 +196,7 @@ async def test_the_whole_loop_reaches_the_citizen() -> None:
     wang = replace(DEPUTIES[0])
     n = ticket.number
     assert "已受理" in (await handle_deputy_message(services, wang, f"受理 #{n}") or "")
-    assert "转给" in (await handle_deputy_message(services, wang, f"#{n} 明天上午去现场看看") or "")
+    assert "已经告诉群众" in (await handle_deputy_message(services, wang, f"#{n} 明天上午去现场看看") or "")
     reply = await handle_deputy_message(services, wang, f"办结 #{n} 路灯已经换好了")
     assert reply is not None and "已办结" in reply
     assert await deliver_due(services, gateway) == 3

@@ -139,17 +139,51 @@ async def test_token_endpoint_error(fake_api_client: TestClient, kv: MemoryKeyVa
 
 
 async def test_template_message(gateway: HttpWeChatGateway, fake_api: FakeWeChatAPI) -> None:
-    await gateway.send_template(CITIZEN, "TPL_STATUS", {"first": "您的诉求有新进展", "keyword1": "#12"}, url="https://example.org/t/12")
+    await gateway.send_template(CITIZEN, "TPL_STATUS", {"thing2": "您的诉求有新进展", "character_string1": "#12"}, url="https://example.org/t/12")
     [call] = _outbound(fake_api, TEMPLATE)
     assert call["json"] == {
         "touser": CITIZEN,
         "template_id": "TPL_STATUS",
-        "data": {"first": {"value": "您的诉求有新进展"}, "keyword1": {"value": "#12"}},
+        "data": {"thing2": {"value": "您的诉求有新进展"}, "character_string1": {"value": "#12"}},
         "url": "https://example.org/t/12",
     }
     fake_api.fail_next(TEMPLATE, 40037, "invalid template_id")
     with pytest.raises(WeChatAPIError):
         await gateway.send_template(CITIZEN, "TPL_STATUS", {})
+
+
+async def test_template_fields_to_2023_rules(gateway: HttpWeChatGateway, fake_api: FakeWeChatAPI) -> None:
+    """The fake refuses what WeChat would cut or refuse: first/remark, a value over 20 characters."""
+    for data in ({"first": "您有新工单", "character_string1": "#12"}, {"thing3": "一" * 21}):
+        with pytest.raises(WeChatAPIError) as err:
+            await gateway.send_template(CITIZEN, "TPL", data)
+        assert err.value.errcode == 47003
+    fake_api.templates = {"TPL_KNOWN"}
+    with pytest.raises(WeChatAPIError) as err:
+        await gateway.send_template(CITIZEN, "TPL", {"thing3": "路灯坏了"})
+    assert err.value.errcode == 40037  # not a template the account added
+
+
+async def test_subscribe_message_needs_a_subscription(gateway: HttpWeChatGateway, fake_api: FakeWeChatAPI) -> None:
+    data = {"character_string1": "#12", "thing2": "路灯坏了", "phrase3": "待处理"}
+    with pytest.raises(WeChatAPIError) as err:
+        await gateway.send_subscribe(CITIZEN, "SUB", data)
+    assert err.value.errcode == 43101  # the user has not subscribed
+    fake_api.grant_subscription(CITIZEN, "SUB")
+    await gateway.send_subscribe(CITIZEN, "SUB", data)
+    [call] = [c for c in _outbound(fake_api, "/cgi-bin/message/subscribe/bizsend") if c["errcode"] == 0]
+    assert call["json"] == {"touser": CITIZEN, "template_id": "SUB",
+                            "data": {k: {"value": v} for k, v in data.items()}}
+    with pytest.raises(WeChatAPIError) as err:
+        await gateway.send_subscribe(CITIZEN, "SUB", data)
+    assert err.value.errcode == 43101  # one send per grant
+    fake_api.grant_subscription(CITIZEN, "SUB", long_term=True)
+    for _ in range(3):
+        await gateway.send_subscribe(CITIZEN, "SUB", data)
+    fake_api.grant_subscription(CITIZEN, "SUB")
+    with pytest.raises(WeChatAPIError) as err:
+        await gateway.send_subscribe(CITIZEN, "SUB", {"phrase3": "已经办结了吗"})
+    assert err.value.errcode == 47003  # a phrase: at most 5 Chinese characters
 
 
 async def test_create_qrcode_returns_png(gateway: HttpWeChatGateway, fake_api: FakeWeChatAPI) -> None:
@@ -184,11 +218,11 @@ async def test_fake_calls_endpoint_for_the_simulator(gateway: HttpWeChatGateway,
     fake_api.fail_next(SEND, 45015, "response out of time limit")
     with pytest.raises(WeChatAPIError):
         await gateway.send_text(CITIZEN, "失败的")
-    await gateway.send_template(CITIZEN, "TPL", {"keyword1": "#3"})
+    await gateway.send_template(CITIZEN, "TPL", {"character_string1": "#3"})
     resp = await fake_api_client.get("/_fake/calls", params={"openid": CITIZEN, "since": 0})
     page = await resp.json()
     assert [(m["msgtype"], m["text"]) for m in page["messages"]] == [("text", "一"), ("template", "")]
-    assert page["messages"][1]["data"] == {"keyword1": "#3"}
+    assert page["messages"][1]["data"] == {"character_string1": "#3"}
     assert page["next"] == len(fake_api.calls)
     resp = await fake_api_client.get("/_fake/calls", params={"openid": CITIZEN, "since": page["next"]})
     assert (await resp.json())["messages"] == []

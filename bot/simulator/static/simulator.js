@@ -40,6 +40,7 @@
     passive: T.sim_via_passive,
     customer_service: T.sim_via_customer_service,
     template: T.sim_via_template,
+    subscribe: T.sim_via_subscribe,
     system: T.sim_via_system
   };
 
