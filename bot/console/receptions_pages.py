@@ -35,6 +35,7 @@ def add_reception_pages(router: web.UrlDispatcher) -> None:
     router.add_route("*", "/receptions/new", reception_form, name="reception_new")
     router.add_route("*", "/receptions/{id}/edit", reception_form, name="reception_edit")
     router.add_post("/receptions/{id}/cancel", reception_cancel, name="reception_cancel")
+    router.add_route("*", "/receptions/{id}/record", reception_record, name="reception_record")
     router.add_get("/broadcasts/new", broadcast_new, name="broadcast_new")
     router.add_post("/broadcasts/plan", broadcast_plan, name="broadcast_plan")
     router.add_post("/broadcasts", broadcast_send, name="broadcast_send")
@@ -145,6 +146,77 @@ async def reception_cancel(request: web.Request) -> web.StreamResponse:
         await reception_cases.cancel_reception(deps.services, reception.id)  # type: ignore[arg-type]
         await audit_action(deps, account, "reception_cancelled", f"reception:{reception.id}")
     raise web.HTTPFound(f"/console/receptions?from={reception.day.isoformat()}&done=console_rc_done_cancelled")
+
+
+# --- after the reception: who came, and the issues raised (each a ticket on the visitor's behalf) ---
+ISSUE_ROWS = 3  # blank issue rows on the form; recording again adds more
+ISSUE_FIELDS = ("summary", "details", "place", "category", "phone")
+
+
+def _issues(form: Any) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(ISSUE_ROWS):
+        row: dict[str, Any] = {f: str(form.get(f"{f}_{i}", "")).strip() for f in ISSUE_FIELDS}
+        row["consent"] = form.get(f"consent_{i}") == "yes"
+        rows.append(row)
+    return rows
+
+
+async def reception_record(request: web.Request) -> web.StreamResponse:
+    from bot.core.receptions import FollowUp
+    from bot.core.staff import ActionRefused
+    from bot.core.tickets import CATEGORIES
+    from bot.console.ticket_actions import refusal_text
+    from handlers.staff_actions import file_for_visitor
+
+    deps, account = _deps(request), _account(request)
+    reception = await reception_in_scope(deps, account, _id(request))
+    if reception is None:
+        return _not_found(request)
+    async with deps.uow_factory() as uow:
+        names = {d.code: d.name for d in await uow.deputies.list()}
+    done = reception.follow_up
+    context = {"r": reception, "names": names, "line": reception_cases.reception_line(reception, names, deps.texts),
+               "categories": CATEGORIES, "rows": range(ISSUE_ROWS)}
+    if request.method != "POST":
+        values = {"present": list(done.deputies_present) if done else list(reception.deputy_codes),
+                  "visitors": str(done.visitors) if done else "", "notes": done.notes if done else "",
+                  "issues": [{"category": "其他"} for _ in range(ISSUE_ROWS)]}
+        return _page(request, "reception_record.html", values=values, errors=[], filed=list(done.tickets) if done else [],
+                     **context)
+    form = await request.post()
+    visitors_text = str(form.get("visitors", "")).strip()
+    values = {"present": [str(c) for c in form.getall("present", [])], "visitors": visitors_text,
+              "notes": str(form.get("notes", "")).strip(), "issues": _issues(form)}
+    follow_up = FollowUp(tuple(values["present"]), int(visitors_text) if visitors_text.isdigit() else -1,
+                         values["notes"])
+    errors = error_items(reception_cases.check_follow_up(reception, follow_up, deps.clock.now().date()), deps)
+    filed: list[int] = []
+    if not errors:  # the record is sound: file the issues one by one, stop at the first refused
+        for i, issue in enumerate(values["issues"]):
+            if not any(issue[f] for f in ("summary", "details", "phone")):
+                continue
+            try:
+                ticket = await file_for_visitor(
+                    deps.services, account, summary=issue["summary"], details=issue["details"],
+                    place=issue["place"] or reception.place, category=issue["category"], phone=issue["phone"],
+                    phone_consent=issue["consent"], station_code=reception.station_code, reception_id=reception.id)
+            except ActionRefused as refused:
+                errors.append({"field": f"{refused.field}_{i}", "message": deps.texts.get(
+                    "console_rc_issue_refused", n=i + 1, reason=refusal_text(deps.texts, refused))})
+                break
+            filed.append(ticket.number)
+            values["issues"][i] = {"category": "其他"}  # filed: its row is cleared, nothing typed twice
+        recorded = await reception_cases.record_reception(deps.services, reception.id,  # type: ignore[arg-type]
+                                                          replace(follow_up, tickets=tuple(filed)))
+        await audit_action(deps, account, "reception_recorded", f"reception:{reception.id}",
+                           after=deps.texts.get("console_rc_record_audit", visitors=follow_up.visitors,
+                                                tickets="、".join(f"#{n}" for n in filed) or "—"))
+        if not errors:
+            raise web.HTTPFound(f"/console/receptions/{reception.id}/record?saved={len(filed)}")
+        context["r"] = recorded
+    return _page(request, "reception_record.html", status=400, values=values, errors=errors,
+                 filed=list((context["r"].follow_up or FollowUp()).tickets), **context)
 
 
 # --- broadcasts ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import re
 
 from test_console_pages import csrf_of, login
+from bot.console.common import DEPS
 from test_receptions_api import FOLLOWERS, SATURDAY, api, reception  # noqa: F401 - `api` is the fixture
 
 FORM = {"station": "SZ-01", "deputy": "D101", "date": SATURDAY, "start": "09:00", "end": "11:00",
@@ -87,3 +88,41 @@ async def test_past_the_monthly_budget_the_send_is_refused(api) -> None:
     status, html, _ = await post_form(api, "/console/broadcasts/plan", choice, "/console/broadcasts/new")
     assert status == 409 and "都已用完" in html and ">发送</button>" not in html
     assert re.search(r'class="num warn">0 次', html)
+
+
+async def test_after_the_reception_staff_record_it_and_file_the_issues(api) -> None:
+    today = api.rig.clock.now().date().isoformat()
+    _, created = await call_api(api, "shengze", json=reception(date=today, start="08:00", end="09:30",
+                                                               deputy_codes=["D101"]))
+    _, later = await call_api(api, "shengze", json=reception())
+    rid = created["id"]
+    await login(api, "shengze")
+    page = f"/console/receptions/{rid}/record"
+    async with api.get(f"/console/receptions/{later['id']}/record") as r:
+        assert r.status == 200
+    status, html, _ = await post_form(api, f"/console/receptions/{later['id']}/record",
+                                      {"present": "D101", "visitors": "3"}, page)
+    assert status == 400 and "还没有开始" in html  # not before it took place
+    form = {"present": "D101", "visitors": "8", "notes": "群众反映集中在养老和停车",
+            "summary_0": "小区缺少老年食堂", "details_0": "老人吃饭不方便", "place_0": "东方社区", "category_0": "民政",
+            "phone_0": "13912340000", "consent_0": "yes",
+            "summary_1": "路边停车太乱", "place_1": "东方路", "category_1": "城乡建设", "phone_1": "12"}
+    status, html, _ = await post_form(api, page, form, page)
+    assert status == 400 and "第2个问题没有登记" in html and 'value="路边停车太乱"' in html  # kept to fix
+    first = re.findall(r'href="/console/tickets/(\d+)"', html)
+    assert len(first) == 1
+    status, html, _ = await post_form(api, page, {**{k: v for k, v in form.items() if not k.endswith("_0")},
+                                                  "phone_1": "13912341111"}, page)
+    assert status == 200 and "新登记工单 1 件" in html
+    numbers = re.findall(r'href="/console/tickets/(\d+)"', html)
+    assert len(numbers) == 2 and numbers[0] == first[0]
+    async with api.rig.app._subapps[1][DEPS].uow_factory() as uow:
+        stored = await uow.receptions.get(rid)
+        tickets = [await uow.tickets.get(int(n)) for n in numbers]
+        log = await uow.audit.page(0, 10)
+    assert stored.follow_up.deputies_present == ("D101",) and stored.follow_up.visitors == 8
+    assert stored.follow_up.tickets == tuple(int(n) for n in numbers)
+    assert [t.summary for t in tickets] == ["小区缺少老年食堂", "路边停车太乱"]
+    assert {t.reception_id for t in tickets} == {rid} and {t.station_code for t in tickets} == {"SZ-01"}
+    assert tickets[0].share_contact and tickets[0].phone == "13912340000"
+    assert "reception_recorded" in [e.action for e in log.entries]
