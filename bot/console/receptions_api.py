@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.console.common import ACCOUNT, DEPS, BadParam, ConsoleDeps, visible_stations
+from bot.core.clock import LOCAL_TZ
 from bot.core.errors import DomainError
 from bot.core.people import Station
 from bot.core.receptions import Reception, ReceptionInvalid
@@ -250,7 +251,7 @@ async def broadcast_view(deps: ConsoleDeps, broadcast: Any) -> dict[str, Any]:
     state = "sending" if pending else "failed" if failed else "done"
     return {"id": broadcast.id, "audience_kind": broadcast.audience_kind, "audience": broadcast.audience,
             "text": broadcast.text, "reception_id": broadcast.reception_id,
-            "created_at": broadcast.created_at.strftime("%Y-%m-%dT%H:%M:%S"), "state": state,
+            "created_at": broadcast.created_at.replace(tzinfo=LOCAL_TZ).isoformat(), "state": state,
             "plan": status["plan"], "progress": status["progress"], "failures": status["failures"]}
 
 

@@ -42,7 +42,8 @@ def reception_schemas() -> dict[str, Any]:
         "BroadcastPlan": _obj({"id": {"type": ["integer", "null"]}, "dry_run": {"type": "boolean"}, "plan": counts}),
         "Broadcast": _obj({
             "id": INT, "audience_kind": {"type": "string", "enum": ["station", "town"]}, "audience": STR,
-            "text": STR, "reception_id": {"type": ["integer", "null"]}, "created_at": STR,
+            "text": STR, "reception_id": {"type": ["integer", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
             "state": {"type": "string", "enum": ["sending", "done", "failed"]},
             "plan": counts, "progress": per_channel,
             "failures": {"type": "array", "items": _obj({"seq": INT, "people": INT, "error": STR, "attempts": INT})},
