@@ -187,7 +187,8 @@ JOBS = (
     Job("drain_queues", drain_queues, lambda: CronTrigger(second=0)),
     Job("refresh_places", refresh_places, lambda: CronTrigger(second=30)),
     Job("prune_processed_inbound", prune_processed_inbound, lambda: CronTrigger(hour=3, minute=17)),
-    Job("send_broadcasts", send_broadcasts, lambda: CronTrigger(second="*/15")),
+    # often: a send left by a dead sender is taken again soon after its claim runs out (one cheap query)
+    Job("send_broadcasts", send_broadcasts, lambda: CronTrigger(second="*/5")),
     Job("remind_receptions", remind_receptions, lambda: CronTrigger(second=30)),
     Job("end_live_sessions", end_live_sessions, lambda: CronTrigger(second="*/15")),
     Job("sync_follow_tags", sync_follow_tags, lambda: CronTrigger(minute="*/5", second=45)),
@@ -251,6 +252,7 @@ class BotApp:
         self._job_running = asyncio.Lock()  # stop() waits for a job under way
         self.leader = SchedulerLeader(self.kv)  # of several workers, one runs the jobs
         await self.leader.start()
+        self._senders: set[asyncio.Task[Any]] = set()  # broadcasts being sent now (send_broadcast_now)
         self.scheduler = AsyncIOScheduler(timezone="Asia/Shanghai")
         for job in JOBS:
             self.scheduler.add_job(self._scheduled, job.trigger(), args=[job.id], id=job.id,
@@ -266,7 +268,7 @@ class BotApp:
         # the console and the API go through the same units of work (and so the same events) as the chat
         add_console_routes(self.web_app, uow_factory=self.services.uow, engine=self.uow_factory.engine,
                            clock=self.clock, settings=self.settings, texts=self.services.texts,
-                           services=self.services)
+                           services=self.services, send_broadcast=self.send_broadcast_now)
         # the deputy's read-only ticket page, linked (signed, expiring) from their notices
         add_ticket_page_routes(self.web_app, uow_factory=self.services.uow, settings=self.settings,
                                clock=self.clock, texts=self.services.texts)
@@ -282,6 +284,20 @@ class BotApp:
             done = await self.run_job(job_id)
             if done:  # which process did the work (the log line names it with several workers)
                 log.info("scheduled job %s: %s", job_id, done)
+
+    def send_broadcast_now(self, broadcast_id: int) -> None:
+        """Start a stored broadcast's mass sends in the background (the console and the API); a
+        sender killed meanwhile leaves the rest to the send_broadcasts job."""
+        from handlers.broadcasts import send_pending
+
+        task = asyncio.create_task(send_pending(self.services, self.gateway, broadcast_id))  # type: ignore[arg-type]
+        self._senders.add(task)
+        task.add_done_callback(self._sender_done)
+
+    def _sender_done(self, task: asyncio.Task[Any]) -> None:
+        self._senders.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("broadcast sender failed", exc_info=task.exception())
 
     async def push_late(self, inbound: Inbound, text: str) -> None:
         """A reply that missed the passive-reply deadline goes out as a pushed message."""
@@ -299,6 +315,9 @@ class BotApp:
         async with self._job_running:
             pass
         await self.leader.stop()
+        for task in list(self._senders):  # an unsent call stays pending; the job sends it after a restart
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
         await self.delivery.stop()
         close_nlu = getattr(self.nlu, "close", None)  # the Rasa backend holds an HTTP session
         if close_nlu is not None:

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
 
     # broadcasts and reception reminders (handlers/broadcasts.py, handlers/receptions.py)
     broadcast_batch: int = 10_000  # openids per message/mass/send call (WeChat's maximum)
+    # mass calls a minute, all workers together: WeChat refuses more than 60 a minute (and 100 a day)
+    broadcast_calls_per_minute: float = 30.0
+    broadcast_claim_seconds: float = 120.0  # a sender's claim on a mass call; a dead sender's expires
     reminder_eve_time: str = "18:00"  # deputies are reminded of a reception the day before at this time
     reminder_morning_time: str = "08:00"  # followers who asked are reminded on the morning of the day
 

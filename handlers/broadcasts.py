@@ -19,6 +19,7 @@ from bot.core.broadcasts import (
     Broadcast,
     BroadcastPlan,
     BroadcastSend,
+    MONTHLY_MASS_LIMIT,
     Channel,
     Recipient,
     SendStatus,
@@ -32,6 +33,7 @@ from bot.core.outbound import OutboxMessage
 from bot.core.ports import CLIENTMSGID_EXISTS, MassGateway, UnitOfWork, WeChatAPIError
 from bot.core.receptions import Reception
 from handlers import delivery
+from handlers.pacing import MassPacer
 from handlers.receptions import reception_line
 from handlers.services import Services
 
@@ -139,17 +141,23 @@ async def create_broadcast(services: Services, request: BroadcastRequest) -> tup
     return broadcast, plan
 
 
-async def send_pending(services: Services, gateway: MassGateway, broadcast_id: int | None = None) -> int:
-    """Claim and send the pending mass sends (of one broadcast, or all); how many were sent."""
+async def send_pending(services: Services, gateway: MassGateway, broadcast_id: int | None = None,
+                       pacer: MassPacer | None = None) -> int:
+    """Claim and send the pending mass sends (of one broadcast, or all), each call paced within
+    WeChat's rate limit (handlers/pacing.py); how many were sent."""
+    pacer = pacer or MassPacer(services.kv, services.settings.broadcast_calls_per_minute)
+    lease = timedelta(seconds=services.settings.broadcast_claim_seconds) if services.settings.broadcast_claim_seconds \
+        else CLAIM_LEASE
     sent = 0
     while True:
         now = services.clock.now()
         async with services.uow() as uow:
-            send = await uow.broadcasts.claim(broadcast_id, now, now + CLAIM_LEASE)
+            send = await uow.broadcasts.claim(broadcast_id, now, now + lease)
             broadcast = await uow.broadcasts.get(send.broadcast_id) if send else None
             await uow.commit()
         if send is None or broadcast is None:
             return sent
+        await pacer.wait()  # the claim's lease is far longer than a slot
         sent += await _send_one(services, gateway, broadcast, send)
 
 
@@ -251,3 +259,23 @@ async def _sync_town(services: Services, gateway: MassGateway, town: str, follow
             await uow.follows.mark_tagged(follow.openid, follow.station_code)
         await uow.commit()
     return len(follows)
+
+
+async def station_budgets(services: Services, codes: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per station (the console's broadcast page): its followers, how many mass messages each of
+    those with budget left can still get this month (the fewest), and how many have none left."""
+    async with services.uow() as uow:
+        follows = await uow.follows.followers(codes)
+        used = await uow.broadcasts.mass_used(sorted({f.openid for f in follows}), month_of(services.clock.now()))
+    result = {code: {"followers": 0, "remaining": MONTHLY_MASS_LIMIT, "exhausted": 0} for code in codes}
+    for follow in follows:
+        row, spent = result[follow.station_code], used.get(follow.openid, 0)
+        row["followers"] += 1
+        if spent >= MONTHLY_MASS_LIMIT:
+            row["exhausted"] += 1
+        else:
+            row["remaining"] = min(row["remaining"], MONTHLY_MASS_LIMIT - spent)
+    for row in result.values():
+        if row["followers"] and row["exhausted"] == row["followers"]:
+            row["remaining"] = 0
+    return result

@@ -17,8 +17,10 @@ from bot.core.ports import UnitOfWork
 from bot.core.receptions import (
     FOLLOWERS_MORNING,
     DateSpan,
+    FollowUp,
     Reception,
     ReceptionInvalid,
+    check_follow_up,
     check_reception,
     date_span,
     due_reminders,
@@ -77,6 +79,25 @@ async def cancel_reception(services: Services, reception_id: int) -> Reception:
             for openid in await uow.reminders.told(reception_id):
                 await uow.outbox.add(OutboxMessage(recipient_openid=openid, text=notice, created_at=now))
             await uow.commit()
+    return reception
+
+
+async def record_reception(services: Services, reception_id: int, follow_up: FollowUp) -> Reception:
+    """Store what happened at the reception (deputies present, visitors, notes, the tickets filed
+    for the issues raised); recording again replaces it, keeping tickets filed before. Raises
+    ReceptionInvalid (or DomainError reception_not_found)."""
+    async with services.uow() as uow:
+        reception = await uow.receptions.get(reception_id)
+        if reception is None:
+            raise DomainError("reception_not_found", id=reception_id)
+        errors = check_follow_up(reception, follow_up, services.clock.now().date())
+        if errors:
+            raise ReceptionInvalid(errors)
+        earlier = reception.follow_up.tickets if reception.follow_up else ()
+        tickets = tuple(dict.fromkeys((*earlier, *follow_up.tickets)))
+        reception = reception.recorded(replace(follow_up, tickets=tickets))
+        await uow.receptions.save(reception)
+        await uow.commit()
     return reception
 
 
@@ -145,7 +166,7 @@ def reception_from_json(body: Any) -> Reception:
         try:
             return parser(raw) if raw else None
         except ValueError:
-            errors.append(DomainError(key))
+            errors.append(DomainError(key, field=name))
             return None
 
     codes = body.get("deputy_codes")

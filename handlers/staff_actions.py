@@ -15,20 +15,39 @@ from bot.core.ports import ConcurrentUpdate, UnitOfWork
 from bot.core.staff import ActionRefused, AuditEntry, NotInScope, StaffAccount, StaffRole
 from bot.core.tickets import CATEGORIES, VISITOR, Ticket, TicketStatus
 from dialogues.report_form import normalize_phone
-from handlers.notify import RELAY_MAX_BYTES, RELAY_MAX_CHARS
+from handlers import channels
+from handlers.notify import ASSIGNMENT, RELAY_MAX_BYTES, RELAY_MAX_CHARS, STATUS
 from handlers.routing import choose_station, town_of
 from handlers.services import ReportDraft, Services, retry_on_conflict
 from handlers.tickets import submit_report
 
 SUMMARY_MAX = 60  # as the chat's report form: one line
+MAX_ID = 2**31 - 1  # ticket and reception ids are 32-bit integers in the database
 TEXT_MAX = 2000
 
 
 async def ticket_in_scope(uow: UnitOfWork, staff: StaffAccount, number: int) -> Ticket:
-    ticket = await uow.tickets.get(number)
+    ticket = await uow.tickets.get(number) if 0 < number <= MAX_ID else None
     if ticket is None or not staff.scope.sees_station(await uow.stations.get(ticket.station_code)):
         raise NotInScope(number)
     return ticket
+
+
+async def told(services: Services, ticket: Ticket, *, deputy: bool = False, citizen: bool = False) -> str:
+    """What staff may be told of the pushes their action caused, as it really is: sent, comes when
+    the person next opens the account, or cannot reach them (the ticket's deputy; its citizen)."""
+    texts = services.texts
+    lines = []
+    if deputy and ticket.deputy_code:
+        async with services.uow() as uow:
+            found = await uow.deputies.get(ticket.deputy_code)
+        name = found.name if found else ticket.deputy_code
+        lines.append(await channels.reach_text(services, found.openid or "" if found else "", ASSIGNMENT,
+                                               texts.get("reach_who_named", name=name)))
+    if citizen and not ticket.from_visitor:
+        lines.append(await channels.reach_text(services, ticket.citizen_openid, STATUS,
+                                               texts.get("reach_who_citizen")))
+    return "".join(lines)
 
 
 def _check_revision(ticket: Ticket, revision: int | None) -> None:
@@ -149,7 +168,7 @@ async def _visitor_station(uow: UnitOfWork, staff: StaffAccount, station_code: s
     """The station asked for (in scope), the reception's, the station account's own; else routed
     like a chat report, which must land in the account's scope."""
     if reception_id is not None:
-        reception = await uow.receptions.get(reception_id)
+        reception = await uow.receptions.get(reception_id) if 0 < reception_id <= MAX_ID else None
         if reception is None or not staff.scope.sees_station(await uow.stations.get(reception.station_code)):
             raise ActionRefused("action_reception_unknown", "reception_id")
         station_code = station_code or reception.station_code

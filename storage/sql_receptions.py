@@ -21,8 +21,8 @@ def reception_of(row: ReceptionRow) -> Reception:
         station_code=row.station_code, deputy_codes=tuple(row.deputy_codes or ()), day=row.day,
         start=row.start, end=row.end, topic=row.topic, place=row.place, live_url=row.live_url,
         capacity=row.capacity, status=ReceptionStatus(row.status), id=row.id,
-        follow_up=FollowUp(tuple(follow_up["deputies_present"]), follow_up["visitors"], follow_up["notes"])
-        if follow_up else None,
+        follow_up=FollowUp(tuple(follow_up["deputies_present"]), follow_up["visitors"], follow_up["notes"],
+                           tuple(follow_up.get("tickets", ()))) if follow_up else None,
     )
 
 
@@ -32,8 +32,8 @@ def _reception_fields(reception: Reception) -> dict[str, Any]:
         "day": reception.day, "start": reception.start, "end": reception.end, "topic": reception.topic,
         "place": reception.place, "live_url": reception.live_url, "capacity": reception.capacity,
         "status": str(reception.status),
-        "follow_up": {**asdict(reception.follow_up), "deputies_present": list(reception.follow_up.deputies_present)}
-        if reception.follow_up else None,
+        "follow_up": {**asdict(reception.follow_up), "deputies_present": list(reception.follow_up.deputies_present),
+                      "tickets": list(reception.follow_up.tickets)} if reception.follow_up else None,
     }
 
 

@@ -25,6 +25,7 @@ from bot.console.common import (
 )
 from bot.console import live_api
 from bot.console.openapi import openapi_document
+from bot.console.receptions_api import add_reception_api
 from bot.core.staff import StaffAccount
 from bot.core.tickets import Ticket, TicketStatus
 from bot.core.clock import LOCAL_TZ
@@ -49,6 +50,7 @@ def create_api_app(deps: ConsoleDeps) -> web.Application:
     r.add_get("/stats/tickets", ticket_stats)
     add_action_routes(r)  # POST /tickets, POST /tickets/{number}/assign (api_actions.py)
     live_api.add_routes(r)  # 云直播 (bot/console/live_api.py)
+    add_reception_api(r)
     return app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -33,6 +33,7 @@ class ConsoleDeps:
     texts: Texts
     settings: Settings
     services: Services | None = None  # the use cases of the actions and the administration (same bus as the chat)
+    send_broadcast: Callable[[int], None] | None = None  # starts (in the background) a broadcast's mass sends
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.console.receptions_openapi import reception_paths, reception_schemas
 from bot.core.tickets import CATEGORIES, TicketStatus
 from bot.console.live_openapi import LIVE_PATHS, LIVE_SCHEMAS
 from storage.console_queries import STAT_GROUPS, TABS
@@ -166,10 +167,12 @@ def openapi_document() -> dict[str, Any]:
                  *TICKET_FILTERS],
                 _obj({"by": STR, "items": {"type": "array", "items": _ref("Stat")}, "total": INT})),
             **LIVE_PATHS,
+            **reception_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Ticket": TICKET, "TicketDetail": TICKET_DETAIL, "Note": NOTE, "Station": STATION,
-                        "Deputy": DEPUTY, "Shift": SHIFT, "Stat": STAT, "Error": ERROR, **LIVE_SCHEMAS},
+                        "Deputy": DEPUTY, "Shift": SHIFT, "Stat": STAT, "Error": ERROR, **LIVE_SCHEMAS,
+                        **reception_schemas()},
         },
     }

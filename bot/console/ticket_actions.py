@@ -83,7 +83,7 @@ async def tickets(request: web.Request) -> web.StreamResponse:
 
 # --- one ticket ------------------------------------------------------------------------------------------
 async def ticket_page(request: web.Request, error: str = "", status: int = 400,
-                      typed: Mapping[str, str] | None = None) -> web.StreamResponse:
+                      typed: Mapping[str, str] | None = None, field: str = "") -> web.StreamResponse:
     """The ticket; with `error`, the page again after a refused form (what was typed kept)."""
     deps = _deps(request)
     account = _account(request)
@@ -103,9 +103,15 @@ async def ticket_page(request: web.Request, error: str = "", status: int = 400,
     def who(actor: str) -> str:
         return staff_names.get(actor) or actor_label(t, actor, deputies_by_code)
 
-    timeline = [TimelineItem(e.at, e.kind, who(e.actor),
-                             deputies_by_code[e.text].name if e.kind == "transferred" and e.text in deputies_by_code
-                             else e.text) for e in ticket.timeline]
+    def item(e: Any) -> TimelineItem:
+        if e.kind == "filed":  # its text is the station's code: say its name, and who took it down
+            kind = "visitor_filed" if ticket.from_visitor else "filed"
+            return TimelineItem(e.at, kind, who(e.actor), station.name if station and e.text == station.code else "")
+        if e.kind == "transferred" and e.text in deputies_by_code:
+            return TimelineItem(e.at, e.kind, who(e.actor), deputies_by_code[e.text].name)
+        return TimelineItem(e.at, e.kind, who(e.actor), e.text)
+
+    timeline = [item(e) for e in ticket.timeline]
     timeline += [TimelineItem(n.at, "note", staff_names.get(n.author, n.author), n.text) for n in notes]
     timeline.sort(key=lambda item: item.at)
     own = [d for d in everyone if d.station_code == ticket.station_code]
@@ -116,7 +122,7 @@ async def ticket_page(request: web.Request, error: str = "", status: int = 400,
     notice = "" if error else (await get_session(request)).pop(FLASH, "")
     return _page(request, "ticket.html", status=status if error else 200, ticket=ticket, station=station,
                  deputy=deputies_by_code.get(ticket.deputy_code or ""), contact=contact_of(ticket), timeline=timeline,
-                 error=error, notice=notice, typed=typed or {}, own_deputies=own, other_deputies=others,
+                 error=error, field=field, notice=notice, typed=typed or {}, own_deputies=own, other_deputies=others,
                  stale=status == 409,
                  photos=[a for a in ticket.attachments if a.kind == "image"],
                  voices=[a for a in ticket.attachments if a.kind == "voice"],
@@ -162,7 +168,7 @@ async def _act(request: web.Request, field: str, action: Action,
     except NotInScope:
         return _not_found(request)
     except ActionRefused as error:
-        return await ticket_page(request, error=refusal_text(texts, error), typed={field: value})
+        return await ticket_page(request, error=refusal_text(texts, error), typed={field: value}, field=error.field)
     except ConcurrentUpdate:
         return await ticket_page(request, error=texts.get("action_stale"), status=409, typed={field: value})
     await _flash(request, await done(ticket))
@@ -175,7 +181,8 @@ async def ticket_assign(request: web.Request) -> web.StreamResponse:
     async def done(ticket: Ticket) -> str:
         async with deps.uow_factory() as uow:
             deputy = await uow.deputies.get(ticket.deputy_code or "")
-        return deps.texts.get("console_done_assigned", name=deputy.name if deputy else ticket.deputy_code)
+        told = await staff_actions.told(_services(request), ticket, deputy=True, citizen=True)
+        return deps.texts.get("console_done_assigned", name=deputy.name if deputy else ticket.deputy_code, told=told)
 
     return await _act(request, "deputy_code", staff_actions.assign, done)
 
@@ -184,7 +191,8 @@ async def ticket_message(request: web.Request) -> web.StreamResponse:
     texts = _deps(request).texts
 
     async def done(ticket: Ticket) -> str:
-        return texts.get("console_done_message")
+        told = await staff_actions.told(_services(request), ticket, citizen=True)
+        return texts.get("console_done_message", told=told)
 
     return await _act(request, "text", staff_actions.message_citizen, done)
 
@@ -193,7 +201,8 @@ async def ticket_duplicate(request: web.Request) -> web.StreamResponse:
     texts = _deps(request).texts
 
     async def done(ticket: Ticket) -> str:
-        return texts.get("console_done_duplicate", number=ticket.timeline[-1].text)
+        told = await staff_actions.told(_services(request), ticket, citizen=True)
+        return texts.get("console_done_duplicate", number=ticket.timeline[-1].text, told=told)
 
     return await _act(request, "original", staff_actions.close_as_duplicate, done)
 
@@ -224,5 +233,7 @@ async def visitor(request: web.Request) -> web.StreamResponse:
     except ActionRefused as error:
         return _page(request, "visitor.html", status=400, stations=stations_list, typed=typed, consent=consent,
                      error=refusal_text(deps.texts, error), field=error.field)
-    await _flash(request, deps.texts.get("console_done_visitor", number=ticket.number))
+    told = (await staff_actions.told(_services(request), ticket, deputy=True) if ticket.deputy_code
+            else deps.texts.get("console_done_visitor_queued"))
+    await _flash(request, deps.texts.get("console_done_visitor", number=ticket.number, told=told))
     raise _redirect(f"/tickets/{ticket.number}")

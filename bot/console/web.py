@@ -21,6 +21,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography.fernet import Fernet
 
 from bot.console import auth
+from bot.console.receptions_pages import add_reception_pages
 from bot.console.common import (
     ACCOUNT,
     DEPS,
@@ -80,6 +81,7 @@ def create_console_app(deps: ConsoleDeps) -> web.Application:
     add_admin_routes(app)
     from bot.console import live_pages  # 云直播 (imports this module: late)
     live_pages.add_routes(r)
+    add_reception_pages(r)
     return app
 
 

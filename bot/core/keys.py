@@ -95,3 +95,12 @@ LIVE_KEYWORDS = "live:keywords"
 def live_feed(session_id: int) -> str:
     """The pub/sub channel of a live session's queue updates (storage/live_feed.py)."""
     return f"live:feed:{session_id}"
+
+
+def mass_pace() -> str:
+    """When the last WeChat mass call started (handlers/pacing.py), across all workers."""
+    return "mass-pace:next"
+
+
+def mass_pace_lock() -> str:
+    return "lock:mass-pace"

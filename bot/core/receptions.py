@@ -28,6 +28,7 @@ class FollowUp:
     deputies_present: tuple[str, ...] = ()
     visitors: int = 0
     notes: str = ""
+    tickets: tuple[int, ...] = ()  # the issues raised, each filed as a ticket on the visitor's behalf
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,29 @@ def check_reception(reception: Reception, *, now: datetime, station_codes: Itera
             for code in sorted(set(reception.deputy_codes) & set(other.deputy_codes)):
                 errors.append(DomainError("reception_deputy_busy", deputy=code, day=other.day.isoformat(),
                                           start=f"{other.start:%H:%M}", end=f"{other.end:%H:%M}"))
+    return errors
+
+
+MAX_NOTES = 2000
+MAX_VISITORS = 100_000
+
+
+def check_follow_up(reception: Reception, follow_up: FollowUp, today: date) -> list[DomainError]:
+    """What is wrong with recording `follow_up` for `reception` (empty: it may be stored)."""
+    errors: list[DomainError] = []
+    if not reception.scheduled:
+        errors.append(DomainError("reception_record_cancelled"))
+    if reception.day > today:
+        errors.append(DomainError("reception_record_future", day=reception.day.isoformat()))
+    if not follow_up.deputies_present:
+        errors.append(DomainError("reception_record_no_deputy", field="deputies_present"))
+    for code in follow_up.deputies_present:
+        if code not in reception.deputy_codes:
+            errors.append(DomainError("reception_record_other_deputy", field="deputies_present", deputy=code))
+    if not 0 <= follow_up.visitors <= MAX_VISITORS:
+        errors.append(DomainError("reception_record_bad_visitors", field="visitors"))
+    if len(follow_up.notes) > MAX_NOTES:
+        errors.append(DomainError("reception_record_long_notes", field="notes", max=MAX_NOTES))
     return errors
 
 

@@ -55,6 +55,7 @@ class FakeWeChatAPI:
         self.templates: set[str] | None = None  # template ids the account has added (None: any)
         self.subscriptions: dict[tuple[str, str], int] = defaultdict(int)  # (openid, template id) → sends left
         self.long_term: set[tuple[str, str]] = set()
+        self.mass_delay = 0.0  # seconds a mass call is answered late, after WeChat took it
 
     # --- knobs --------------------------------------------------------------------------------
     def fail_next(self, path: str, errcode: int, errmsg: str, times: int = 1) -> None:
@@ -305,6 +306,8 @@ class FakeWeChatAPI:
         msg_id = 1000000 + call["seq"]
         if clientmsgid:
             self._clientmsgids[clientmsgid] = msg_id
+        if self.mass_delay:
+            await asyncio.sleep(self.mass_delay)  # taken already: a sender killed meanwhile never hears it
         return self._answer(call, {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id})
 
     async def _tag_create(self, request: web.Request) -> web.Response:

@@ -94,7 +94,7 @@ async def test_sign_in_and_every_page(browser, console_url) -> None:
 
     # an internal note from the ticket page lands on its timeline
     await page.goto(base + f"/console/tickets/{n['waiting']}")
-    await page.fill("textarea[name=text]", "已请社区电工明天去看")
+    await page.fill("#timeline textarea[name=text]", "已请社区电工明天去看")
     await page.click("#timeline button[type=submit]")
     assert "已请社区电工明天去看" in await page.inner_text(".timeline")
     await shot(page, "ticket-with-note")

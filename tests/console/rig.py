@@ -41,7 +41,8 @@ class ConsoleRig:
     services: Any = None
 
 
-async def build_rig(uow_factory, must_change: bool = False) -> ConsoleRig:
+async def build_rig(uow_factory, must_change: bool = False, **console: object) -> ConsoleRig:
+    """`console`: more arguments of add_console_routes (services, send_broadcast)."""
     numbers = await seed(uow_factory)
     clock = FixedClock()
     tokens = {}
@@ -57,9 +58,11 @@ async def build_rig(uow_factory, must_change: bool = False) -> ConsoleRig:
             await uow.commit()
     app = web.Application(client_max_size=Settings().max_body_bytes * 2)  # as the bot's app
     # the actions' use cases on a bus over the same storage, as bot/bootstrap.py mounts them
-    services = build_services(Settings(), uow=uow_factory, kv=MemoryKeyValueStore(), nlu=_NoNLU(), clock=clock)
+    services = console.pop("services", None) or build_services(Settings(), uow=uow_factory, kv=MemoryKeyValueStore(),
+                                                               nlu=_NoNLU(), clock=clock)
     add_console_routes(app, uow_factory=services.uow, engine=uow_factory.engine, clock=clock,
-                       settings=Settings(), texts=default_texts(), services=services)
+                       settings=console.pop("settings", None) or Settings(), texts=default_texts(), services=services,
+                       **console)
     app[live_api.SERVICES], app[live_api.FEED] = services, feed_for(services.kv, Settings())  # 云直播, as bootstrap
     return ConsoleRig(app, numbers, tokens, clock, services)
 
@@ -70,3 +73,25 @@ class _NoNLU:
 
     async def learn_places(self, stations) -> None:
         return None
+
+
+async def build_sending_rig(uow_factory, wechat_base: str):
+    """A console rig whose broadcasts go at once (background tasks, `senders`) to the fake WeChat
+    API at `wechat_base`: returns (rig, senders, gateway); close the gateway at the end."""
+    import asyncio
+
+    from bot.wechat.gateway import HttpMassGateway
+    from handlers import broadcasts
+
+    settings = Settings(_env_file=None, wechat_api_base=wechat_base, wechat_appid="wxconsole", wechat_secret="s",
+                        broadcast_calls_per_minute=600)
+    kv = MemoryKeyValueStore()
+    services = build_services(settings, uow=uow_factory, kv=kv, nlu=None, clock=FixedClock())  # type: ignore[arg-type]
+    gateway = HttpMassGateway(settings, kv)
+    senders: list[asyncio.Task] = []
+
+    def send_now(broadcast_id: int) -> None:
+        senders.append(asyncio.create_task(broadcasts.send_pending(services, gateway, broadcast_id)))
+
+    rig = await build_rig(uow_factory, services=services, send_broadcast=send_now, settings=settings)
+    return rig, senders, gateway

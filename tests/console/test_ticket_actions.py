@@ -62,6 +62,7 @@ async def test_reassign_from_the_ticket_page_pushes_and_audits(client) -> None:
 
     status, html = await _post(client, f"/console/tickets/{n}/assign", {"deputy_code": "D103", "revision": shown})
     assert status == 200 and "已分配给刘红梅代表" in html  # followed the redirect to the ticket page
+    assert "刘红梅代表下次打开公众号时会收到" in html  # nobody wrote lately here: said as it is
     sent = {(m.recipient_openid, m.text.split("\n")[0]) for m in await _outbox(client)}
     assert any(o == CITIZEN and "刘红梅" in t for o, t in sent)
     assert any(o == NEW_OPENID and f"#{n}" in t for o, t in sent)
@@ -86,7 +87,7 @@ async def test_message_and_duplicate_from_the_ticket_page(client) -> None:
     numbers = client.rig.numbers
     await login(client, "shengze")
     status, html = await _post(client, f"/console/tickets/{numbers['waiting']}/message", {"text": "明天派人去看"})
-    assert status == 200 and "留言已发出" in html and "联络站留言" in html
+    assert status == 200 and "留言已记入办理经过" in html and "联络站留言" in html
     [pushed] = [m for m in await _outbox(client) if "明天派人去看" in m.text]
     assert pushed.recipient_openid == CITIZEN and "盛泽镇东方社区联络站" in pushed.text
 
@@ -144,6 +145,8 @@ async def test_api_files_for_visitors_within_each_scope(client) -> None:
     assert status == 400 and body["parameter"] == "summary"
     status, body = await _api(client, "shengze", "POST", "/tickets", json={**report, "phone_consent": "是"})
     assert status == 400 and body["parameter"] == "phone_consent"
+    status, body = await _api(client, "qu", "POST", "/tickets", json={**report, "reception_id": 2**40})
+    assert status == 400 and body["parameter"] == "reception_id"  # beyond a database integer: no such one
 
 
 async def test_api_assign_scope_errors_and_stale_revision(client) -> None:
@@ -151,9 +154,9 @@ async def test_api_assign_scope_errors_and_stale_revision(client) -> None:
     status, body = await _api(client, "shengze", "POST", f"/tickets/{numbers['other_town']}/assign",
                               json={"deputy_code": "D201"})
     assert status == 404 and body["error"] == "not_found"
-    status, body = await _api(client, "nanma", "POST", f"/tickets/{numbers['late']}/assign",
-                              json={"deputy_code": "D103"})
-    assert status == 404
+    for number in (numbers["late"], 999_999_999_999):
+        status, body = await _api(client, "nanma", "POST", f"/tickets/{number}/assign", json={"deputy_code": "D103"})
+        assert status == 404
     status, ticket = await _api(client, "shengze", "GET", f"/tickets/{numbers['late']}")
     status, body = await _api(client, "shengze", "POST", f"/tickets/{numbers['late']}/assign",
                               json={"deputy_code": "D103", "revision": ticket["revision"]})

@@ -30,7 +30,7 @@ async def test_receptions_add_get_save_and_list_by_days_and_stations(uow_factory
         assert [r.id for r in await uow.receptions.between(date(2026, 12, 1))] == [second.id, first.id, later.id]
         assert [r.id for r in await uow.receptions.between(date(2026, 12, 1), date(2026, 12, 10))] == [second.id, first.id]
         assert [r.id for r in await uow.receptions.between(date(2026, 12, 1), station_codes=["S02"])] == [second.id]
-        done = first.cancelled().recorded(FollowUp(("D001",), 12, "三件诉求"))
+        done = first.cancelled().recorded(FollowUp(("D001",), 12, "三件诉求", tickets=(1001, 1002)))
         await uow.receptions.save(done)
         await uow.commit()
     async with uow_factory() as uow:

@@ -1,0 +1,113 @@
+"""The console's reception days in headless Chromium: a town account creates a reception (a
+mistake first, told in Chinese beside the form), announces it to the town's followers — the plan
+with each station's monthly budget, 发送 — and the fake WeChat API receives the mass message;
+the broadcast page shows the result per channel. Screenshots: tests/browser/artifacts/console-receptions-*.png."""
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from simrig import serve
+from test_console_browser import no_english
+from test_console_browser import shot as console_shot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "console"))
+from rig import PASSWORD, build_sending_rig  # noqa: E402
+from seed import NOW  # noqa: E402
+
+from bot.core.receptions import Follow  # noqa: E402
+from bot.wechat.fake_api import FakeWeChatAPI  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+from storage.sql import SqlUnitOfWorkFactory  # noqa: E402
+
+pytestmark = pytest.mark.browser
+FOLLOWERS = [f"oFollowerBrowser{i:03d}" for i in range(12)]
+
+
+@pytest.fixture
+async def console(tmp_path: Path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'console.db'}"
+    await asyncio.to_thread(upgrade, url)
+    factory = SqlUnitOfWorkFactory(url)
+    wechat = FakeWeChatAPI()
+    wechat_runner, wechat_base = await serve(wechat.create_app())
+    rig, senders, gateway = await build_sending_rig(factory, wechat_base)
+    async with factory() as uow:
+        for i, openid in enumerate(FOLLOWERS):
+            await uow.follows.follow(Follow(openid, "SZ-01" if i % 3 else "SZ-02", NOW))
+        await uow.commit()
+    runner, base = await serve(rig.app)
+    try:
+        yield base, wechat
+    finally:
+        await asyncio.gather(*senders, return_exceptions=True)
+        await runner.cleanup()
+        await gateway.aclose()
+        await wechat_runner.cleanup()
+        await factory.dispose()
+
+
+async def shot(page, name: str) -> None:
+    await console_shot(page, f"receptions-{name}")
+
+
+async def test_create_a_reception_and_send_its_announcement(browser, console) -> None:
+    base, wechat = console
+    page = await (await browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")).new_page()
+    await page.goto(base + "/console/login")
+    await page.fill("input[name=username]", "shengze")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("main button[type=submit]")
+    await page.click("nav >> text=接待日")
+    assert "这段时间没有安排接待" in await page.inner_text("main")
+    await page.click("text=安排一场接待")
+
+    saturday = (NOW.date() + timedelta(days=4)).isoformat()
+    await page.select_option("select[name=station]", "SZ-01")
+    await page.check("input[name=deputy][value=D101]")
+    await page.fill("input[name=date]", saturday)
+    await page.fill("input[name=start]", "09:00")
+    await page.fill("input[name=end]", "08:30")  # a mistake first
+    await page.fill("input[name=topic]", "主题接待：养老服务")
+    await page.fill("input[name=place]", "东方社区服务中心二楼")
+    await page.click("main button[type=submit]")
+    assert "结束时间（08:30）必须晚于开始时间（09:00）" in await page.inner_text("main .error")
+    assert await page.input_value("input[name=topic]") == "主题接待：养老服务"  # nothing typed is lost
+    await no_english(page)
+    await shot(page, "form-error")
+    await page.fill("input[name=end]", "11:00")
+    await page.click("main button[type=submit]")
+    assert "接待安排已保存" in await page.inner_text(".notice")
+    row = await page.inner_text("tr.rc")
+    assert "沈建国" in row and "主题接待：养老服务" in row and "已安排" in row
+    await no_english(page)
+    await shot(page, "list")
+
+    await page.click("tr.rc >> text=发通知")
+    await page.select_option("select[name=audience]", "town:盛泽镇")
+    await shot(page, "broadcast-new")
+    await page.click("text=下一步：看发送计划")
+    plan = await page.inner_text("main")
+    assert "按名单群发" in plan and "12" in plan and "本月还能群发" in plan and "4 次" in plan
+    assert wechat.mass_calls() == []  # the plan sends nothing
+    await no_english(page)
+    await shot(page, "broadcast-plan")
+    await page.click("button:has-text('发送')")
+    await page.wait_for_url("**/console/broadcasts/*")
+    for _ in range(50):
+        if "已发完" in await page.inner_text("h1"):
+            break
+        await asyncio.sleep(0.2)
+        await page.reload()
+    assert "已发完" in await page.inner_text("h1")
+    assert await page.inner_text("tr[data-channel=mass_openids] td.ok") == "12"
+    await no_english(page)
+    await shot(page, "broadcast-done")
+
+    calls = wechat.mass_calls()
+    assert len(calls) == 1 and sorted(calls[0]["json"]["touser"]) == FOLLOWERS
+    received = wechat.mass_received[FOLLOWERS[0]]
+    assert len(received) == 1 and "东方社区服务中心二楼" in received[0] and "沈建国" in received[0]
