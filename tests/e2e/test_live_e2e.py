@@ -4,7 +4,7 @@ follow) and by keyword, ask, a WeChat retry is not a second question, answers re
 of merged questions, the end files tickets and tells each asker once."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -72,7 +72,6 @@ async def _tokens(stack) -> dict[str, str]:
 
 async def test_the_api_and_its_stream(stack) -> None:
     import asyncio
-    import json
 
     tokens = await _tokens(stack)
     host = {"Authorization": f"Bearer {tokens['qu']}"}

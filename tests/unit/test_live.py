@@ -88,7 +88,7 @@ async def test_bad_input_in_the_scene(rig) -> None:
 
 async def test_joining_before_the_start_or_after_the_end_says_when(rig) -> None:
     services, clock, session, d = rig
-    later = await live.create_session(services, LiveSession(
+    await live.create_session(services, LiveSession(
         "LL-DC", "下午场", "", START + timedelta(hours=4), START + timedelta(hours=5), keyword="下午场"))
     reply = await Chat(d).text(CITIZEN, "下午场")
     assert "还没有开始" in reply and "12月7日 14:00" in reply
