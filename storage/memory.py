@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from bot.core.broadcasts import Broadcast, BroadcastSend
 from bot.core.clock import Clock, SystemClock
@@ -28,6 +28,15 @@ from bot.core.ports import ConcurrentUpdate
 from bot.core.receptions import Follow, Reception
 from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus, take_events
 from storage.memory_live import attach_live_repository
+from storage.memory_people import (
+    BindCode,
+    MemoryBindCodeRepository,
+    MemoryCitizenRepository,
+    MemoryDeputyRepository,
+    MemoryDutyRepository,
+    MemoryStationRepository,
+)
+from storage.memory_tables import Staged, Table
 from storage.memory_staff import attach_staff_repositories
 from storage.memory_receptions import (
     MemoryBroadcastRepository,
@@ -36,173 +45,35 @@ from storage.memory_receptions import (
     MemoryReminderRepository,
 )
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-_DELETED: Any = object()
-
-
-def duty_key(shift: DutyShift) -> tuple[str, str, str, Any]:
-    """The identity of a shift: (station, deputy, day, start); dates and weekdays never collide."""
-    return (shift.station_code, shift.deputy_code, shift.day_key, shift.start)
-
-
-class _Table(Generic[K, V]):
-    """Committed rows of one table."""
-
-    def __init__(self) -> None:
-        self.rows: dict[K, V] = {}
-
-
-class _Staged(Generic[K, V]):
-    """One unit of work's view of a table: its own staged writes over the committed rows."""
-
-    def __init__(self, table: _Table[K, V]) -> None:
-        self._table = table
-        self._writes: dict[K, V] = {}
-
-    def get(self, key: K) -> V | None:
-        value = self._writes.get(key, self._table.rows.get(key))
-        return None if value is None or value is _DELETED else copy.deepcopy(value)
-
-    def put(self, key: K, value: V) -> None:
-        self._writes[key] = copy.deepcopy(value)
-
-    def delete(self, key: K) -> None:
-        self._writes[key] = _DELETED
-
-    def values(self) -> Iterator[V]:
-        merged = {**self._table.rows, **self._writes}
-        for value in merged.values():
-            if value is not _DELETED:
-                yield copy.deepcopy(value)
-
-    def commit(self) -> None:
-        for key, value in self._writes.items():
-            if value is _DELETED:
-                self._table.rows.pop(key, None)
-            else:
-                self._table.rows[key] = value
-        self._writes.clear()
-
-    def rollback(self) -> None:
-        self._writes.clear()
-
-
-@dataclass
-class _BindCode:
-    deputy_code: str
-    expires_at: datetime
-    used_at: datetime | None = None
-
-
 class MemoryDatabase:
     """The committed state shared by every unit of work of one factory."""
 
     def __init__(self) -> None:
-        self.stations: _Table[str, Station] = _Table()
-        self.deputies: _Table[str, Deputy] = _Table()
-        self.duty: _Table[tuple[str, str, str, Any], DutyShift] = _Table()
-        self.tickets: _Table[int, Ticket] = _Table()
-        self.citizens: _Table[str, Citizen] = _Table()
-        self.outbox: _Table[int, OutboxMessage] = _Table()
-        self.bind_codes: _Table[str, _BindCode] = _Table()
-        self.push_failures: _Table[int, PushFailure] = _Table()
-        self.processed_inbound: _Table[str, ProcessedInbound] = _Table()
-        self.receptions: _Table[int, Reception] = _Table()
-        self.follows: _Table[tuple[str, str], Follow] = _Table()
-        self.town_tags: _Table[str, int] = _Table()
-        self.broadcasts: _Table[int, Broadcast] = _Table()
-        self.broadcast_sends: _Table[int, BroadcastSend] = _Table()
-        self.mass_budget: _Table[tuple[str, str], int] = _Table()
-        self.reminders: _Table[tuple[int, str], tuple[int, str, datetime, tuple[str, ...]]] = _Table()
+        self.stations: Table[str, Station] = Table()
+        self.deputies: Table[str, Deputy] = Table()
+        self.duty: Table[tuple[str, str, str, Any], DutyShift] = Table()
+        self.tickets: Table[int, Ticket] = Table()
+        self.citizens: Table[str, Citizen] = Table()
+        self.outbox: Table[int, OutboxMessage] = Table()
+        self.bind_codes: Table[str, BindCode] = Table()
+        self.push_failures: Table[int, PushFailure] = Table()
+        self.processed_inbound: Table[str, ProcessedInbound] = Table()
+        self.receptions: Table[int, Reception] = Table()
+        self.follows: Table[tuple[str, str], Follow] = Table()
+        self.town_tags: Table[str, int] = Table()
+        self.broadcasts: Table[int, Broadcast] = Table()
+        self.broadcast_sends: Table[int, BroadcastSend] = Table()
+        self.mass_budget: Table[tuple[str, str], int] = Table()
+        self.reminders: Table[tuple[int, str], tuple[int, str, datetime, tuple[str, ...]]] = Table()
         self.reception_ids = itertools.count(1)
         self.ticket_versions: dict[int, int] = {}  # number -> committed version
         self.ticket_numbers = itertools.count(FIRST_TICKET_NUMBER)
         self.outbox_ids = itertools.count(1)
 
 
-# --- repositories ----------------------------------------------------------------------------
-class MemoryStationRepository:
-    def __init__(self, rows: _Staged[str, Station]) -> None:
-        self._rows = rows
-
-    async def get(self, code: str, *, for_update: bool = False) -> Station | None:
-        return self._rows.get(code)  # one process, no await before the write: nothing to lock
-
-    async def list(self) -> Sequence[Station]:
-        return sorted(self._rows.values(), key=lambda s: s.code)
-
-    async def upsert(self, station: Station) -> bool:
-        if self._rows.get(station.code) == station:
-            return False
-        self._rows.put(station.code, station)
-        return True
-
-
-class MemoryDeputyRepository:
-    def __init__(self, rows: _Staged[str, Deputy]) -> None:
-        self._rows = rows
-
-    async def get(self, code: str, *, for_update: bool = False) -> Deputy | None:
-        return self._rows.get(code)
-
-    async def by_openid(self, openid: str) -> Deputy | None:
-        return next((d for d in self._rows.values() if d.openid == openid), None)
-
-    async def list(self, station_code: str | None = None) -> Sequence[Deputy]:
-        found = (d for d in self._rows.values() if station_code is None or d.station_code == station_code)
-        return sorted(found, key=lambda d: d.code)
-
-    async def upsert(self, deputy: Deputy) -> bool:
-        current = self._rows.get(deputy.code)
-        if current is not None:
-            deputy = replace(deputy, openid=current.openid)  # binding is not the importer's business
-            if current == deputy:
-                return False
-        self._rows.put(deputy.code, deputy)
-        return True
-
-    async def bind(self, code: str, openid: str) -> None:
-        deputy = self._rows.get(code)
-        if deputy is None:
-            raise LookupError(f"no deputy {code!r}")
-        # one WeChat account speaks for one deputy: a re-bind moves the account
-        for other in self._rows.values():
-            if other.openid == openid and other.code != code:
-                self._rows.put(other.code, replace(other, openid=None))
-        self._rows.put(code, replace(deputy, openid=openid))
-
-    async def unbind(self, code: str) -> str | None:
-        deputy = self._rows.get(code)
-        if deputy is None:
-            raise LookupError(f"no deputy {code!r}")
-        self._rows.put(code, replace(deputy, openid=None))
-        return deputy.openid
-
-
-def _duty_sort_key(shift: DutyShift) -> tuple[Any, ...]:
-    return duty_key(shift)
-
-
-class MemoryDutyRepository:
-    def __init__(self, rows: _Staged[tuple[str, str, str, Any], DutyShift]) -> None:
-        self._rows = rows
-
-    async def list(self, station_code: str | None = None) -> Sequence[DutyShift]:
-        found = (s for s in self._rows.values() if station_code is None or s.station_code == station_code)
-        return sorted(found, key=_duty_sort_key)
-
-    async def upsert(self, shift: DutyShift) -> bool:
-        key = duty_key(shift)
-        if self._rows.get(key) == shift:
-            return False
-        self._rows.put(key, shift)
-        return True
-
-
+# --- repositories (stations, deputies, duty, citizens, bind codes: storage/memory_people.py) --------
 class MemoryTicketRepository:
-    def __init__(self, rows: _Staged[int, Ticket], numbers: Callable[[], int], versions: dict[int, int]) -> None:
+    def __init__(self, rows: Staged[int, Ticket], numbers: Callable[[], int], versions: dict[int, int]) -> None:
         self._rows = rows
         self._numbers = numbers
         self._versions = versions  # committed, shared by all units of work
@@ -285,20 +156,9 @@ class MemoryTicketRepository:
         return self._out(newest) if newest else None
 
 
-class MemoryCitizenRepository:
-    def __init__(self, rows: _Staged[str, Citizen]) -> None:
-        self._rows = rows
-
-    async def get(self, openid: str) -> Citizen | None:
-        return self._rows.get(openid)
-
-    async def save(self, citizen: Citizen) -> None:
-        self._rows.put(citizen.openid, citizen)
-
-
 class MemoryOutboxRepository:
-    def __init__(self, rows: _Staged[int, OutboxMessage], ids: Callable[[], int], clock: Clock,
-                 failures: _Staged[int, PushFailure]) -> None:
+    def __init__(self, rows: Staged[int, OutboxMessage], ids: Callable[[], int], clock: Clock,
+                 failures: Staged[int, PushFailure]) -> None:
         self._rows = rows
         self._ids = ids
         self._clock = clock
@@ -362,7 +222,7 @@ class MemoryOutboxRepository:
 
 
 class MemoryProcessedInboundRepository:
-    def __init__(self, rows: _Staged[str, ProcessedInbound], table: _Table[str, ProcessedInbound]) -> None:
+    def __init__(self, rows: Staged[str, ProcessedInbound], table: Table[str, ProcessedInbound]) -> None:
         self._rows = rows
         self._table = table
         self._added: list[str] = []
@@ -396,34 +256,14 @@ class MemoryProcessedInboundRepository:
             self._rows.put(key, replace(record, reply=reply))
 
 
-class MemoryBindCodeRepository:
-    def __init__(self, rows: _Staged[str, _BindCode]) -> None:
-        self._rows = rows
-
-    async def create(self, deputy_code: str, code: str, expires_at: datetime, now: datetime) -> bool:
-        entry = self._rows.get(code)
-        if entry is not None and entry.used_at is None and entry.expires_at > now:
-            return False  # still valid for its deputy: never overwrite it
-        self._rows.put(code, _BindCode(deputy_code, expires_at))
-        return True
-
-    async def consume(self, code: str, now: datetime) -> str | None:
-        entry = self._rows.get(code)
-        if entry is None or entry.used_at is not None or entry.expires_at <= now:
-            return None
-        entry.used_at = now
-        self._rows.put(code, entry)
-        return entry.deputy_code
-
-
 # --- unit of work --------------------------------------------------------------------------------
 class MemoryUnitOfWork:
     def __init__(self, db: MemoryDatabase, clock: Clock) -> None:
         self._db = db
-        self._staged: list[_Staged[Any, Any]] = []
+        self._staged: list[Staged[Any, Any]] = []
 
-        def stage(table: _Table[Any, Any]) -> _Staged[Any, Any]:
-            staged: _Staged[Any, Any] = _Staged(table)
+        def stage(table: Table[Any, Any]) -> Staged[Any, Any]:
+            staged: Staged[Any, Any] = Staged(table)
             self._staged.append(staged)
             return staged
 

@@ -124,9 +124,9 @@ def _plain(item: Any) -> Any:
 
 def attach_live_repository(uow: Any, db: Any, stage: Callable[[Any], Any]) -> None:
     """Adds the live tables to `db` on first use and the repository to `uow`."""
-    from storage.memory import _Table
+    from storage.memory_tables import Table
 
     if not hasattr(db, "live_sessions"):
-        db.live_sessions, db.live_questions, db.live_ids = _Table(), _Table(), itertools.count(1)
+        db.live_sessions, db.live_questions, db.live_ids = Table(), Table(), itertools.count(1)
     uow.live = MemoryLiveRepository(stage(db.live_sessions), stage(db.live_questions), db.live_questions,
                                     lambda: next(db.live_ids))

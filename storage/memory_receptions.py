@@ -11,11 +11,11 @@ from bot.core.broadcasts import Broadcast, BroadcastSend, SendStatus
 from bot.core.receptions import Follow, Reception
 
 if TYPE_CHECKING:
-    from storage.memory import _Staged
+    from storage.memory_tables import Staged
 
 
 class MemoryReceptionRepository:
-    def __init__(self, rows: _Staged[int, Reception], next_id: Callable[[], int]) -> None:
+    def __init__(self, rows: Staged[int, Reception], next_id: Callable[[], int]) -> None:
         self._rows = rows
         self._next_id = next_id
 
@@ -45,7 +45,7 @@ class MemoryReceptionRepository:
 
 
 class MemoryFollowRepository:
-    def __init__(self, rows: _Staged[tuple[str, str], Follow], tags: _Staged[str, int]) -> None:
+    def __init__(self, rows: Staged[tuple[str, str], Follow], tags: Staged[str, int]) -> None:
         self._rows = rows
         self._tags = tags
 
@@ -91,8 +91,8 @@ class MemoryFollowRepository:
 
 
 class MemoryBroadcastRepository:
-    def __init__(self, broadcasts: _Staged[int, Broadcast], sends: _Staged[int, BroadcastSend],
-                 budget: _Staged[tuple[str, str], int], next_id: Callable[[], int]) -> None:
+    def __init__(self, broadcasts: Staged[int, Broadcast], sends: Staged[int, BroadcastSend],
+                 budget: Staged[tuple[str, str], int], next_id: Callable[[], int]) -> None:
         self._broadcasts = broadcasts
         self._sends = sends
         self._budget = budget
@@ -136,7 +136,7 @@ class MemoryBroadcastRepository:
 
 
 class MemoryReminderRepository:
-    def __init__(self, rows: _Staged[tuple[int, str], tuple[int, str, datetime, tuple[str, ...]]]) -> None:
+    def __init__(self, rows: Staged[tuple[int, str], tuple[int, str, datetime, tuple[str, ...]]]) -> None:
         self._rows = rows
 
     async def claim(self, reception_id: int, kind: str, openids: Sequence[str], at: datetime) -> bool:

@@ -64,10 +64,10 @@ class MemoryTicketNoteRepository:
 
 def attach_staff_repositories(uow: Any, db: Any, stage: Callable[[Any], Any]) -> None:
     """Adds the staff tables to `db` on first use and the repositories to `uow`."""
-    from storage.memory import _Table
+    from storage.memory_tables import Table
 
     if not hasattr(db, "staff"):
-        db.staff, db.audit, db.notes = _Table(), _Table(), _Table()
+        db.staff, db.audit, db.notes = Table(), Table(), Table()
         db.audit_ids, db.note_ids = itertools.count(1), itertools.count(1)
     uow.staff = MemoryStaffRepository(stage(db.staff))
     uow.audit = MemoryAuditLogRepository(stage(db.audit), lambda: next(db.audit_ids))
