@@ -35,7 +35,7 @@ from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
 from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
-from handlers import failures, notify, staff_pushes
+from handlers import failures, live, live_notify, notify, staff_pushes
 from handlers.bus import BusUnitOfWorkFactory, MessageBus
 from handlers.chat import ROUTERS
 from handlers.chat.router import Dispatcher
@@ -43,6 +43,7 @@ from handlers.delivery import DeliveryWorker
 from handlers.places import learn_station_places
 from handlers.queue import assign_waiting
 from handlers.services import Services
+from storage.live_feed import feed_for
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def subscribe_all(bus: MessageBus, services: Services) -> None:
     """Every event subscription of the application. A new feature subscribes here."""
     notify.register(bus, services.texts)  # pushes about tickets, stored in the transaction
     staff_pushes.register(bus, services.texts)  # and about staff actions on them
+    live_notify.register(bus, services.texts, feed_for(services.kv, services.settings))  # 云直播
     bus.subscribe(PushFailed, failures.record_push_failure)  # for staff and the next deputy on duty
     # late-bound: the app's delivery worker is built after the Services it needs
     bus.subscribe_after_commit(MessagesQueued, lambda _: services.kick_delivery())
@@ -170,6 +172,11 @@ class Job:
     trigger: Callable[[], Any]  # a fresh APScheduler trigger
 
 
+async def end_live_sessions(bot: BotApp) -> int:
+    """Live sessions past their ends_at end; what was left unanswered becomes tickets."""
+    return await live.end_due_sessions(bot.services)
+
+
 JOBS = (
     # shifts start on whole minutes (HH:MM): a check at second 0 drains each station queue at the
     # moment its next shift begins
@@ -178,6 +185,7 @@ JOBS = (
     Job("prune_processed_inbound", prune_processed_inbound, lambda: CronTrigger(hour=3, minute=17)),
     Job("send_broadcasts", send_broadcasts, lambda: CronTrigger(second="*/15")),
     Job("remind_receptions", remind_receptions, lambda: CronTrigger(second=30)),
+    Job("end_live_sessions", end_live_sessions, lambda: CronTrigger(second="*/15")),
     Job("sync_follow_tags", sync_follow_tags, lambda: CronTrigger(minute="*/5", second=45)),
 )
 
@@ -209,7 +217,7 @@ class BotApp:
     web_app: web.Application = field(init=False)
 
     async def start(self) -> None:
-        from bot.console import add_console_routes
+        from bot.console import add_console_routes, live_api
         from bot.webhook import add_webhook_routes
         from bot.wechat.gateway import HttpMassGateway
         from nlu import build_nlu
@@ -246,6 +254,8 @@ class BotApp:
         add_webhook_routes(self.web_app, settings=self.settings, kv=self.kv,
                            handle=self.conversation.handle, push_late=self.push_late)
         self.web_app.router.add_get("/healthz", self._healthz)
+        self.web_app[live_api.SERVICES], self.web_app[live_api.FEED] = self.services, feed_for(self.kv, self.settings)
+        self.web_app[live_api.GATEWAY] = self.gateway
         # the console and the API go through the same units of work (and so the same events) as the chat
         add_console_routes(self.web_app, uow_factory=self.services.uow, engine=self.uow_factory.engine,
                            clock=self.clock, settings=self.settings, texts=self.services.texts,
@@ -278,4 +288,5 @@ class BotApp:
             await close_nlu()
         await self.http.close()
         await self.uow_factory.dispose()
+        await feed_for(self.kv, self.settings).close()
         await self.kv.close()

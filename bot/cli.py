@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -172,9 +172,10 @@ def bind_code(deputy_code: str) -> None:
     from handlers.deputies import create_bind_code
 
     texts = default_texts()
+    settings = Settings()
 
     async def go() -> str:
-        async with command_services(Settings()) as services:
+        async with command_services(settings) as services:
             return await create_bind_code(services, deputy_code)
 
     try:

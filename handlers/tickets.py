@@ -12,6 +12,7 @@ from datetime import datetime
 
 from bot.core import keys
 from bot.core.people import Deputy
+from bot.core.ports import UnitOfWork
 from bot.core.privacy import mask_openid
 from bot.core.staff import AuditEntry
 from bot.core.tickets import Ticket
@@ -36,24 +37,8 @@ async def submit_report(services: Services, draft: ReportDraft,
     try:
         async with services.kv.lock(keys.ASSIGN_LOCK):
             async with services.uow() as uow:
-                qr_station = draft.qr_station_code
-                if not qr_station:
-                    # the station bound by an earlier QR scan still counts
-                    citizen = await uow.citizens.get(draft.citizen_openid)
-                    qr_station = citizen.station_code if citizen else None
-                code = choose_station(await uow.stations.list(), qr_station_code=qr_station,
-                                      place=" ".join((draft.place, *draft.place_names)), town=draft.town,
-                                      category=draft.category)
-                ticket = await uow.tickets.add(Ticket.file(
-                    citizen_openid=draft.citizen_openid, category=draft.category, summary=draft.summary,
-                    place=draft.place, details=draft.details, station_code=code, at=now, phone=draft.phone,
-                    share_contact=draft.share_contact, attachments=draft.attachments, filed_by=draft.filed_by,
-                    reception_id=draft.reception_id,
-                ))
-                assigner = Assigner(uow, services.kv, now)
-                deputy = await assigner.pick(code)
-                ticket.start(deputy.code if deputy else None, now)
-                await uow.tickets.save(ticket)
+                ticket, assigner = await file_in(uow, services, draft, now)
+                deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
                 if audit is not None:
                     await uow.audit.add(audit(ticket))
                 await uow.commit()  # the pushes are stored here too, and delivery is kicked
@@ -69,6 +54,30 @@ async def submit_report(services: Services, draft: ReportDraft,
     log.info("ticket #%d from %s filed at %s, %s", filed.number, mask_openid(draft.citizen_openid),
              filed.station_code, f"assigned to {deputy.code}" if deputy else "queued")
     return filed
+
+
+async def file_in(uow: UnitOfWork, services: Services, draft: ReportDraft, now: datetime) -> tuple[Ticket, Assigner]:
+    """Route the draft, add its ticket and give it an on-duty deputy, in `uow` (not committed).
+    The caller holds keys.ASSIGN_LOCK and calls `assigner.remember()` after its commit."""
+    qr_station = draft.qr_station_code
+    if not qr_station:
+        # the station bound by an earlier QR scan still counts
+        citizen = await uow.citizens.get(draft.citizen_openid)
+        qr_station = citizen.station_code if citizen else None
+    code = choose_station(await uow.stations.list(), qr_station_code=qr_station,
+                          place=" ".join((draft.place, *draft.place_names)), town=draft.town,
+                          category=draft.category)
+    ticket = await uow.tickets.add(Ticket.file(
+        citizen_openid=draft.citizen_openid, category=draft.category, summary=draft.summary,
+        place=draft.place, details=draft.details, station_code=code, at=now, phone=draft.phone,
+        share_contact=draft.share_contact, attachments=draft.attachments, filed_by=draft.filed_by,
+        reception_id=draft.reception_id,
+    ))
+    assigner = Assigner(uow, services.kv, now)
+    deputy = await assigner.pick(code)
+    ticket.start(deputy.code if deputy else None, now)
+    await uow.tickets.save(ticket)
+    return ticket, assigner
 
 
 async def filed_from_form(services: Services, draft: ReportDraft, started_at: str) -> Ticket | None:

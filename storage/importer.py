@@ -60,10 +60,27 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
+    rows: list[ImportedRow] = field(default_factory=list)  # the good rows, in file order
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def unreadable(self) -> bool:
+        """The file itself could not be read (no rows were looked at)."""
+        return bool(self.errors) and self.errors[0][0] == 0
+
+
+@dataclass(frozen=True)
+class ImportedRow:
+    line: int
+    outcome: str  # created | updated | unchanged
+    item: Any  # the Station, Deputy, DutyShift or Reception
+
+
+# an extra rule of the caller (e.g. the console's scope): the Chinese reason a good row is refused, or None
+RowCheck = Callable[[Any], str | None]
 
 
 class _RowError(Exception):
@@ -390,10 +407,24 @@ def read_header(header: Sequence[str], kind: str, texts: Texts) -> _Header:
                                                 expected=expected, other=other))
 
 
+def check_record(kind: str, cells: dict[str, str], known: dict[str, set[str]], texts: Texts | None = None
+                 ) -> tuple[Any, list[str]]:
+    """One record checked by the import's rules (a console edit form uses them): the item and the
+    Chinese reasons it is bad (none: good). `cells` by column name; `known` the station and deputy codes."""
+    texts = texts or default_texts()
+    labels = {c: texts.raw("import_headers")[kind][c][0] for c in COLUMNS[kind]}
+    errors: list[str] = []
+    item = _PARSERS[kind](_Row({c: cells.get(c, "").strip() for c in COLUMNS[kind]}, labels, texts, errors), known)
+    return item, errors
+
+
 async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, texts: Texts | None = None,
-                      now: datetime | None = None) -> ImportReport:
+                      now: datetime | None = None, *, dry_run: bool = False,
+                      check: RowCheck | None = None) -> ImportReport:
     """Import `path` (CSV or XLSX) as `kind` (stations | deputies | duty | receptions) in one
-    transaction. `now` (default: the system clock) is when a reception date counts as past."""
+    transaction. `now` (default: the system clock) is when a reception date counts as past.
+    `dry_run`: the same checks and counts, and nothing stored (the console's preview). `check`: a
+    further rule of the caller; a row it refuses is reported like any bad row."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     texts = texts or default_texts()
@@ -440,6 +471,8 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
             if not errors and key in seen:
                 errors.append(texts.get("import_duplicate_row", line=seen[key],
                                         columns=",".join(header.labels[c] for c in KEY_COLUMNS[kind])))
+            if not errors and check is not None and (refused := check(item)):
+                errors.append(refused)
             if errors:
                 report.errors.extend((line, e) for e in errors)
                 continue
@@ -453,6 +486,7 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
                 report.created += outcome == "created"
                 report.updated += outcome == "updated"
                 report.unchanged += outcome == "unchanged"
+                report.rows.append(ImportedRow(line, outcome, item))
                 continue
             seen[key] = line
             if kind == "stations":
@@ -465,11 +499,9 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
             else:
                 existed = key in existing_shifts
                 changed = await uow.duty.upsert(item)
-            if not existed:
-                report.created += 1
-            elif changed:
-                report.updated += 1
-            else:
-                report.unchanged += 1
-        await uow.commit()
+            outcome = "unchanged" if existed and not changed else "updated" if existed else "created"
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            report.rows.append(ImportedRow(line, outcome, item))
+        if not dry_run:
+            await uow.commit()  # a dry run leaves without commit: everything rolls back
     return report

@@ -27,6 +27,7 @@ from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.ports import ConcurrentUpdate
 from bot.core.receptions import Follow, Reception
 from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus, take_events
+from storage.memory_live import attach_live_repository
 from storage.memory_staff import attach_staff_repositories
 from storage.memory_receptions import (
     MemoryBroadcastRepository,
@@ -171,6 +172,13 @@ class MemoryDeputyRepository:
             if other.openid == openid and other.code != code:
                 self._rows.put(other.code, replace(other, openid=None))
         self._rows.put(code, replace(deputy, openid=openid))
+
+    async def unbind(self, code: str) -> str | None:
+        deputy = self._rows.get(code)
+        if deputy is None:
+            raise LookupError(f"no deputy {code!r}")
+        self._rows.put(code, replace(deputy, openid=None))
+        return deputy.openid
 
 
 def _duty_sort_key(shift: DutyShift) -> tuple[Any, ...]:
@@ -434,6 +442,7 @@ class MemoryUnitOfWork:
         self.broadcasts = MemoryBroadcastRepository(stage(db.broadcasts), stage(db.broadcast_sends),
                                                     stage(db.mass_budget), lambda: next(db.reception_ids))
         self.reminders = MemoryReminderRepository(stage(db.reminders))
+        attach_live_repository(self, db, stage)
 
     async def __aenter__(self) -> MemoryUnitOfWork:
         return self
@@ -446,6 +455,7 @@ class MemoryUnitOfWork:
         try:
             self.tickets.check_versions()
             self.processed_inbound.check_unique()
+            self.live.check_versions()
         except (ConcurrentUpdate, KeyError):
             await self.rollback()  # as the database does: nothing of this transaction is kept
             raise
@@ -453,15 +463,17 @@ class MemoryUnitOfWork:
             staged.commit()
         self.tickets.commit()
         self.processed_inbound.forget_added()
+        self.live.forget()
 
     async def rollback(self) -> None:
         for staged in self._staged:
             staged.rollback()
         self.tickets.rollback()
         self.processed_inbound.forget_added()
+        self.live.forget()
 
     def collect_new_events(self) -> list[Event]:
-        return take_events(self.tickets.handed_out)
+        return take_events(self.tickets.handed_out) + self.live.take_events()
 
 
 class MemoryUnitOfWorkFactory:

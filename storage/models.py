@@ -94,6 +94,12 @@ class TicketRow(Base):
     __table_args__ = (
         Index("ix_tickets_deputy_status", "deputy_code", "status"),
         Index("ix_tickets_station_status", "station_code", "status"),
+        Index("ix_tickets_status_created", "status", "created_at"),
+        Index("ix_tickets_status_assigned", "status", "assigned_at"),
+        Index("ix_tickets_rating", "rating"),
+        # the dashboard's rates per station and per deputy: read from the index alone
+        Index("ix_tickets_station_rates", "station_code", "created_at", "accepted_at", "resolved_at", "rating"),
+        Index("ix_tickets_deputy_rates", "deputy_code", "created_at", "accepted_at", "resolved_at", "rating"),
         {"sqlite_autoincrement": True},  # numbers are never reused, and start at 1001 (see below)
     )
 
@@ -116,6 +122,11 @@ class TicketRow(Base):
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     rating_comment: Mapped[str] = mapped_column(Text, default="")
     reception_id: Mapped[int | None] = mapped_column(Integer)  # filed by staff at this reception day
+    # read by the console's rates and tabs (storage/console_queries.py); written from the timeline
+    # on every save (storage/sql_mapping.py timeline_times)
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime)  # last assigned or transferred
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime)  # first accepted
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)  # first resolved
 
     timeline: Mapped[list[TimelineRow]] = relationship(
         order_by="TimelineRow.seq", cascade="all, delete-orphan", lazy="selectin"

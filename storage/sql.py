@@ -30,6 +30,7 @@ from storage.sql_receptions import (
     SqlReceptionRepository,
     SqlReminderRepository,
 )
+from storage.sql_live import SqlLiveRepository  # also registers the live tables
 from storage.sql_people import SqlCitizenRepository, SqlDeputyRepository, SqlDutyRepository, SqlStationRepository
 from storage.sql_staff import attach_staff_repositories  # also registers the console tables
 
@@ -295,6 +296,7 @@ class SqlUnitOfWork:
     follows: SqlFollowRepository
     broadcasts: SqlBroadcastRepository
     reminders: SqlReminderRepository
+    live: SqlLiveRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self._sessions = sessions
@@ -316,6 +318,7 @@ class SqlUnitOfWork:
         self.follows = SqlFollowRepository(session)
         self.broadcasts = SqlBroadcastRepository(session)
         self.reminders = SqlReminderRepository(session)
+        self.live = SqlLiveRepository(session)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -332,7 +335,7 @@ class SqlUnitOfWork:
             raise ConcurrentUpdate("a ticket changed meanwhile") from error
 
     def collect_new_events(self) -> list[Event]:
-        return take_events(self.tickets.handed_out)
+        return take_events(self.tickets.handed_out) + self.live.take_events()
 
     async def rollback(self) -> None:
         assert self._session is not None, "use `async with uow:`"
@@ -341,6 +344,7 @@ class SqlUnitOfWork:
         self.tickets._seen.clear()
         self.tickets.handed_out.clear()  # their events were never stored
         self.duty._by_station.clear()
+        self.live.forget()
 
 
 class SqlUnitOfWorkFactory:

@@ -1,7 +1,7 @@
 """SQL rows ⇄ domain objects: rows are mapped on the way out, so callers hold plain copies."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from bot.core.outbound import OutboxMessage, OutboxStatus
@@ -84,7 +84,18 @@ def ticket_fields(ticket: Ticket) -> dict[str, Any]:
         "rating": ticket.rating,
         "rating_comment": ticket.rating_comment,
         "reception_id": ticket.reception_id,
+        **timeline_times(ticket),
     }
+
+
+def timeline_times(ticket: Ticket) -> dict[str, datetime | None]:
+    """The timeline's moments the console filters and rates by, stored on the ticket row."""
+    def at(kinds: tuple[TimelineKind, ...], pick: Any) -> datetime | None:
+        times = [e.at for e in ticket.timeline if e.kind in kinds]
+        return pick(times) if times else None
+
+    return {"assigned_at": at((TimelineKind.ASSIGNED, TimelineKind.TRANSFERRED), max),
+            "accepted_at": at((TimelineKind.ACCEPTED,), min), "resolved_at": at((TimelineKind.RESOLVED,), min)}
 
 
 def append_children(row: TicketRow, ticket: Ticket) -> None:

@@ -88,6 +88,14 @@ class SqlDeputyRepository:
         )
         await self._s.execute(update(DeputyRow).where(DeputyRow.code == code).values(openid=openid))
 
+    async def unbind(self, code: str) -> str | None:
+        row = await self._s.get(DeputyRow, code, with_for_update=True)
+        if row is None:
+            raise LookupError(f"no deputy {code!r}")
+        openid, row.openid = row.openid, None
+        await self._s.flush()
+        return openid
+
 
 class SqlDutyRepository:
     def __init__(self, session: AsyncSession) -> None:

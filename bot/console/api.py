@@ -23,6 +23,7 @@ from bot.console.common import (
     ticket_in_scope,
     visible_stations,
 )
+from bot.console import live_api
 from bot.console.openapi import openapi_document
 from bot.core.staff import StaffAccount
 from bot.core.tickets import Ticket, TicketStatus
@@ -47,6 +48,7 @@ def create_api_app(deps: ConsoleDeps) -> web.Application:
     r.add_get("/duty", duty_now)
     r.add_get("/stats/tickets", ticket_stats)
     add_action_routes(r)  # POST /tickets, POST /tickets/{number}/assign (api_actions.py)
+    live_api.add_routes(r)  # 云直播 (bot/console/live_api.py)
     return app
 
 

@@ -32,7 +32,7 @@ class ConsoleDeps:
     clock: Clock
     texts: Texts
     settings: Settings
-    services: Services | None = None  # the use cases, for the actions (same bus as the chat)
+    services: Services | None = None  # the use cases of the actions and the administration (same bus as the chat)
 
 
 DEPS = web.AppKey("console_deps", ConsoleDeps)
@@ -62,7 +62,7 @@ def _int(params: Mapping[str, str], name: str, low: int, high: int, default: int
     value = params.get(name, "").strip()
     if not value:
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
         raise BadParam(name, "console_bad_number")
     return int(value)
 
@@ -115,7 +115,7 @@ def filter_context(stations_list: Sequence[Station]) -> dict[str, Any]:
 async def ticket_in_scope(uow: UnitOfWork, scope: Scope, number_text: str) -> Ticket | None:
     """The ticket, or None when it does not exist or lies outside the scope (callers answer 404
     for both, the same way)."""
-    if not number_text.isdigit() or len(number_text) > 12:
+    if not (number_text.isascii() and number_text.isdigit()) or len(number_text) > 12:
         return None
     ticket = await uow.tickets.get(int(number_text))
     if ticket is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.core.tickets import CATEGORIES, TicketStatus
+from bot.console.live_openapi import LIVE_PATHS, LIVE_SCHEMAS
 from storage.console_queries import STAT_GROUPS, TABS
 
 STR: dict[str, Any] = {"type": "string"}
@@ -164,10 +165,11 @@ def openapi_document() -> dict[str, Any]:
                 [{**_query("by", "统计方式", {"type": "string", "enum": list(STAT_GROUPS)}), "required": True},
                  *TICKET_FILTERS],
                 _obj({"by": STR, "items": {"type": "array", "items": _ref("Stat")}, "total": INT})),
+            **LIVE_PATHS,
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Ticket": TICKET, "TicketDetail": TICKET_DETAIL, "Note": NOTE, "Station": STATION,
-                        "Deputy": DEPUTY, "Shift": SHIFT, "Stat": STAT, "Error": ERROR},
+                        "Deputy": DEPUTY, "Shift": SHIFT, "Stat": STAT, "Error": ERROR, **LIVE_SCHEMAS},
         },
     }

@@ -76,6 +76,10 @@ def create_console_app(deps: ConsoleDeps) -> web.Application:
     r.add_get("/deputies", deputies, name="deputies")
     r.add_get("/duty", duty, name="duty")
     r.add_get("/audit", audit, name="audit")
+    from bot.console.admin import add_admin_routes  # here, not on top: admin.py uses this module's helpers
+    add_admin_routes(app)
+    from bot.console import live_pages  # 云直播 (imports this module: late)
+    live_pages.add_routes(r)
     return app
 
 
@@ -376,7 +380,7 @@ async def audit(request: web.Request) -> web.StreamResponse:
     t = deps.texts.get
     fmt = request.query.get("export", "")
     per_page = 50
-    page_no = int(request.query["page"]) if request.query.get("page", "").isdigit() else 1
+    page_no = int(p) if (p := request.query.get("page", "")).isascii() and p.isdigit() else 1  # not "²"
     async with deps.uow_factory() as uow:
         if fmt in ("xlsx", "csv"):
             page = await uow.audit.page(0, 100_000)

@@ -119,3 +119,57 @@ class MessagesQueued(Event):
     aggregate): delivery can start at once."""
 
     count: int
+
+
+# --- live-stream receptions (bot/core/live.py) ----------------------------------------------------
+@dataclass(frozen=True)
+class LiveQuestionAsked(Event):
+    session_id: int
+    question_id: int
+    asker_openid: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LiveQuestionChanged(Event):
+    """A question of a live session is new or changed: `view` is what the host's queue shows."""
+
+    session_id: int
+    question_id: int
+    view: dict[str, object]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LiveQuestionAnswered(Event):
+    session_id: int
+    question_id: int
+    askers: tuple[str, ...]  # everyone who asked it, merged questions' askers included
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LiveQuestionHidden(Event):
+    session_id: int
+    question_id: int
+    askers: tuple[str, ...]
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LiveFollowUpFiled(Event):
+    """The session's leftover questions are tickets: each asker with the numbers of theirs."""
+
+    session_id: int
+    title: str
+    numbers: tuple[tuple[str, tuple[int, ...]], ...]  # (openid, ticket numbers)
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LiveSessionEnded(Event):
+    session_id: int
+    station_code: str
+    at: datetime

@@ -72,3 +72,8 @@ def scene(openid: str) -> str:
 def subscriptions(openid: str) -> str:
     """订阅通知 grants of one user: JSON {subscribe template id: sends left} (handlers/channels.py)."""
     return f"subscriptions:{openid}"
+
+
+def live_feed(session_id: int) -> str:
+    """The pub/sub channel of a live session's queue updates (storage/live_feed.py)."""
+    return f"live:feed:{session_id}"

@@ -12,6 +12,7 @@ from typing import Protocol
 from bot.core.broadcasts import Broadcast, BroadcastSend
 from bot.core.events import Event
 from bot.core.inbound import ProcessedInbound
+from bot.core.live import LiveQuestion, LiveSession
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.parse import ParseResult
 from bot.core.people import Citizen, Deputy, DutyShift, Station
@@ -73,6 +74,9 @@ class DeputyRepository(Protocol):
         """Insert or update by code (the bound openid is kept); True when something changed."""
         ...
     async def bind(self, code: str, openid: str) -> None: ...
+    async def unbind(self, code: str) -> str | None:
+        """Forget the deputy's WeChat account; returns the openid it had (None: none was bound)."""
+        ...
 
 
 class DutyRepository(Protocol):
@@ -217,6 +221,57 @@ class ReminderRepository(Protocol):
         ...
 
 
+class LiveRepository(Protocol):
+    """Live-stream sessions and their questions (bot/core/live.py). Sessions and questions handed
+    out here record events the unit of work collects. save_question raises ConcurrentUpdate when
+    the question changed since it was read (two hosts at once)."""
+
+    async def add_session(self, session: LiveSession) -> LiveSession:
+        """Store a new session; its `id` (and, when empty, its default keyword) is assigned here."""
+        ...
+    async def get_session(self, session_id: int) -> LiveSession | None: ...
+    async def save_session(self, session: LiveSession) -> None: ...
+    async def session_by_keyword(self, keyword: str) -> LiveSession | None:
+        """The newest session with this keyword."""
+        ...
+    async def sessions(self, station_codes: Sequence[str] | None = None) -> Sequence[LiveSession]:
+        """Newest first."""
+        ...
+    async def due_to_end(self, now: datetime) -> Sequence[LiveSession]:
+        """Sessions not ended whose ends_at has come."""
+        ...
+    async def unfiled(self, now: datetime) -> Sequence[LiveSession]:
+        """Sessions ended (or past ends_at) whose follow-ups were not filed yet."""
+        ...
+    async def claim_filing(self, session_id: int, at: datetime) -> bool:
+        """Mark the session's follow-ups filed at `at`; False when someone already did."""
+        ...
+    async def add_question(self, question: LiveQuestion) -> LiveQuestion: ...
+    async def get_question(self, question_id: int) -> LiveQuestion | None: ...
+    async def save_question(self, question: LiveQuestion) -> None: ...
+    async def questions(self, session_id: int) -> Sequence[LiveQuestion]:
+        """Every question of the session, oldest first."""
+        ...
+    async def last_question(self, session_id: int, openid: str) -> LiveQuestion | None: ...
+
+
+class LiveSubscription(Protocol):
+    async def next(self, timeout: float) -> str | None:
+        """The next payload, or None when none came within `timeout` seconds."""
+        ...
+
+
+class LiveFeed(Protocol):
+    """Live updates of a session's queue to every host screen, across workers (Redis pub/sub;
+    in-process for the memory store). Best effort: the queue itself is in the database."""
+
+    async def publish(self, session_id: int, payload: str) -> None: ...
+
+    def listen(self, session_id: int) -> AbstractAsyncContextManager[LiveSubscription]:
+        """Subscribed on enter: the payloads published from then on."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """`async with uow:` opens one transaction; `await uow.commit()` ends it; leaving without
     commit rolls back."""
@@ -236,6 +291,7 @@ class UnitOfWork(Protocol):
     follows: FollowRepository
     broadcasts: BroadcastRepository
     reminders: ReminderRepository
+    live: LiveRepository
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

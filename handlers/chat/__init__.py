@@ -4,15 +4,17 @@ Every message goes through ROUTERS, in this order; the first that answers wins (
 "not mine" by returning None). See docs/architecture.md "Chat routers" for adding a mode."""
 from __future__ import annotations
 
-from handlers.chat import answers, commands, deputy, follow, follows, intents, report, subscriptions
+from handlers.chat import answers, commands, deputy, follow, follows, intents, live, report, subscriptions
 from handlers.chat.router import Router, Scene
 
 ROUTERS: tuple[Router | Scene, ...] = (
+    live.join,  # a live session's QR code (live:<id>): before the follow router, which takes the others
     follow.router,  # subscribe (bind the QR station, welcome) · SCAN · unsubscribe
     subscriptions.router,  # 订阅通知 accepted/refused (events, no reply)
     deputy.binding,  # 绑定 <code>
     deputy.commands,  # a bound deputy's 受理/办结/转 …
-    report.scene,  # the user's current scene (next: rating, live Q&A)
+    live.scene,  # 云直播: texts are questions for the host while the session runs (before the report's photo start)
+    report.scene,  # the report form
     follows.router,  # 订阅 / 关注接待 [place] · 退订 · 我的订阅: stations' receptions
     commands.router,  # rating · 我的诉求 · #1024 · #1024 <text> · 帮助 · the menu's buttons
     intents.router,  # intent → handler

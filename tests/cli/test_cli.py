@@ -119,7 +119,8 @@ async def test_bind_code_is_printed_for_a_known_deputy_only(tmp_path: Path) -> N
     assert digits and len(digits[0]) == 6
 
     code, out = await run(tmp_path, "deputy", "bind-code", "D999")
-    assert code == 1 and "D999" in out
+    assert code == 1 and "D999" in out and "Traceback" not in out
+    assert "现在用的数据库" in out  # which database was looked in (the demo keeps its own)
 
 
 def english_words(out: str) -> list[str]:

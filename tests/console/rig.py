@@ -54,7 +54,7 @@ async def build_rig(uow_factory, must_change: bool = False) -> ConsoleRig:
                 account.must_change_password = False
                 await uow.staff.save(account)
             await uow.commit()
-    app = web.Application()
+    app = web.Application(client_max_size=Settings().max_body_bytes * 2)  # as the bot's app
     # the actions' use cases on a bus over the same storage, as bot/bootstrap.py mounts them
     services = build_services(Settings(), uow=uow_factory, kv=MemoryKeyValueStore(), nlu=_NoNLU(), clock=clock)
     add_console_routes(app, uow_factory=services.uow, engine=uow_factory.engine, clock=clock,

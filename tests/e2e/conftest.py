@@ -2,22 +2,17 @@
 each with plaintext and AES-encrypted messages."""
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from e2e_stack import AES_KEY, APPID, TOKEN, SettableClock, Stack, write_data
+from e2e_stack import AES_KEY, APPID, REDIS_URL, TOKEN, SettableClock, Stack, clear_redis, truncate, write_data
 
 from bot.bootstrap import BotApp
 from bot.settings import Settings
 from bot.wechat.fake_api import FakeWeChatAPI
 from storage.importer import import_file
-
-REDIS_URL = os.environ.get("ZTC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
 
 @pytest.fixture(params=["sqlite-memory", "postgres-redis"])
 def backend(request) -> str:
@@ -38,7 +33,7 @@ async def stack(backend, encrypted, tmp_path, request) -> AsyncIterator[Stack]:
         database_url = request.getfixturevalue("postgres_database")
         redis_url = REDIS_URL
         prefix = request.getfixturevalue("redis_prefix")
-        await _truncate(database_url)
+        await truncate(database_url)
     else:
         database_url, redis_url, prefix = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}", "", "ztc:"
     settings = Settings(
@@ -62,27 +57,4 @@ async def stack(backend, encrypted, tmp_path, request) -> AsyncIterator[Stack]:
         await bot.stop()
         await api_server.close()
         if backend == "postgres-redis":
-            await _clear_redis(prefix)
-
-
-async def _truncate(database_url: str) -> None:
-    """The run's own PostgreSQL database is shared by the tests of this run: start each empty."""
-    from storage.migrate import upgrade
-    from storage.models import Base
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    await asyncio.to_thread(upgrade, database_url)
-    engine = create_async_engine(database_url)
-    async with engine.begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        await conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-    await engine.dispose()
-
-
-async def _clear_redis(prefix: str) -> None:
-    import redis.asyncio as redis
-
-    client = redis.from_url(REDIS_URL)
-    async for key in client.scan_iter(match=f"{prefix}*"):
-        await client.delete(key)
-    await client.aclose()
+            await clear_redis(prefix)

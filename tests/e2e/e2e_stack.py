@@ -3,6 +3,7 @@ fake WeChat API recording every outbound call, on SQLite + in-process stores and
 from __future__ import annotations
 
 import asyncio
+import os
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -112,3 +113,27 @@ def write_data(folder: Path) -> dict[str, Path]:
     return files
 
 
+REDIS_URL = os.environ.get("ZTC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def truncate(database_url: str) -> None:
+    """The run's own PostgreSQL database is shared by the tests of this run: start each empty."""
+    from storage.migrate import upgrade
+    from storage.models import Base
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        await conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+    await engine.dispose()
+
+
+async def clear_redis(prefix: str) -> None:
+    import redis.asyncio as redis
+
+    client = redis.from_url(REDIS_URL)
+    async for key in client.scan_iter(match=f"{prefix}*"):
+        await client.delete(key)
+    await client.aclose()

@@ -101,6 +101,27 @@ async def test_reimport_changes_nothing_and_edits_count_as_updates(uow_factory, 
         assert (await uow.stations.get("S-SL")).places == ("江兴社区", "梅里村", "城南社区")
 
 
+async def test_dry_run_reports_the_same_and_stores_nothing(uow_factory, tmp_path: Path) -> None:
+    path = write(tmp_path, "stations.csv", STATIONS_CSV)
+    preview = await import_file(uow_factory, "stations", path, dry_run=True)
+    assert (preview.rows_read, preview.created, preview.updated, preview.unchanged) == (5, 3, 0, 0)
+    assert [(r.line, r.outcome, r.item.code) for r in preview.rows] == [
+        (2, "created", "S-SL"), (3, "created", "S-KFQ-LD"), (6, "created", "S-QD")]
+    async with uow_factory() as uow:
+        assert await uow.stations.list() == []
+    saved = await import_file(uow_factory, "stations", path)
+    assert (saved.errors, [r.item for r in saved.rows]) == (preview.errors, [r.item for r in preview.rows])
+
+
+async def test_a_callers_check_refuses_rows_like_bad_ones(uow_factory, tmp_path: Path) -> None:
+    path = write(tmp_path, "stations.csv", STATIONS_CSV)
+    report = await import_file(uow_factory, "stations", path,
+                               check=lambda station: "不是本镇" if station.town != "松陵" else None)
+    assert (report.created, [line for line, m in report.errors if m == "不是本镇"]) == (1, [3, 6])
+    async with uow_factory() as uow:
+        assert [s.code for s in await uow.stations.list()] == ["S-SL"]
+
+
 async def test_deputies_csv(uow_factory, tmp_path: Path) -> None:
     await import_file(uow_factory, "stations", write(tmp_path, "stations.csv", STATIONS_CSV))
     path = write(tmp_path, "deputies.csv", DEPUTIES_CSV)

@@ -253,6 +253,22 @@ async def test_rebinding_an_account_moves_it(uow_factory) -> None:
         assert (await uow.deputies.get("D001")).openid is None
 
 
+async def test_unbind_forgets_the_account_and_says_which(uow_factory) -> None:
+    async with uow_factory() as uow:
+        await uow.deputies.upsert(deputy("D001"))
+        await uow.deputies.bind("D001", "wx-1")
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.deputies.unbind("D001") == "wx-1"
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.deputies.by_openid("wx-1") is None
+        assert (await uow.deputies.get("D001")).openid is None
+        assert await uow.deputies.unbind("D001") is None  # nothing bound: nothing to forget
+        with pytest.raises(LookupError):
+            await uow.deputies.unbind("D404")
+
+
 async def test_bind_unknown_deputy_raises(uow_factory) -> None:
     async with uow_factory() as uow:
         with pytest.raises(LookupError):

@@ -1,0 +1,228 @@
+"""云直播 under a reception's load: 2,000 questions from 1,000 users in (scaled) 10 minutes through
+/wechat, with WeChat's retries mixed in (the same MsgId again, some at once, some a few seconds
+later), while a host listens on the session's event stream (the API's SSE).
+
+The bot runs in its own process (as in production), on SQLite + in-process stores or, with
+`--store postgres`, on PostgreSQL + Redis (a database and key prefix of its own, removed after).
+Prints: questions sent and stored (none lost, none doubled, checked through the API), retries, the
+passive replies' p50/p99, and the time from sending a question to the host's stream receiving it
+(p50/p99/max). Not a test: numbers depend on the machine.
+
+    .venv/bin/python bench/bench_live.py [--questions 2000] [--users 1000] [--minutes 10] [--scale 0.1]
+        [--retries 0.2] [--store postgres]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_webhook import AES_KEY, APPID, TOKEN, bench_name, create_store, drop_store, free_port  # noqa: E402
+
+TOPICS = ["垃圾站什么时候建好", "村口路灯坏了", "养老补贴怎么申请", "河道需要清淤", "公交班次太少", "菜场门口乱停车",
+          "小区加装电梯", "学校门口交通拥堵", "农田灌溉渠漏水", "医保报销比例"]
+
+
+# --- the server (a child process) ------------------------------------------------------------------
+async def serve(port: int, store: str) -> None:
+    import logging
+    import tempfile
+    from datetime import timedelta
+
+    from aiohttp import web
+
+    from bench_webhook import PG_URL, REDIS_URL
+    from bot.bootstrap import BotApp
+    from bot.console.auth import create_account, issue_token
+    from bot.core.live import LiveSession
+    from bot.demo import DEMO_DIR
+    from bot.settings import Settings
+    from bot.wechat.fake_api import FakeWeChatAPI
+    from handlers import live
+    from storage.importer import import_file
+
+    logging.basicConfig(level=logging.WARNING)
+    api_port = free_port()
+    api_runner = web.AppRunner(FakeWeChatAPI().create_app(), access_log=None)
+    await api_runner.setup()
+    await web.TCPSite(api_runner, "127.0.0.1", api_port).start()
+    if store == "postgres":
+        database_url, redis_url = PG_URL.format(name=bench_name()), REDIS_URL
+    else:
+        database_url, redis_url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", ""
+    settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=f"{bench_name()}:",
+                        wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID,
+                        wechat_api_base=f"http://127.0.0.1:{api_port}")
+    bot = BotApp(settings)
+    await bot.start()
+    for kind in ("stations", "deputies", "duty"):
+        await import_file(bot.services.uow, kind, DEMO_DIR / f"{kind}.csv")
+    async with bot.services.uow() as uow:
+        station = (await uow.stations.list())[0].code
+    now = bot.clock.now()
+    session = await live.create_session(bot.services, LiveSession(station, "压力测试直播", "", now - timedelta(minutes=1),
+                                                                 now + timedelta(hours=3), keyword="压测直播"))
+    await create_account(bot.services.uow, bot.clock, username="bench-host", role="district", password="一二三四五六七八")
+    token = await issue_token(bot.services.uow, bot.clock, "bench-host")
+    runner = web.AppRunner(bot.web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print(json.dumps({"session": session.id, "keyword": session.keyword, "token": token}), flush=True)
+    await asyncio.Event().wait()
+
+
+# --- the load --------------------------------------------------------------------------------------
+def request_for(openid: str, text: str, msg_id: int, created: int) -> tuple[str, bytes]:
+    from bot.wechat.crypto import MessageCrypto
+    from bot.wechat.platform import signed_request, text_xml
+
+    request = signed_request(TOKEN, text_xml(openid, "gh_bench", text, created_at=created, msg_id=msg_id),
+                             crypto=MessageCrypto(TOKEN, AES_KEY, APPID), openid=openid)
+    return "&".join(f"{k}={v}" for k, v in request.query.items()), request.body.encode()
+
+
+async def listen(http: aiohttp.ClientSession, url: str, token: str, arrived: dict[str, list[float]],
+                 ready: asyncio.Event) -> None:
+    async with http.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=aiohttp.ClientTimeout()) as r:
+        assert r.status == 200, await r.text()
+        ready.set()
+        async for raw in r.content:
+            line = raw.decode()
+            if line.startswith("data: "):
+                item = json.loads(line[6:])
+                if item.get("state") == "new":
+                    arrived.setdefault(item["text"], []).append(time.perf_counter())
+
+
+async def run(args: argparse.Namespace) -> None:
+    port = free_port()
+    await create_store(args.store)
+    env = {**os.environ, "ZTC_BENCH_RUN": bench_name().rsplit("_", 1)[-1]}
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--store", args.store],
+                              stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        info = json.loads(await asyncio.to_thread(server.stdout.readline))  # type: ignore[union-attr]
+        await drive(args, port, info)
+    finally:
+        server.terminate()
+        server.wait()
+        await drop_store(args.store)
+
+
+async def drive(args: argparse.Namespace, port: int, info: dict) -> None:
+    base = f"http://127.0.0.1:{port}"
+    rng = random.Random(11)
+    users = [f"oBenchLive{u:05d}" for u in range(args.users)]
+    asked = [users[i % args.users] for i in range(args.questions)]
+    rng.shuffle(asked)
+    questions = [(openid, f"{TOPICS[i % len(TOPICS)]}（第{i}问）", 7_000_000_000 + i) for i, openid in enumerate(asked)]
+    duration = args.minutes * 60 * args.scale
+    sent: dict[str, float] = {}
+    replies: list[float] = []
+    retries = 0
+    arrived: dict[str, list[float]] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
+        ready = asyncio.Event()
+        listener = asyncio.create_task(listen(http, f"{base}/api/v1/live-sessions/{info['session']}/stream",
+                                              info["token"], arrived, ready))
+        await asyncio.wait_for(ready.wait(), 30)
+
+        async def post(query: str, body: bytes) -> str:
+            started = time.perf_counter()
+            async with http.post(f"{base}/wechat?{query}", data=body) as r:
+                text = await r.text()
+                if r.status != 200:
+                    raise RuntimeError(f"HTTP {r.status}: {text[:200]}")
+            replies.append(time.perf_counter() - started)
+            return text
+
+        joined = {u: asyncio.Lock() for u in users}
+        done_joining: set[str] = set()
+
+        async def one(n: int, openid: str, text: str, msg_id: int, due: float) -> None:
+            nonlocal retries
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            async with joined[openid]:  # a user's first message joins with the keyword
+                if openid not in done_joining:
+                    await post(*request_for(openid, info["keyword"], 6_000_000_000 + n, 1764000000 + n))
+                    done_joining.add(openid)
+            request = request_for(openid, text, msg_id, 1764100000 + n)
+            sent[text] = time.perf_counter()
+            roll = rng.random()
+            if roll < args.retries / 2:  # WeChat retries while the first is still being handled
+                retries += 1
+                await asyncio.gather(post(*request), post(*request))
+                return
+            await post(*request)
+            if roll < args.retries:  # … or after its 5 s timeout
+                retries += 1
+                await asyncio.sleep(rng.uniform(0.5, 3))
+                await post(*request)
+
+        start = time.perf_counter()
+        gaps = sorted(rng.uniform(0, duration) for _ in questions)
+        await asyncio.gather(*(one(n, o, t, m, start + gaps[n]) for n, (o, t, m) in enumerate(questions)))
+        elapsed = time.perf_counter() - start
+        deadline = time.perf_counter() + 10
+        while len(arrived) < len(questions) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+        listener.cancel()
+        async with http.get(f"{base}/api/v1/live-sessions/{info['session']}/questions",
+                            headers={"Authorization": f"Bearer {info['token']}"}) as r:
+            stored = [q["text"] for q in (await r.json())["items"]]
+    report(args, questions, sent, arrived, stored, replies, retries, elapsed)
+
+
+def _pct(values: list[float], p: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
+
+
+def report(args: argparse.Namespace, questions: list, sent: dict[str, float], arrived: dict[str, list[float]],
+           stored: list[str], replies: list[float], retries: int, elapsed: float) -> None:
+    texts = [t for _, t, _ in questions]
+    lost = [t for t in texts if t not in stored]
+    doubled = len(stored) - len(set(stored))
+    on_screen = [arrived[t][0] - sent[t] for t in texts if t in arrived]
+    doubled_on_screen = sum(1 for t in texts if len(arrived.get(t, ())) > 1)
+    print(f"store: {args.store}; {len(texts)} questions from {len(set(o for o, _, _ in questions))} users "
+          f"in {elapsed:.1f} s (10 min scaled by {args.scale}), {retries} retried by 'WeChat'")
+    print(f"stored: {len(stored)}  lost: {len(lost)}  doubled: {doubled}")
+    print(f"host stream: received {len(on_screen)}  missing {len(texts) - len(on_screen)}  "
+          f"doubled {doubled_on_screen}")
+    print(f"passive reply: p50 {statistics.median(replies) * 1000:.0f} ms  p99 {_pct(replies, .99) * 1000:.0f} ms")
+    if on_screen:
+        print(f"time to the host's stream: p50 {statistics.median(on_screen) * 1000:.0f} ms  "
+              f"p99 {_pct(on_screen, .99) * 1000:.0f} ms  max {max(on_screen) * 1000:.0f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--scale", type=float, default=0.1, help="the 10 minutes compressed by this factor")
+    parser.add_argument("--retries", type=float, default=0.2, help="share of questions WeChat sends again")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(serve(args.serve, args.store))
+    else:
+        asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()

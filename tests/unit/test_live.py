@@ -1,0 +1,164 @@
+"""云直播: the live scene (join by QR / keyword, questions, photos, leaving, commands still
+answered), the host's actions (merge, two hosts answering), answers to every asker, and the end
+of a session (every unanswered and starred question a ticket, each asker told once)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from bot.core.inbound import Inbound, InboundKind
+from bot.core.live import LiveConflict, LiveSession, similar_questions
+from fakes import CITIZEN, CITIZEN_2, FixedClock, make_services, outbox, seed
+from handlers import live
+from handlers.chat import ROUTERS
+from handlers.chat.router import Dispatcher
+from handlers.live import HostAction, LiveInvalid
+
+START = datetime(2026, 12, 7, 10, 0)
+
+
+@pytest.fixture
+async def rig():
+    clock = FixedClock(START)
+    services = make_services(clock)
+    await seed(services)
+    session = await live.create_session(services, LiveSession(
+        "LL-DC", "东村代表直播接待", "https://channels.weixin.qq.com/x", START - timedelta(minutes=5),
+        START + timedelta(hours=2), ("D001",)))
+    return services, clock, session, Dispatcher(services, ROUTERS)
+
+
+class Chat:
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.d, self.n = dispatcher, 0
+
+    async def text(self, openid: str, text: str) -> str | None:
+        self.n += 1
+        return await self.d.handle(Inbound(openid, InboundKind.TEXT, created_at=self.n, msg_id=str(self.n), text=text))
+
+    async def scan(self, openid: str, scene: str, event: str = "scan") -> str | None:
+        self.n += 1
+        return await self.d.handle(Inbound(openid, InboundKind.EVENT, created_at=self.n, event=event,
+                                           scene=scene.removeprefix("qrscene_"), event_key=scene))
+
+    async def photo(self, openid: str) -> str | None:
+        self.n += 1
+        return await self.d.handle(Inbound(openid, InboundKind.IMAGE, created_at=self.n, msg_id=str(self.n),
+                                           media_id=f"m{self.n}", pic_url="http://p/1.jpg"))
+
+
+async def test_join_by_qr_and_keyword_ask_attach_and_leave(rig) -> None:
+    services, clock, session, d = rig
+    chat = Chat(d)
+    assert session.keyword == f"直播{session.id}"
+    joined = await chat.scan(CITIZEN, f"live:{session.id}")
+    assert "东村代表直播接待" in joined and "退出直播" in joined
+    assert "问题已收到" in await chat.text(CITIZEN, "村里的垃圾站什么时候建好？")
+    assert "照片已附" in await chat.photo(CITIZEN)
+    # 我的诉求 still works, with the scene's reminder
+    reply = await chat.text(CITIZEN, "我的诉求")
+    assert "直播「东村代表直播接待」提问中" in reply
+    assert "退出直播" in await chat.text(CITIZEN, "退出直播")
+    assert "问题已收到" not in (await chat.text(CITIZEN, "你好") or "")
+    assert "东村代表直播接待" in await chat.text(CITIZEN_2, session.keyword)
+    assert "问题已收到" in await chat.text(CITIZEN_2, "养老补贴怎么申请")
+    qs = await live.questions(services, session.id)
+    assert [(q.asker_openid, q.text, len(q.attachments)) for q in qs] == [
+        (CITIZEN, "村里的垃圾站什么时候建好？", 1), (CITIZEN_2, "养老补贴怎么申请", 0)]
+
+
+async def test_bad_input_in_the_scene(rig) -> None:
+    services, clock, session, d = rig
+    chat = Chat(d)
+    await chat.text(CITIZEN, session.keyword)
+    assert "太长" in await chat.text(CITIZEN, "路" * 301)
+    assert "表情" in await chat.text(CITIZEN, "😀😀👍")
+    assert "先发文字" in await chat.photo(CITIZEN)
+    assert await live.questions(services, session.id) == []
+
+
+async def test_joining_before_the_start_or_after_the_end_says_when(rig) -> None:
+    services, clock, session, d = rig
+    later = await live.create_session(services, LiveSession(
+        "LL-DC", "下午场", "", START + timedelta(hours=4), START + timedelta(hours=5), keyword="下午场"))
+    reply = await Chat(d).text(CITIZEN, "下午场")
+    assert "还没有开始" in reply and "12月7日 14:00" in reply
+    clock.set(START + timedelta(hours=3))
+    reply = await Chat(d).scan(CITIZEN, f"qrscene_live:{session.id}", event="subscribe")
+    assert "已经在12月7日 12:00结束" in reply
+
+
+async def test_keyword_of_another_stations_live_session_is_refused(rig) -> None:
+    services, clock, session, d = rig
+    with pytest.raises(LiveInvalid) as refused:
+        await live.create_session(services, LiveSession("SZ-HOME", "盛泽直播", "", START, START + timedelta(hours=1),
+                                                        keyword=session.keyword))
+    assert refused.value.errors[0].key == "live_keyword_taken"
+
+
+async def test_merged_answer_reaches_every_asker_once(rig) -> None:
+    services, clock, session, d = rig
+    a = await live.ask(services, session.id, CITIZEN, "垃圾站什么时候建好")
+    b = await live.ask(services, session.id, CITIZEN_2, "垃圾站什么时候能建好？")
+    assert similar_questions(b, [a, b]) and similar_questions(b, [a, b])[0][0] == a.id
+    await live.act(services, session.id, b.id, HostAction("merge", "host", into=a.id))
+    answered = await live.act(services, session.id, a.id, HostAction("answer", "host", text="年底前建好"))
+    assert len(answered.askers) == 2
+    pushes = [m for m in await outbox(services) if "年底前建好" in m.text]
+    assert sorted(m.recipient_openid for m in pushes) == [CITIZEN, CITIZEN_2]
+    with pytest.raises(LiveConflict) as second:
+        await live.act(services, session.id, a.id, HostAction("answer", "host2", text="明年"))
+    assert second.value.key == "live_already_answered" and second.value.params["by"] == "host"
+
+
+async def test_action_on_another_sessions_question_is_refused(rig) -> None:
+    services, clock, session, d = rig
+    other = await live.create_session(services, LiveSession("SZ-HOME", "盛泽直播", "", START, START + timedelta(hours=1)))
+    q = await live.ask(services, other.id, CITIZEN, "问题一")
+    with pytest.raises(LookupError):
+        await live.act(services, session.id, q.id, HostAction("star", "host"))
+
+
+async def test_two_hosts_answering_at_once_the_second_is_told(rig) -> None:
+    services, clock, session, d = rig
+    q = await live.ask(services, session.id, CITIZEN, "路灯坏了")
+    import asyncio
+    results = await asyncio.gather(
+        live.act(services, session.id, q.id, HostAction("answer", "甲", text="明天修")),
+        live.act(services, session.id, q.id, HostAction("answer", "乙", text="后天修")),
+        return_exceptions=True)
+    assert sum(isinstance(r, LiveConflict) for r in results) == 1
+    assert len([m for m in await outbox(services) if m.recipient_openid == CITIZEN]) == 1
+
+
+async def test_end_files_unanswered_and_starred_and_tells_each_asker_once(rig) -> None:
+    services, clock, session, d = rig
+    q1 = await live.ask(services, session.id, CITIZEN, "垃圾站什么时候建好")
+    q2 = await live.ask(services, session.id, CITIZEN, "村口路灯坏了")
+    q3 = await live.ask(services, session.id, CITIZEN_2, "垃圾站何时建好啊")
+    q4 = await live.ask(services, session.id, CITIZEN_2, "养老补贴")
+    await live.act(services, session.id, q3.id, HostAction("merge", "host", into=q1.id))
+    await live.act(services, session.id, q2.id, HostAction("answer", "host", text="已报修"))
+    await live.act(services, session.id, q2.id, HostAction("star", "host"))
+    await live.act(services, session.id, q4.id, HostAction("hide", "host", text="与本次主题无关"))
+    clock.advance(hours=3)
+    assert await live.end_due_sessions(services) == 1
+    assert await live.end_due_sessions(services) == 0  # a second run files nothing
+    await live.end_session(services, session.id, "host")  # nor does the host's late click
+    qs = {q.id: q for q in await live.questions(services, session.id)}
+    assert qs[q3.id].ticket_number is None
+    numbers = {qs[i].ticket_number for i in (q1.id, q2.id, q4.id)}
+    assert None not in numbers and len(numbers) == 3
+    async with services.uow() as uow:
+        ticket = await uow.tickets.get(qs[q1.id].ticket_number)
+    assert ticket.station_code == "LL-DC" and ticket.citizen_openid == CITIZEN and "同问2人" in ticket.details
+    notices = [m for m in await outbox(services) if "已转为工单" in m.text]
+    assert sorted(m.recipient_openid for m in notices) == [CITIZEN, CITIZEN_2]
+    mine = next(m for m in notices if m.recipient_openid == CITIZEN)
+    assert f"#{qs[q1.id].ticket_number}" in mine.text and f"#{qs[q2.id].ticket_number}" in mine.text
+    assert live.summary(list(qs.values())) == {"questions": 4, "askers": 2, "answered": 1, "merged": 1,
+                                               "hidden": 1, "starred": 1, "tickets": 3}
+    # the scene ends with the session
+    reply = await Chat(d).text(CITIZEN_2, "还有一个问题")
+    assert reply is None or "问题已收到" not in reply
