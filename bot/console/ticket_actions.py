@@ -132,15 +132,15 @@ async def ticket_page(request: web.Request, error: str = "", status: int = 400,
 
 
 def _number(request: web.Request) -> int:
-    text = request.match_info["number"]
-    if not text.isdigit() or len(text) > 12:
+    number = staff_actions.parse_id(request.match_info["number"])
+    if number is None:
         raise web.HTTPNotFound()
-    return int(text)
+    return number
 
 
 def _revision(form: Mapping[str, Any]) -> int | None:
     value = str(form.get("revision", "")).strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
 async def ticket_note(request: web.Request) -> web.StreamResponse:
@@ -226,7 +226,7 @@ async def visitor(request: web.Request) -> web.StreamResponse:
     consent = form.get("phone_consent") == "yes"
     reception = typed["reception_id"].strip()
     try:
-        if reception and not reception.isdigit():
+        if reception and staff_actions.parse_id(reception) is None:
             raise ActionRefused("action_reception_unknown", "reception_id")
         ticket = await staff_actions.file_for_visitor(
             _services(request), account, summary=typed["summary"], details=typed["details"], place=typed["place"],
