@@ -9,11 +9,12 @@ from aiohttp import web
 from seed import NOW, seed
 
 from bot.bootstrap import build_services
-from bot.console import add_console_routes
+from bot.console import add_console_routes, live_api
 from bot.console.auth import create_account, issue_token
 from bot.settings import Settings
 from bot.texts import default_texts
 from storage.kv import MemoryKeyValueStore
+from storage.live_feed import feed_for
 
 PASSWORD = "一二三四五六七八"
 ACCOUNTS = {
@@ -56,7 +57,10 @@ async def build_rig(uow_factory, must_change: bool = False) -> ConsoleRig:
             await uow.commit()
     app = web.Application(client_max_size=Settings().max_body_bytes * 2)  # as the bot's app
     # the actions' use cases on a bus over the same storage, as bot/bootstrap.py mounts them
-    services = build_services(Settings(), uow=uow_factory, kv=MemoryKeyValueStore(), nlu=_NoNLU(), clock=clock)
+    kv = MemoryKeyValueStore()
+    services = build_services(Settings(), uow=uow_factory, kv=kv, nlu=_NoNLU(), clock=clock)
+    # what bot/bootstrap.py puts on the web application for the 云直播 pages and API
+    app[live_api.SERVICES], app[live_api.FEED] = services, feed_for(kv, services.settings)
     add_console_routes(app, uow_factory=services.uow, engine=uow_factory.engine, clock=clock,
                        settings=Settings(), texts=default_texts(), services=services)
     return ConsoleRig(app, numbers, tokens, clock, services)
