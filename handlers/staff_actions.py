@@ -26,6 +26,16 @@ MAX_ID = 2**31 - 1  # ticket and reception ids are 32-bit integers in the databa
 TEXT_MAX = 2000
 
 
+def parse_id(text: str) -> int | None:
+    """A ticket number or id as typed or posted: ASCII digits only ("¹".isdigit() is true, yet
+    int("¹") fails), within a database integer; else None."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
+
 async def ticket_in_scope(uow: UnitOfWork, staff: StaffAccount, number: int) -> Ticket:
     ticket = await uow.tickets.get(number) if 0 < number <= MAX_ID else None
     if ticket is None or not staff.scope.sees_station(await uow.stations.get(ticket.station_code)):
@@ -129,9 +139,9 @@ async def message_citizen(services: Services, staff: StaffAccount, number: int, 
 # --- close as a duplicate -------------------------------------------------------------------------------
 def _number(text: str | int, field: str) -> int:
     value = str(text).strip().lstrip("#＃")
-    if not value.isdigit() or len(value) > 12:
+    if not (value.isascii() and value.isdigit()):
         raise ActionRefused("action_number_bad", field)
-    return int(value)
+    return parse_id(value) or 0  # 0 or too big: no such ticket
 
 
 async def close_as_duplicate(services: Services, staff: StaffAccount, number: int, original: str | int,

@@ -72,8 +72,8 @@ async def file_ticket(request: web.Request) -> web.Response:
 
 
 async def assign_ticket(request: web.Request) -> web.Response:
-    text = request.match_info["number"]
-    if not text.isdigit() or len(text) > 12:
+    number = staff_actions.parse_id(request.match_info["number"])
+    if number is None:
         return _not_found(request)
     body = await _body(request, "deputy_code")
     code, revision = body.get("deputy_code"), body.get("revision")
@@ -82,7 +82,7 @@ async def assign_ticket(request: web.Request) -> web.Response:
     if revision is not None and (not isinstance(revision, int) or isinstance(revision, bool)):
         raise BadParam("revision", "api_action_bad_json")
     try:
-        ticket = await staff_actions.assign(_deps(request).services, _account(request), int(text), code,  # type: ignore[arg-type]
+        ticket = await staff_actions.assign(_deps(request).services, _account(request), number, code,  # type: ignore[arg-type]
                                             revision)
     except NotInScope:
         return _not_found(request)

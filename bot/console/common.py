@@ -98,6 +98,21 @@ async def visible_stations(uow: UnitOfWork, scope: Scope) -> list[Station]:
     return [s for s in await uow.stations.list() if scope.sees_station(s)]
 
 
+async def query_or_error(request: web.Request, per_page: int = 20) -> tuple[TicketQuery | None, str, list[Station]]:
+    """A page's ticket filters (or the Chinese reason they cannot be read) and the visible stations."""
+    deps, scope = request.app[DEPS], request[ACCOUNT].scope
+    async with deps.uow_factory() as uow:
+        stations_list = await visible_stations(uow, scope)
+    try:
+        return parse_ticket_query(request.query, scope, stations_list, per_page), "", stations_list
+    except BadParam as error:
+        return None, deps.texts.get(error.key, name=deps.texts.get(f"console_param_{error.name}")), stations_list
+
+
+def filter_context(stations_list: Sequence[Station]) -> dict[str, Any]:
+    return {"towns": sorted({s.town for s in stations_list}), "stations": stations_list}
+
+
 async def ticket_in_scope(uow: UnitOfWork, scope: Scope, number_text: str) -> Ticket | None:
     """The ticket, or None when it does not exist or lies outside the scope (callers answer 404
     for both, the same way)."""

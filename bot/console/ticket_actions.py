@@ -18,9 +18,11 @@ from bot.console.common import (
     add_internal_note,
     contact_of,
     export_response,
+    filter_context,
+    query_or_error,
     visible_stations,
 )
-from bot.console.web import _account, _deps, _filter_context, _not_found, _page, _query_or_error, _redirect, _staff_names
+from bot.console.web import _account, _deps, _not_found, _page, _redirect, _staff_names
 from bot.core.ports import ConcurrentUpdate
 from bot.core.staff import ActionRefused, NotInScope, StaffRole
 from bot.core.tickets import Ticket
@@ -60,11 +62,11 @@ async def _flash(request: web.Request, text: str) -> None:
 # --- the queue -----------------------------------------------------------------------------------------
 async def tickets(request: web.Request) -> web.StreamResponse:
     deps = _deps(request)
-    query, error, stations_list = await _query_or_error(request)
+    query, error, stations_list = await query_or_error(request)
     now = deps.clock.now()
     if query is None:
         return _page(request, "tickets.html", status=400, error=error, page=None, tab_counts={},
-                     **_filter_context(stations_list))
+                     **filter_context(stations_list))
     fmt = request.query.get("export", "")
     if fmt in ("xlsx", "csv"):
         page = await deps.queries.tickets(query, now, export=True)
@@ -78,7 +80,7 @@ async def tickets(request: web.Request) -> web.StreamResponse:
     tab_counts = {tab: await deps.queries.count(TicketQuery(tab=tab, station_codes=query.station_codes), now)
                   for tab in TABS[:-1]}
     return _page(request, "tickets.html", page=page, tab=query.tab, tab_counts=tab_counts,
-                 late_hours=deps.queries.late_hours, **_filter_context(stations_list))
+                 late_hours=deps.queries.late_hours, **filter_context(stations_list))
 
 
 # --- one ticket ------------------------------------------------------------------------------------------
@@ -130,15 +132,15 @@ async def ticket_page(request: web.Request, error: str = "", status: int = 400,
 
 
 def _number(request: web.Request) -> int:
-    text = request.match_info["number"]
-    if not text.isdigit() or len(text) > 12:
+    number = staff_actions.parse_id(request.match_info["number"])
+    if number is None:
         raise web.HTTPNotFound()
-    return int(text)
+    return number
 
 
 def _revision(form: Mapping[str, Any]) -> int | None:
     value = str(form.get("revision", "")).strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
 async def ticket_note(request: web.Request) -> web.StreamResponse:
@@ -224,7 +226,7 @@ async def visitor(request: web.Request) -> web.StreamResponse:
     consent = form.get("phone_consent") == "yes"
     reception = typed["reception_id"].strip()
     try:
-        if reception and not reception.isdigit():
+        if reception and staff_actions.parse_id(reception) is None:
             raise ActionRefused("action_reception_unknown", "reception_id")
         ticket = await staff_actions.file_for_visitor(
             _services(request), account, summary=typed["summary"], details=typed["details"], place=typed["place"],

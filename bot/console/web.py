@@ -25,16 +25,16 @@ from bot.console.receptions_pages import add_reception_pages
 from bot.console.common import (
     ACCOUNT,
     DEPS,
-    BadParam,
     ConsoleDeps,
     export_response,
-    parse_ticket_query,
+    filter_context,
+    query_or_error,
     visible_stations,
 )
 from bot.core.staff import StaffAccount, StaffError, StaffRole
 from bot.core.people import DutyShift
 from bot.core.tickets import CATEGORIES, TicketStatus
-from storage.console_queries import TABS, TicketQuery
+from storage.console_queries import TABS
 
 HERE = Path(__file__).resolve().parent
 SESSION_HOURS = 10
@@ -226,21 +226,6 @@ async def logout(request: web.Request) -> web.StreamResponse:
     raise _redirect("/login")
 
 
-# --- tickets -------------------------------------------------------------------------------------------
-async def _query_or_error(request: web.Request, per_page: int = 20) -> tuple[TicketQuery | None, str, list[Any]]:
-    deps = _deps(request)
-    async with deps.uow_factory() as uow:
-        stations_list = await visible_stations(uow, _account(request).scope)
-    try:
-        return parse_ticket_query(request.query, _account(request).scope, stations_list, per_page), "", stations_list
-    except BadParam as error:
-        return None, deps.texts.get(error.key, name=deps.texts.get(f"console_param_{error.name}")), stations_list
-
-
-def _filter_context(stations_list: list[Any]) -> dict[str, Any]:
-    return {"towns": sorted({s.town for s in stations_list}), "stations": stations_list}
-
-
 def _target_label(deps: ConsoleDeps) -> Any:
     """"ticket:1001" → 工单 #1001; "staff:wang" → 账号 王芳 (the name where the account has one)."""
     def label(target: str, staff_names: dict[str, str]) -> str:
@@ -264,10 +249,10 @@ def _month_range(month: str) -> tuple[str, str]:
 
 async def dashboard(request: web.Request) -> web.StreamResponse:
     deps = _deps(request)
-    query, error, stations_list = await _query_or_error(request)
+    query, error, stations_list = await query_or_error(request)
     if query is None:
         return _page(request, "dashboard.html", status=400, error=error, charts="{}", rates={},
-                     ages=[], **_filter_context(stations_list))
+                     ages=[], **filter_context(stations_list))
     now = deps.clock.now()
     base = {k: v for k, v in request.query.items() if k in ("town", "station", "since", "until", "category")}
     t = deps.texts.get
@@ -301,7 +286,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
     rates = {by: await deps.queries.rates(by, query, now) for by in ("station", "deputy")}
     return _page(request, "dashboard.html", charts=json.dumps(charts, ensure_ascii=False).replace("</", "<\\/"), rates=rates,
                  min_sample=deps.queries.min_sample, resolve_days=deps.queries.resolve_days,
-                 **_filter_context(stations_list))
+                 **filter_context(stations_list))
 
 
 # --- stations, deputies, duty -------------------------------------------------------------------------------

@@ -76,8 +76,9 @@ async def test_reassign_from_the_ticket_page_pushes_and_audits(client) -> None:
     status, html = await _post(client, f"/console/tickets/{n}/assign", {"deputy_code": "D201"})
     assert status == 400 and "代表：陈志明代表不在这件工单所在的联络站" in html
     other = client.rig.numbers["other_town"]
-    status, html = await _post(client, f"/console/tickets/{other}/assign", {"deputy_code": "D101"})
-    assert status == 404 and "D101" not in html
+    for number in (other, "¹"):
+        status, html = await _post(client, f"/console/tickets/{number}/assign", {"deputy_code": "D101"})
+        assert status == 404 and "D101" not in html
     async with client.post(f"/console/tickets/{n}/assign", data={"deputy_code": "D101", "csrf": "forged"}) as r:
         assert r.status == 403
     assert len(await _audit(client)) == 1
@@ -154,7 +155,7 @@ async def test_api_assign_scope_errors_and_stale_revision(client) -> None:
     status, body = await _api(client, "shengze", "POST", f"/tickets/{numbers['other_town']}/assign",
                               json={"deputy_code": "D201"})
     assert status == 404 and body["error"] == "not_found"
-    for number in (numbers["late"], 999_999_999_999):
+    for number in (numbers["late"], 999_999_999_999, "²"):
         status, body = await _api(client, "nanma", "POST", f"/tickets/{number}/assign", json={"deputy_code": "D103"})
         assert status == 404
     status, ticket = await _api(client, "shengze", "GET", f"/tickets/{numbers['late']}")

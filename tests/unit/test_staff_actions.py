@@ -197,8 +197,13 @@ async def test_close_as_duplicate_tells_the_citizen_which_number() -> None:
 async def test_duplicate_of_a_ticket_outside_the_scope_is_refused_like_a_missing_one() -> None:
     services, first = await _setup()
     other = await submit_report(services, draft(place="盛泽镇", summary="盛泽的事"))
-    for original in (other.number, 9999, "abc"):
+    for original in (other.number, 9999, "abc", "¹", "99999999999"):  # "¹".isdigit() is true
         with pytest.raises(ActionRefused) as refused:
             await staff_actions.close_as_duplicate(services, LILI, first.number, original)
         assert refused.value.field == "original"
     assert (await get_ticket(services, first.number)).status is TicketStatus.ASSIGNED
+
+
+def test_ids_are_ascii_digits_within_a_database_integer() -> None:
+    assert [staff_actions.parse_id(t) for t in ("1001", " 7 ", "¹", "", "0", "2147483648", "1e3")] == [
+        1001, 7, None, None, None, None, None]
