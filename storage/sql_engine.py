@@ -8,6 +8,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from storage.sqlite_inline import InlineConnection, inline_creator
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -32,7 +34,12 @@ def create_engine_for(url: str, **kwargs: Any) -> AsyncEngine:
         return create_async_engine(url, **kwargs)
 
     ensure_sqlite_directory(url)
-    kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    database = make_url(url).database
+    if database and database != ":memory:" and "creator" not in kwargs and "async_creator" not in kwargs:
+        # statements run on the loop's thread (storage/sqlite_inline.py): no thread hop per call
+        kwargs["async_creator"] = inline_creator(str(Path(database).expanduser()), SQLITE_BUSY_TIMEOUT_MS / 1000)
+    else:
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     # SQLite has one writer at a time: one connection per process lets this process's transactions
     # queue in the pool (woken at once) instead of in SQLite's busy handler (which sleeps and polls).
     kwargs.setdefault("pool_size", 1)
@@ -50,7 +57,8 @@ def create_engine_for(url: str, **kwargs: Any) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, no fsync per commit
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if not isinstance(dbapi_connection._connection, InlineConnection):  # it waits without blocking
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -21,7 +21,7 @@ from bot.core.parse import ParseResult
 from bot.core.privacy import mask_openid
 from bot.core.tickets import Attachment
 from bot.core import keys
-from bot.core.inbound import Inbound
+from bot.core.inbound import FIRST_DELIVERY, Inbound
 from bot.texts import Texts
 from dialogues.words import Words
 from handlers import delivery
@@ -169,7 +169,8 @@ class Dispatcher:
         # before any state is loaded: two quick messages of one user never race on it
         async with self.services.kv.lock(keys.user_lock(inbound.openid)):
             with handling_inbound(inbound.dedupe_key) as scope:
-                done = await self._processed(inbound)
+                # a retry after a crash or a Redis loss: answered from the record of its effect
+                done = None if FIRST_DELIVERY.get() else await self._processed(inbound)
                 if done is not None:
                     return done
                 reply = await self._handle_locked(inbound)

@@ -90,16 +90,24 @@ class SceneStore:
 
     async def lost(self, openid: str) -> str | None:
         """The scene whose state this user lost when the key-value store came back empty, if any.
-        Reads the database only within EXPIRED_KEPT of the store's epoch."""
+        Reads the database only within EXPIRED_KEPT of the store's epoch, and once per user: a
+        user found with nothing lost stays so for this epoch (a scene entered later began after
+        it), which the store remembers (keys.scene_checked) and forgets with the rest."""
+        if await self.kv.get(keys.scene_checked(openid)) is not None:
+            return None
         now = self.clock.now()
         epoch = await self.epoch(now)
         if now - epoch > EXPIRED_KEPT:
             return None
         async with self.uow() as uow:
             citizen = await uow.citizens.get(openid)
-        if citizen is None or not citizen.scene or citizen.scene_started_at is None:
-            return None
-        return citizen.scene if epoch - EXPIRED_KEPT < citizen.scene_started_at < epoch else None
+        if citizen is not None and citizen.scene and citizen.scene_started_at is not None \
+                and epoch - EXPIRED_KEPT < citizen.scene_started_at < epoch:
+            return citizen.scene
+        remaining = (EXPIRED_KEPT - (now - epoch)).total_seconds()
+        if remaining > 0:
+            await self.kv.set(keys.scene_checked(openid), "1", ttl=remaining)
+        return None
 
     async def epoch(self, now: datetime) -> datetime:
         """When the key-value store's content began: set now if the store has none (it is new or
