@@ -126,14 +126,14 @@ class Server:
     """`bench_wrk.py --serve KIND` in a child process pinned to one core; `tree`: the source tree
     the full path runs from (another checkout, for before/after in one run)."""
 
-    def __init__(self, kind: str, store: str, core: int, tree: Path | None = None) -> None:
+    def __init__(self, kind: str, store: str, core: int, tree: Path | None = None, up_days: float = 0) -> None:
         self.kind, self.store, self.core = kind, store, core
         self.port = free_port()
         env = {**os.environ, "ZTC_BENCH_RUN": str(os.getpid())}
         tree_args = ["--tree", str(tree)] if tree else []
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(core), sys.executable, __file__, "--serve", kind, "--port", str(self.port),
-             "--store", store, *tree_args], cwd=tree or BENCH.parent, env=env)
+             "--store", store, "--up-days", str(up_days), *tree_args], cwd=tree or BENCH.parent, env=env)
 
     async def __aenter__(self) -> Server:
         await wait_ready(self.port, self.proc)
@@ -158,10 +158,10 @@ async def one_repetition(args: argparse.Namespace, wrk: str, store: str, rep: in
     if args.baseline_tree:
         base_load = tmp / f"base{rep}.txt"
         write_requests(base_load, args.messages, tag + "b", msg_base + 3_000_000)
-        async with Server("full", store, args.server_core, args.baseline_tree) as base:
+        async with Server("full", store, args.server_core, args.baseline_tree, args.up_days) as base:
             run_wrk(wrk, args.wrk_core, base.port, warm, **{**run, "duration": 3})
             out["before"] = run_wrk(wrk, args.wrk_core, base.port, base_load, **run, server_pid=base.proc.pid)
-    async with Server("full", store, args.server_core) as full:
+    async with Server("full", store, args.server_core, up_days=args.up_days) as full:
         run_wrk(wrk, args.wrk_core, full.port, warm, **{**run, "duration": 3})
         out["full"] = run_wrk(wrk, args.wrk_core, full.port, load, **run, server_pid=full.proc.pid)
         target = out["bare"]["rate"] * 0.10
@@ -191,7 +191,7 @@ def print_table(results: dict[str, list[dict[str, dict]]], args: argparse.Namesp
     print()
     print(f"{args.connections} connections, server pinned to core {args.server_core}, wrk to core "
           f"{args.wrk_core}, {args.duration:g} s a run, {args.repeat} repetitions (ranges: min–max), "
-          f"{os.cpu_count()} cores on the machine (shared)")
+          f"{os.cpu_count()} cores on the machine (shared); key-value store up {args.up_days:g} days")
     head = (f"{'store':18}{'server':34}{'msg/s':>14}{'p50 ms':>13}{'p99 ms':>14}{'CPU ms/msg':>12}"
             f"{'full/bare':>12}{'by CPU':>9}")
     print(head)
@@ -233,6 +233,8 @@ async def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--baseline-tree", type=Path, help="also run the full path from this source tree "
                         "(e.g. `git archive main | tar -x -C DIR`): before/after in one run")
+    parser.add_argument("--up-days", type=float, default=2.0, help="how long the server's key-value store "
+                        "has been up (0: just started; the first 10 min read each message's record)")
     parser.add_argument("--serve", choices=["bare", "full"], help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -242,7 +244,7 @@ async def main() -> None:
     if args.serve == "full":
         if args.tree:  # before anything imports the application's packages
             sys.path.insert(0, str(args.tree.resolve()))
-        return await serve_full(args.port, args.store)
+        return await serve_full(args.port, args.store, args.up_days)
 
     wrk = ensure_wrk()
     stores = ["sqlite", "postgres"] if args.store == "both" else [args.store]

@@ -9,7 +9,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -112,6 +112,9 @@ class MemoryKeyValueStore:
     async def get(self, key: str) -> str | None:
         entry = self._alive(key)
         return entry[0] if entry else None
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return [await self.get(key) for key in keys]
 
     async def set(self, key: str, value: str, ttl: float | None = None) -> None:
         self._data[key] = (value, time.monotonic() + ttl if ttl else None)
@@ -262,6 +265,12 @@ class RedisKeyValueStore:
     async def get(self, key: str) -> str | None:
         value = await self._client.get(self._key(key))
         return None if value is None else str(value)
+
+    @_reachable
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        return [None if v is None else str(v) for v in await self._client.mget([self._key(k) for k in keys])]
 
     @_reachable
     async def set(self, key: str, value: str, ttl: float | None = None) -> None:

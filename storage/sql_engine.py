@@ -1,10 +1,11 @@
 """Async SQLAlchemy engines for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -24,14 +25,38 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+# A pooled connection idle this long is pinged before use (a PostgreSQL restart leaves the pool's
+# connections dead). pool_pre_ping pings at every checkout: BEGIN, a query and ROLLBACK, three
+# round trips on top of a unit of work's own — under load a connection is back in use within ms.
+PING_IDLE_AFTER = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_IDLE_AFTER:
+            return  # just connected, or in use a moment ago
+        try:
+            dbapi_connection.ping()
+        except Exception as error:  # noqa: BLE001 - the pool replaces it and tries again
+            raise exc.DisconnectionError("pooled connection is dead") from error
+
+
 def create_engine_for(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url`. SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE so that
     concurrent writers queue for the write lock instead of failing half-way through a transaction."""
     # a failed statement's parameters (openids, phone numbers) must not reach the logs
     kwargs.setdefault("hide_parameters", True)
     if not is_sqlite(url):
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_async_engine(url, **kwargs)
+        engine = create_async_engine(url, **kwargs)
+        if not kwargs.get("pool_pre_ping"):
+            _ping_when_idle(engine)
+        return engine
 
     ensure_sqlite_directory(url)
     database = make_url(url).database

@@ -46,6 +46,10 @@ class KeyValueStore(Protocol):
 
     async def get(self, key: str) -> str | None: ...
 
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        """The values of `keys`, in order, in one round trip."""
+        ...
+
     async def set(self, key: str, value: str, ttl: float | None = None) -> None: ...
 
     async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:

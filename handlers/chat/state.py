@@ -62,7 +62,14 @@ class SceneStore:
         self.uow = uow
 
     async def load(self, openid: str) -> SceneState | None:
-        raw = await self.kv.get(keys.scene(openid))
+        return (await self.load_checked(openid))[0]
+
+    async def load_checked(self, openid: str) -> tuple[SceneState | None, bool]:
+        """The state, and whether `lost()` already found nothing lost for this user (one round trip)."""
+        raw, checked = await self.kv.get_many([keys.scene(openid), keys.scene_checked(openid)])
+        return await self._parse(openid, raw), checked is not None
+
+    async def _parse(self, openid: str, raw: str | None) -> SceneState | None:
         if raw is None:
             return None
         try:
@@ -88,12 +95,14 @@ class SceneStore:
         await self.kv.delete(keys.scene(openid))
         await self._note(openid, "", None)
 
-    async def lost(self, openid: str) -> str | None:
+    async def lost(self, openid: str, *, checked: bool | None = None) -> str | None:
         """The scene whose state this user lost when the key-value store came back empty, if any.
         Reads the database only within EXPIRED_KEPT of the store's epoch, and once per user: a
         user found with nothing lost stays so for this epoch (a scene entered later began after
         it), which the store remembers (keys.scene_checked) and forgets with the rest."""
-        if await self.kv.get(keys.scene_checked(openid)) is not None:
+        if checked is None:
+            checked = await self.kv.get(keys.scene_checked(openid)) is not None
+        if checked:
             return None
         now = self.clock.now()
         epoch = await self.epoch(now)

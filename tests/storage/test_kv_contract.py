@@ -377,3 +377,10 @@ async def test_claim_epoch_is_set_once_and_starts_over_when_the_store_lost_it(kv
     assert (await kv.claim("claim:b", "p", 5, seen_key="seen:b", seen_ttl=60, epoch_key="epoch")).epoch == before - 3600
     await kv.delete("epoch")  # came back empty
     assert (await kv.claim("claim:c", "p", 5, seen_key="seen:c", seen_ttl=60, epoch_key="epoch")).epoch >= before
+
+
+async def test_get_many_reads_values_in_order(kv) -> None:
+    await kv.set("m:a", "甲")
+    await kv.set("m:c", "丙", ttl=60)
+    assert await kv.get_many(["m:a", "m:b", "m:c"]) == ["甲", None, "丙"]
+    assert await kv.get_many([]) == []
