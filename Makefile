@@ -47,4 +47,5 @@ test: install system-deps services rasa-up
 
 bench: install services
 	$(BIN)/python bench/bench_webhook.py
+	$(BIN)/python bench/bench_wrk.py
 	$(BIN)/python bench/bench_nlu.py

@@ -96,8 +96,12 @@ async def serve_bare(port: int) -> None:
     await asyncio.Event().wait()
 
 
-async def serve_full(port: int, store: str) -> None:
+async def serve_full(port: int, store: str, up_days: float = 0) -> None:
+    """The full app on `port`; its key-value store has been up `up_days` (0: just started): a
+    store's first dedupe_ttl (10 min) reads every message's exactly-once record, its first day each
+    new user's noted scene (docs/architecture.md "Exactly once")."""
     import logging
+    from datetime import timedelta
 
     from aiohttp import web
 
@@ -107,7 +111,7 @@ async def serve_full(port: int, store: str) -> None:
     from bot.wechat.fake_api import FakeWeChatAPI
     from storage.importer import import_file
 
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.ERROR)  # a notice per filing about unbound deputies: not news
     api_port = free_port()
     api_runner = web.AppRunner(FakeWeChatAPI().create_app(), access_log=None)
     await api_runner.setup()
@@ -123,6 +127,9 @@ async def serve_full(port: int, store: str) -> None:
     await bot.start()
     for kind in ("stations", "deputies", "duty"):
         await import_file(bot.services.uow, kind, DEMO_DIR / f"{kind}.csv")
+    if up_days:  # literal keys: bench_wrk's --baseline-tree may predate keys.DEDUPE_EPOCH
+        await bot.kv.set("store:epoch", (bot.clock.now() - timedelta(days=up_days)).isoformat())
+        await bot.kv.set("wechat:dedupe-epoch", repr(time.time() - up_days * 86400))
     bot.nlu.parse_sync("预热")  # type: ignore[union-attr]  # load the model before the clock starts
     runner = web.AppRunner(bot.web_app, access_log=None)
     await runner.setup()

@@ -11,13 +11,16 @@ body is read through its Encrypt element alone. While the key-value store is dow
 answered 503 (WeChat retries), with one warning per outage.
 
 The dedupe key's "pending" marker is a lease (reply_deadline + dedupe_pending_grace) renewed while
-the handler runs: a retry after its owner died is handled again.
+the handler runs: a retry after its owner died is handled again. The claim (one round trip) also
+marks the message seen for dedupe_ttl: a first claim of an unseen message in a store whose claims
+began over dedupe_ttl ago cannot be a retry, and is handled without reading its exactly-once record.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -25,7 +28,7 @@ from aiohttp import web
 from wechatpy.replies import TextReply
 
 from bot.core import keys
-from bot.core.inbound import Inbound
+from bot.core.inbound import FIRST_DELIVERY, Inbound
 from bot.core.ports import KeyValueStore, StoreUnavailable
 from bot.core.privacy import mask_openid
 from bot.settings import Settings
@@ -148,14 +151,22 @@ class WeChatWebhook:
         key = keys.DEDUPE_PREFIX + inbound.dedupe_key
         ttl = self._settings.dedupe_ttl
         lease = self._settings.reply_deadline + self._settings.dedupe_pending_grace
-        owner = await self._kv.set_if_absent(key, _PENDING, lease)
-        if not owner:
+        claim = await self._kv.claim(key, _PENDING, lease, seen_key=keys.dedupe_seen(inbound.dedupe_key),
+                                     seen_ttl=ttl, epoch_key=keys.DEDUPE_EPOCH)
+        if not claim.owned:
             known = await self._kv.get(key)
             log.info("wechat retry of %s from %s: %s", _label(inbound), mask_openid(inbound.openid),
                      "same reply" if known and known.startswith(_REPLY) else "success")
             return known[len(_REPLY):] if known and known.startswith(_REPLY) else None
 
-        task = self._spawn(self._run_owned(inbound, key, lease))
+        # never claimed before in a store older than WeChat's retries (seen_ttl ≫ its ~15 s):
+        # no earlier delivery can have been handled, so its exactly-once record need not be read
+        first = claim.first_seen and time.time() - claim.epoch >= ttl
+        token = FIRST_DELIVERY.set(first)  # the task copies the context
+        try:
+            task = self._spawn(self._run_owned(inbound, key, lease))
+        finally:
+            FIRST_DELIVERY.reset(token)
         try:
             done, _ = await asyncio.wait({task}, timeout=self._settings.reply_deadline)
         except asyncio.CancelledError:  # the request went away: the result can only be pushed

@@ -9,7 +9,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.core.ports import StoreUnavailable
+from bot.core.ports import Claim, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.core.ports import KeyValueStore
@@ -113,6 +113,9 @@ class MemoryKeyValueStore:
         entry = self._alive(key)
         return entry[0] if entry else None
 
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return [await self.get(key) for key in keys]
+
     async def set(self, key: str, value: str, ttl: float | None = None) -> None:
         self._data[key] = (value, time.monotonic() + ttl if ttl else None)
         self._writes += 1
@@ -140,6 +143,13 @@ class MemoryKeyValueStore:
 
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
+
+    async def claim(self, key: str, value: str, ttl: float, *, seen_key: str, seen_ttl: float,
+                    epoch_key: str) -> Claim:
+        owned = await self.set_if_absent(key, value, ttl)
+        first_seen = owned and await self.set_if_absent(seen_key, "1", seen_ttl)
+        await self.set_if_absent(epoch_key, repr(time.time()), EPOCH_TTL)
+        return Claim(owned, first_seen, _epoch(await self.get(epoch_key)))
 
     @asynccontextmanager
     async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
@@ -215,6 +225,23 @@ return 0
 """
 
 
+# KeyValueStore.claim in one round trip. KEYS: key, seen key, epoch key; ARGV: value, ttl ms,
+# seen ttl ms, now (unix seconds), epoch ttl ms
+_CLAIM = """
+local owned = redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') and 1 or 0
+local first = 0
+if owned == 1 then
+  first = redis.call('set', KEYS[2], '1', 'PX', ARGV[3], 'NX') and 1 or 0
+end
+local epoch = redis.call('get', KEYS[3])
+if not epoch then
+  redis.call('set', KEYS[3], ARGV[4], 'PX', ARGV[5])
+  epoch = ARGV[4]
+end
+return {owned, first, epoch}
+"""
+
+
 class RedisKeyValueStore:
     """Shared by every worker. All keys live under `prefix`; locks under `<prefix>lock:`."""
 
@@ -225,6 +252,7 @@ class RedisKeyValueStore:
         self._client = redis.from_url(url, decode_responses=True, socket_timeout=REDIS_SOCKET_TIMEOUT,
                                       socket_connect_timeout=REDIS_SOCKET_TIMEOUT)
         self._extend_if_held = self._client.register_script(_EXTEND_IF_HELD)
+        self._claim = self._client.register_script(_CLAIM)
         self._prefix = prefix
         self._lock_lease = lock_lease
         self._renew_every = lock_renew_every
@@ -237,6 +265,12 @@ class RedisKeyValueStore:
     async def get(self, key: str) -> str | None:
         value = await self._client.get(self._key(key))
         return None if value is None else str(value)
+
+    @_reachable
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        return [None if v is None else str(v) for v in await self._client.mget([self._key(k) for k in keys])]
 
     @_reachable
     async def set(self, key: str, value: str, ttl: float | None = None) -> None:
@@ -255,10 +289,18 @@ class RedisKeyValueStore:
     async def delete(self, key: str) -> None:
         await self._client.delete(self._key(key))
 
+    @_reachable
+    async def claim(self, key: str, value: str, ttl: float, *, seen_key: str, seen_ttl: float,
+                    epoch_key: str) -> Claim:
+        owned, first_seen, epoch = await self._claim(
+            keys=[self._key(key), self._key(seen_key), self._key(epoch_key)],
+            args=[value, _millis(ttl), _millis(seen_ttl), repr(time.time()), _millis(EPOCH_TTL)])
+        return Claim(bool(owned), bool(first_seen), _epoch(epoch))
+
     @asynccontextmanager
     async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
         lock = self._client.lock(
-            self._key("lock:" + key), timeout=self._lock_lease, sleep=0.02, blocking_timeout=timeout
+            self._key("lock:" + key), timeout=self._lock_lease, sleep=0.005, blocking_timeout=timeout
         )
         if not await _reachable(lock.acquire)():
             raise LockTimeout(printable_key(key))
@@ -290,6 +332,17 @@ class RedisKeyValueStore:
 
 def _millis(seconds: float) -> int:
     return max(1, int(seconds * 1000))
+
+
+EPOCH_TTL = 10 * 365 * 24 * 3600.0
+
+
+def _epoch(raw: str | None) -> float:
+    """An unreadable epoch counts as now: the careful answer (the store may be new)."""
+    try:
+        return float(raw) if raw else time.time()
+    except ValueError:
+        return time.time()
 
 
 def build_kv(settings: Settings) -> KeyValueStore:

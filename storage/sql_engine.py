@@ -1,12 +1,15 @@
 """Async SQLAlchemy engines for SQLite (aiosqlite) and PostgreSQL (asyncpg)."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from storage.sqlite_inline import InlineConnection, inline_creator
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -52,17 +55,46 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+# A pooled connection idle this long is pinged before use (a PostgreSQL restart leaves the pool's
+# connections dead). pool_pre_ping pings at every checkout: BEGIN, a query and ROLLBACK, three
+# round trips on top of a unit of work's own — under load a connection is back in use within ms.
+PING_IDLE_AFTER = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_IDLE_AFTER:
+            return  # just connected, or in use a moment ago
+        try:
+            dbapi_connection.ping()
+        except Exception as error:  # noqa: BLE001 - the pool replaces it and tries again
+            raise exc.DisconnectionError("pooled connection is dead") from error
+
+
 def create_engine_for(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for `url`. SQLite gets WAL, a busy timeout, and BEGIN IMMEDIATE so that
     concurrent writers queue for the write lock instead of failing half-way through a transaction."""
     # a failed statement's parameters (openids, phone numbers) must not reach the logs
     kwargs.setdefault("hide_parameters", True)
     if not is_sqlite(url):
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_async_engine(url, **kwargs)
+        engine = create_async_engine(url, **kwargs)
+        if not kwargs.get("pool_pre_ping"):
+            _ping_when_idle(engine)
+        return engine
 
     ensure_sqlite_directory(url)
-    kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    database = make_url(url).database
+    if database and database != ":memory:" and "creator" not in kwargs and "async_creator" not in kwargs:
+        # statements run on the loop's thread (storage/sqlite_inline.py): no thread hop per call
+        kwargs["async_creator"] = inline_creator(str(Path(database).expanduser()), SQLITE_BUSY_TIMEOUT_MS / 1000)
+    else:
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     # SQLite has one writer at a time: one connection per process lets this process's transactions
     # queue in the pool (woken at once) instead of in SQLite's busy handler (which sleeps and polls).
     kwargs.setdefault("pool_size", 1)
@@ -80,7 +112,8 @@ def create_engine_for(url: str, **kwargs: Any) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable at checkpoints, no fsync per commit
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if not isinstance(dbapi_connection._connection, InlineConnection):  # it waits without blocking
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

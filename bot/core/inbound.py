@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import hashlib
+from contextvars import ContextVar
 from dataclasses import astuple, dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from bot.core import keys
+
+
+# True while a message is handled that its channel knows was never handled before: its first
+# claim, in a store whose claims began longer ago than any retry comes (bot/webhook.py). The
+# Dispatcher then skips the database lookup of the message's exactly-once record. Default: look.
+FIRST_DELIVERY: ContextVar[bool] = ContextVar("zhitongche_first_delivery", default=False)
 
 
 class InboundKind(StrEnum):

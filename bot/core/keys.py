@@ -25,6 +25,14 @@ SCHEDULER_LEADER = "scheduler:leader"
 # --- shared values -----------------------------------------------------------------------------
 WECHAT_TOKEN = "wechat:access_token"
 DEDUPE_PREFIX = "wechat:dedupe:"
+# when the webhook's claims in this store began (unix seconds; gone after Redis restarted empty)
+DEDUPE_EPOCH = "wechat:dedupe-epoch"
+
+
+def dedupe_seen(dedupe_key: str) -> str:
+    """Marked at a message's first claim; outlives the claim's lease (a retry after a crash sees it)."""
+    return f"wechat:seen:{dedupe_key}"
+
 # when this key-value store's content began (set once; gone after Redis restarted empty)
 STORE_EPOCH = "store:epoch"
 
@@ -37,6 +45,12 @@ def inbound_dedupe(msg_id: str, openid: str, created_at: int, event: str, digest
     if event:
         return f"evt:{openid}:{created_at}:{event}:{digest}"
     return f"nomsgid:{openid}:{created_at}:{digest}"
+
+
+def scene_checked(openid: str) -> str:
+    """This user lost no scene state when the store last came back empty (checked once in the
+    database; gone with the store's content, so a new loss is checked again)."""
+    return f"scene-checked:{openid}"
 
 
 def round_robin(station_code: str) -> str:

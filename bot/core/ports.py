@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Protocol
 
@@ -31,11 +32,24 @@ class StoreUnavailable(Exception):
     """The key-value store cannot be reached (Redis down): nothing was read or written; try later."""
 
 
+@dataclass(frozen=True)
+class Claim:
+    """KeyValueStore.claim's answer."""
+
+    owned: bool  # the key was absent and is ours now
+    first_seen: bool  # owned, and seen_key was not marked: no earlier claim within seen_ttl
+    epoch: float  # unix seconds: when this store's claims began
+
+
 class KeyValueStore(Protocol):
     """Dialogue state, de-duplication keys, locks, the access_token. One contract suite covers
     the memory and Redis implementations (storage/kv.py). Every method may raise StoreUnavailable."""
 
     async def get(self, key: str) -> str | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        """The values of `keys`, in order, in one round trip."""
+        ...
 
     async def set(self, key: str, value: str, ttl: float | None = None) -> None: ...
 
@@ -48,6 +62,13 @@ class KeyValueStore(Protocol):
         ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def claim(self, key: str, value: str, ttl: float, *, seen_key: str, seen_ttl: float,
+                    epoch_key: str) -> Claim:
+        """In one step: set_if_absent(key, value, ttl); when that took it, mark `seen_key` for
+        `seen_ttl` (and say whether it was marked before); read `epoch_key`, the unix time this
+        store's claims began (set to now if missing: a new store, or one that came back empty)."""
+        ...
 
     def lock(self, key: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
         """Mutual exclusion across all workers sharing the store; waits at most `timeout` s.

@@ -21,7 +21,7 @@ from bot.core.parse import ParseResult
 from bot.core.privacy import mask_openid
 from bot.core.tickets import Attachment
 from bot.core import keys
-from bot.core.inbound import Inbound
+from bot.core.inbound import FIRST_DELIVERY, Inbound
 from bot.texts import Texts
 from dialogues.words import Words
 from handlers import delivery
@@ -169,7 +169,8 @@ class Dispatcher:
         # before any state is loaded: two quick messages of one user never race on it
         async with self.services.kv.lock(keys.user_lock(inbound.openid)):
             with handling_inbound(inbound.dedupe_key) as scope:
-                done = await self._processed(inbound)
+                # a retry after a crash or a Redis loss: answered from the record of its effect
+                done = None if FIRST_DELIVERY.get() else await self._processed(inbound)
                 if done is not None:
                     return done
                 reply = await self._handle_locked(inbound)
@@ -202,7 +203,7 @@ class Dispatcher:
 
     async def _handle_locked(self, inbound: Inbound) -> str | None:
         ctx = Context(self.services, inbound, self.words, self.store, self.scenes)
-        state = await self.store.load(inbound.openid)
+        state, checked = await self.store.load_checked(inbound.openid)
         if state is not None and state.scene not in self.scenes:  # a mode since removed
             await self.store.clear(inbound.openid)
             state = None
@@ -211,7 +212,7 @@ class Dispatcher:
         else:
             ctx.state = state
         if state is None and ctx.kind in TEXTS:
-            ctx.lost = await self.store.lost(inbound.openid)
+            ctx.lost = await self.store.lost(inbound.openid, checked=checked)
         released = 0
         if inbound.kind != "event" or any(r.takes(ctx.kind) for r in self.routers):
             released = await self._open_window(ctx)

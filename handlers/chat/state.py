@@ -62,7 +62,14 @@ class SceneStore:
         self.uow = uow
 
     async def load(self, openid: str) -> SceneState | None:
-        raw = await self.kv.get(keys.scene(openid))
+        return (await self.load_checked(openid))[0]
+
+    async def load_checked(self, openid: str) -> tuple[SceneState | None, bool]:
+        """The state, and whether `lost()` already found nothing lost for this user (one round trip)."""
+        raw, checked = await self.kv.get_many([keys.scene(openid), keys.scene_checked(openid)])
+        return await self._parse(openid, raw), checked is not None
+
+    async def _parse(self, openid: str, raw: str | None) -> SceneState | None:
         if raw is None:
             return None
         try:
@@ -88,18 +95,28 @@ class SceneStore:
         await self.kv.delete(keys.scene(openid))
         await self._note(openid, "", None)
 
-    async def lost(self, openid: str) -> str | None:
+    async def lost(self, openid: str, *, checked: bool | None = None) -> str | None:
         """The scene whose state this user lost when the key-value store came back empty, if any.
-        Reads the database only within EXPIRED_KEPT of the store's epoch."""
+        Reads the database only within EXPIRED_KEPT of the store's epoch, and once per user: a
+        user found with nothing lost stays so for this epoch (a scene entered later began after
+        it), which the store remembers (keys.scene_checked) and forgets with the rest."""
+        if checked is None:
+            checked = await self.kv.get(keys.scene_checked(openid)) is not None
+        if checked:
+            return None
         now = self.clock.now()
         epoch = await self.epoch(now)
         if now - epoch > EXPIRED_KEPT:
             return None
         async with self.uow() as uow:
             citizen = await uow.citizens.get(openid)
-        if citizen is None or not citizen.scene or citizen.scene_started_at is None:
-            return None
-        return citizen.scene if epoch - EXPIRED_KEPT < citizen.scene_started_at < epoch else None
+        if citizen is not None and citizen.scene and citizen.scene_started_at is not None \
+                and epoch - EXPIRED_KEPT < citizen.scene_started_at < epoch:
+            return citizen.scene
+        remaining = (EXPIRED_KEPT - (now - epoch)).total_seconds()
+        if remaining > 0:
+            await self.kv.set(keys.scene_checked(openid), "1", ttl=remaining)
+        return None
 
     async def epoch(self, now: datetime) -> datetime:
         """When the key-value store's content began: set now if the store has none (it is new or

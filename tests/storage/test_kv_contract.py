@@ -352,3 +352,35 @@ async def test_memory_store_drops_locks_nobody_holds_or_awaits() -> None:
 async def _hold_briefly(store: MemoryKeyValueStore, key: str) -> None:
     async with store.lock(key):
         await asyncio.sleep(0)
+
+
+async def test_claim_takes_a_key_once_and_says_whether_it_was_seen(kv) -> None:
+    args = dict(seen_key="seen:m1", seen_ttl=60, epoch_key="epoch")
+    first = await kv.claim("claim:m1", "p", 5, **args)
+    assert first.owned and first.first_seen
+    assert await kv.get("claim:m1") == "p"
+    again = await kv.claim("claim:m1", "p", 5, **args)  # held: not ours
+    assert not again.owned and not again.first_seen
+    await kv.delete("claim:m1")  # the owner's lease ran out (it died)
+    retry = await kv.claim("claim:m1", "p", 5, **args)
+    assert retry.owned and not retry.first_seen  # owned, but seen before: a retry
+    assert first.epoch == again.epoch == retry.epoch  # the store's epoch is kept
+
+
+async def test_claim_epoch_is_set_once_and_starts_over_when_the_store_lost_it(kv) -> None:
+    import time
+
+    before = time.time()
+    epoch = (await kv.claim("claim:a", "p", 5, seen_key="seen:a", seen_ttl=60, epoch_key="epoch")).epoch
+    assert before - 1 <= epoch <= time.time() + 1
+    await kv.set("epoch", repr(before - 3600))  # a store whose claims began an hour ago
+    assert (await kv.claim("claim:b", "p", 5, seen_key="seen:b", seen_ttl=60, epoch_key="epoch")).epoch == before - 3600
+    await kv.delete("epoch")  # came back empty
+    assert (await kv.claim("claim:c", "p", 5, seen_key="seen:c", seen_ttl=60, epoch_key="epoch")).epoch >= before
+
+
+async def test_get_many_reads_values_in_order(kv) -> None:
+    await kv.set("m:a", "甲")
+    await kv.set("m:c", "丙", ttl=60)
+    assert await kv.get_many(["m:a", "m:b", "m:c"]) == ["甲", None, "丙"]
+    assert await kv.get_many([]) == []

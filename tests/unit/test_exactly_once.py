@@ -127,3 +127,49 @@ async def test_a_finished_form_is_not_taken_for_a_lost_one(world: World) -> None
     w.kv._data.clear()
     w.advance(5)
     assert await w.say("是") != w.t("form_lost")
+
+
+async def test_a_user_found_with_nothing_lost_is_not_read_again_until_the_store_is_lost(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage.memory import MemoryCitizenRepository
+
+    w = world
+    reads: list[str] = []
+    real_get = MemoryCitizenRepository.get
+
+    async def counting_get(self: Any, openid: str) -> Any:
+        reads.append(openid)
+        return await real_get(self, openid)
+
+    monkeypatch.setattr(MemoryCitizenRepository, "get", counting_get)
+    await w.say("你好呀")
+    checked = reads.count(CITIZEN)
+    assert checked >= 1  # within a day of the store's epoch: looked up once
+    await w.say("谢谢")
+    await w.say("帮助")
+    assert reads.count(CITIZEN) == checked  # remembered in the store
+    await w.say("我们村口的路灯坏了一个星期了")
+    await w.say("松陵街道 永康社区")
+    w.advance(60)
+    w.kv._data.clear()  # the store came back empty: the remembered check went with it
+    w.advance(5)
+    assert await w.say("13912345678") == w.t("form_lost")
+
+
+async def test_a_first_delivery_is_not_looked_up_and_anything_else_is(world: World) -> None:
+    """FIRST_DELIVERY (set by the webhook only for a message it knows is new) skips the record;
+    were a retry wrongly taken for a first delivery, the record's key still refuses its effect."""
+    from bot.core.inbound import FIRST_DELIVERY
+
+    w = world
+    ticket = await file_report(w, where="松陵街道 永康社区")
+    relay = text(DEPUTY_OPENID, f"#{ticket.number} 下午就派人来修", "777005")
+    first = await w.conversation.handle(relay)
+    token = FIRST_DELIVERY.set(True)
+    try:
+        with pytest.raises(KeyError):  # not looked up: handled again, its commit refused
+            await w.conversation.handle(relay)
+    finally:
+        FIRST_DELIVERY.reset(token)
+    assert await w.conversation.handle(relay) == first  # looked up: answered from the record
+    assert len([t for t in await w.outbox_to(CITIZEN) if "下午就派人来修" in t]) == 1

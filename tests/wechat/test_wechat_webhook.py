@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.core.inbound import Inbound
-from bot.core.keys import DEDUPE_PREFIX
+from bot.core.inbound import FIRST_DELIVERY, Inbound
+from bot.core.keys import DEDUPE_EPOCH, DEDUPE_PREFIX
 from bot.settings import Settings
 from bot.texts import default_texts
 from bot.webhook import WEBHOOK_KEY, add_webhook_routes
@@ -53,11 +53,13 @@ class Recorder:
 
     def __init__(self) -> None:
         self.handled: list[Inbound] = []
+        self.first_delivery: list[bool] = []  # FIRST_DELIVERY as each handling saw it
         self.pushed: list[tuple[Inbound, str]] = []
         self.gate = asyncio.Event()  # "slow" messages wait for it
 
     async def handle(self, inbound: Inbound) -> str | None:
         self.handled.append(inbound)
+        self.first_delivery.append(FIRST_DELIVERY.get())
         if inbound.text.startswith("slow"):
             await self.gate.wait()
         if inbound.text.endswith("boom"):
@@ -319,6 +321,23 @@ async def test_events_dedupe_on_sender_and_createtime(h: Harness) -> None:
     await h.reply(event_xml(CITIZEN, ACCOUNT, "subscribe", created_at=1700000101))  # a new follow
     await h.reply(event_xml("oOtherCitizen_0000000", ACCOUNT, "subscribe", created_at=1700000100))
     assert len(h.recorder.handled) == 3
+
+
+async def test_only_a_first_claim_in_a_store_older_than_retries_counts_as_first_delivery(h: Harness) -> None:
+    """A first delivery skips the exactly-once record lookup; a retry after its owner died, or any
+    message while the store's claims are younger than dedupe_ttl (it came back empty), does not."""
+    await h.reply(text_xml(CITIZEN, ACCOUNT, "新的存储", msg_id=311))
+    assert h.recorder.first_delivery == [False]  # the store's claims just began: a retry may come
+    await h.kv.set(DEDUPE_EPOCH, repr(time.time() - h.settings.dedupe_ttl - 1))
+    xml = text_xml(CITIZEN, ACCOUNT, "第一次", msg_id=312)
+    await h.reply(xml)
+    assert h.recorder.first_delivery[-1] is True
+    await h.kv.delete(DEDUPE_PREFIX + h.recorder.handled[-1].dedupe_key)  # its owner died: lease ran out
+    await h.reply(xml)
+    assert len(h.recorder.handled) == 3 and h.recorder.first_delivery[-1] is False
+    h.kv._data.clear()  # the store came back empty: even an unseen claim may be a retry
+    await h.reply(text_xml(CITIZEN, ACCOUNT, "丢了以后", msg_id=313))
+    assert h.recorder.first_delivery[-1] is False
 
 
 # --- deadline and failures ------------------------------------------------------------------------
