@@ -9,11 +9,8 @@ importing the same file twice changes nothing (the report's updated/unchanged co
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import re
-import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -26,17 +23,10 @@ from bot.core.receptions import MAX_PLACE, MAX_TOPIC, Reception, ReceptionInvali
 from bot.core.tickets import CATEGORIES
 from bot.texts import Texts, default_texts
 from handlers.receptions import store_reception
+from storage.import_headers import COLUMNS, chinese_header, read_header
+from storage.spreadsheet import UnknownEncoding, read_table
 
 KINDS = ("stations", "deputies", "duty", "receptions")
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "stations": ("code", "name", "kind", "town", "address", "specialties", "places"),
-    "deputies": ("code", "name", "level", "station_code", "phone"),
-    "duty": ("station_code", "deputy_code", "day", "start", "end"),
-    "receptions": ("station_code", "deputy_codes", "date", "start", "end", "topic", "place", "live_url", "capacity"),
-}
-OPTIONAL_COLUMNS = frozenset({"address", "specialties", "places", "phone", "live_url", "capacity"})  # may be left out of the header
-CSV_ENCODINGS = ("utf-8-sig", "gb18030")  # gb18030 is a superset of GBK and GB2312
-
 KEY_COLUMNS = {"stations": ("code",), "deputies": ("code",), "duty": ("station_code", "deputy_code", "day", "start"),
                "receptions": ("station_code", "date", "start")}
 
@@ -85,67 +75,6 @@ RowCheck = Callable[[Any], str | None]
 
 class _RowError(Exception):
     pass
-
-
-# --- reading files ---------------------------------------------------------------------------------
-def _cell_text(value: Any) -> str:
-    """Spreadsheet cells arrive typed; turn them back into what the user typed."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == time() else value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, time):
-        return value.strftime("%H:%M")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-class _UnknownEncoding(Exception):
-    pass
-
-
-def _decode(data: bytes) -> str:
-    for encoding in CSV_ENCODINGS:
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise _UnknownEncoding
-
-
-def _read_csv(path: Path) -> list[tuple[int, list[str]]]:
-    text = _decode(path.read_bytes())
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows: list[tuple[int, list[str]]] = []
-    line = 1
-    for record in reader:
-        rows.append((line, [cell.strip() for cell in record]))
-        line = reader.line_num + 1  # a quoted cell may span lines: the next row starts after it
-    return rows
-
-
-def _read_xlsx(path: Path) -> list[tuple[int, list[str]]]:
-    from openpyxl import load_workbook
-
-    workbook = load_workbook(path, read_only=True, data_only=True)
-    try:
-        sheet = workbook.worksheets[0]
-        return [(i, [_cell_text(v) for v in values]) for i, values in enumerate(sheet.iter_rows(values_only=True), 1)]
-    finally:
-        workbook.close()
-
-
-def read_table(path: Path) -> list[tuple[int, list[str]]]:
-    """(line number, cells) for every row of a CSV or XLSX file, header included. Blocking."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _read_csv(path)
-    if suffix in (".xlsx", ".xlsm"):
-        return _read_xlsx(path)
-    raise ValueError(suffix)
 
 
 # --- checking values -------------------------------------------------------------------------------
@@ -348,65 +277,6 @@ def _key(kind: str, item: Any) -> Any:
 
 
 # --- the import ------------------------------------------------------------------------------------
-_HEADER_NOISE = re.compile(r"[\s()\[\]（）【】/、*:：_\-]")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def header_key(name: str) -> str:
-    """How a header cell is matched: width folded, case, spaces, brackets and marks ignored."""
-    return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", name).lower())
-
-
-def chinese_header(kind: str, texts: Texts) -> str:
-    """The documented Chinese header of `kind`, e.g. 编号,姓名,级别,站点编号,手机."""
-    names = texts.raw("import_headers")[kind]
-    return ",".join(names[column][0] for column in COLUMNS[kind])
-
-
-@dataclass
-class _Header:
-    positions: dict[str, int]  # column → cell index
-    labels: dict[str, str]  # every column → its name as the file writes it (or our default name)
-    problem: str = ""
-
-    def values(self, cells: Sequence[str]) -> dict[str, str]:
-        """A data row by column; a column the header leaves out, or a short row's, reads as empty."""
-        return {c: cells[i] if (i := self.positions.get(c, len(cells))) < len(cells) else "" for c in self.labels}
-
-
-def read_header(header: Sequence[str], kind: str, texts: Texts) -> _Header:
-    """Map the header cells to the columns of `kind`; English names and Chinese synonyms both count."""
-    chinese_names: dict[str, list[str]] = texts.raw("import_headers")[kind]
-    names = {header_key(column): column for column in COLUMNS[kind]}
-    names |= {header_key(synonym): column for column, synonyms in chinese_names.items() for synonym in synonyms}
-    cells = list(header)
-    while cells and not cells[-1].strip():  # trailing empty cells of a spreadsheet
-        cells.pop()
-    chinese = any(_CJK.search(cell) for cell in cells)
-    labels = {column: chinese_names[column][0] if chinese else column for column in COLUMNS[kind]}
-    positions: dict[str, int] = {}
-    unknown, duplicated = [], []
-    for index, cell in enumerate(cells):
-        column = names.get(header_key(cell))
-        if column is None:
-            unknown.append(cell.strip() or texts.get("import_header_blank"))
-        elif column in positions:
-            duplicated.append(cell.strip())
-        else:
-            positions[column] = index
-            labels[column] = cell.strip()
-    missing = [labels[c] for c in COLUMNS[kind] if c not in positions and c not in OPTIONAL_COLUMNS]
-    problems = [texts.get(key, columns="」「".join(columns)) for key, columns in (
-        ("import_header_unknown", unknown), ("import_header_missing", missing),
-        ("import_header_duplicate", duplicated)) if columns]
-    if not problems:
-        return _Header(positions, labels)
-    in_chinese, in_english = chinese_header(kind, texts), ",".join(COLUMNS[kind])
-    expected, other = (in_chinese, in_english) if chinese else (in_english, in_chinese)
-    return _Header(positions, labels, texts.get("import_header_problem", problems="；".join(problems),
-                                                expected=expected, other=other))
-
-
 def check_record(kind: str, cells: dict[str, str], known: dict[str, set[str]], texts: Texts | None = None
                  ) -> tuple[Any, list[str]]:
     """One record checked by the import's rules (a console edit form uses them): the item and the
@@ -439,7 +309,7 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
         else:
             report.errors.append((0, texts.get("import_unreadable", reason=str(exc))))
         return report
-    except _UnknownEncoding:
+    except UnknownEncoding:
         report.errors.append((0, texts.get("import_unknown_encoding")))
         return report
     except Exception as exc:  # OSError, UnicodeDecodeError, csv.Error, and openpyxl's zip/xml errors

@@ -23,7 +23,8 @@ from bot.console.web import _deps, _not_found, _page
 from bot.core.people import Deputy, Station
 from bot.core.staff import AuditEntry, Scope, StaffRole
 from bot.texts import Texts
-from storage.importer import ImportReport, chinese_header, import_file
+from storage.import_headers import chinese_header
+from storage.importer import ImportReport, import_file
 
 KINDS = ("stations", "deputies", "duty")  # receptions have a command of their own
 SUFFIXES = (".xlsx", ".xlsm", ".csv")
