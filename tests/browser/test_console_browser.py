@@ -137,7 +137,7 @@ def test_echarts_is_vendored_with_its_license() -> None:
     assert "Apache License" in (vendor / "LICENSE").read_text()
 
 
-async def test_demo_prints_a_console_login_that_works(demo, capsys) -> None:
+async def test_demo_prints_a_console_login_that_works(capsys, demo) -> None:  # capsys first: it sees the banner
     import aiohttp
 
     printed = ""
