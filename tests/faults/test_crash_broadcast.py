@@ -81,8 +81,10 @@ async def test_killed_mid_broadcast_each_follower_gets_it_exactly_once(make_rig)
     refused = [c for c in calls if c["errcode"] == 45065]  # each call in flight at the kill, sent again
     assert in_flight >= 1 and len(refused) == in_flight and len(calls) == 20 + in_flight
     times = sorted(c["time"] for c in calls)
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert min(gaps) >= 0.8 * 60 / PER_MINUTE, gaps  # paced (give or take the network), across the restart too
+    # paced across the restart too: times are taken where the fake API receives the calls, so one
+    # call held up on a busy machine shortens one gap; any five calls in a row still span 3+ intervals
+    spans = [b - a for a, b in zip(times, times[4:])]
+    assert min(spans) >= 3 * 60 / PER_MINUTE, [round(b - a, 3) for a, b in zip(times, times[1:])]
     async with rig.http.get(f"{rig.base_url}/api/v1/broadcasts/{body['id']}",
                             headers={"Authorization": f"Bearer {token}"}) as r:
         shown = await r.json()
