@@ -79,6 +79,8 @@ def create_console_app(deps: ConsoleDeps) -> web.Application:
     r.add_get("/audit", audit, name="audit")
     from bot.console.admin import add_admin_routes  # here, not on top: admin.py uses this module's helpers
     add_admin_routes(app)
+    from bot.console.failures import add_failure_routes  # 送不到的消息 (uses this module's helpers)
+    add_failure_routes(app)
     from bot.console import live_pages  # 云直播 (imports this module: late)
     live_pages.add_routes(r)
     add_reception_pages(r)

@@ -176,3 +176,33 @@ async def test_every_list_exports_xlsx_and_csv(rig) -> None:
             async with client.get(f"{path}{sep}export=xlsx") as r:
                 sheet = load_workbook(io.BytesIO(await r.read())).active
             assert sheet.max_row == rows + 1 and sheet.cell(1, 1).value == first_header
+
+
+async def test_pushes_nobody_received_are_listed_for_the_stations_in_scope(rig, sql_uow_factory) -> None:
+    from datetime import datetime
+
+    from bot.core.outbound import PushFailure
+
+    async with sql_uow_factory() as uow:  # as handlers/failures.py files them
+        await uow.outbox.record_failure(PushFailure(
+            message_id=9001, station_code="SZ-01", ticket_number=rig.numbers["waiting"],
+            recipient_openid="oCitizenSZ0000000001", error="WeChat API error 43004: require subscribe",
+            failed_at=datetime(2026, 12, 1, 9, 0)))
+        await uow.outbox.record_failure(PushFailure(
+            message_id=9002, station_code="QD-01", ticket_number=rig.numbers["other_town"],
+            recipient_openid="oCitizenQD0000000002", error="WeChat API error 43004: require subscribe",
+            failed_at=datetime(2026, 12, 1, 9, 5)))
+        await uow.commit()
+    async with await _client(rig) as client:
+        await login(client, "shengze")
+        async with client.get("/console/failures") as r:
+            html = await r.text()
+        assert r.status == 200 and "送不到的消息" in html and "请打电话联系对方" in html
+        assert f"#{rig.numbers['waiting']}" in html and f"#{rig.numbers['other_town']}" not in html  # 七都镇's
+        assert "oCitizenSZ0000000001" not in html  # the citizen masked
+        assert "还没有" in html and "43004" not in html  # the reason in words, not WeChat's code
+    async with await _client(rig) as client:
+        await login(client, "qu")
+        async with client.get("/console/failures") as r:
+            html = await r.text()
+        assert f"#{rig.numbers['waiting']}" in html and f"#{rig.numbers['other_town']}" in html
