@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_webhook import AES_KEY, APPID, TOKEN, bench_name, create_store, drop_store, free_port  # noqa: E402
+from bench_webhook import AES_KEY, APPID, TOKEN, bench_name, create_store, drop_store, free_port, start_bot  # noqa: E402
 
 TOPICS = ["垃圾站什么时候建好", "村口路灯坏了", "养老补贴怎么申请", "河道需要清淤", "公交班次太少", "菜场门口乱停车",
           "小区加装电梯", "学校门口交通拥堵", "农田灌溉渠漏水", "医保报销比例"]
@@ -39,37 +39,15 @@ TOPICS = ["垃圾站什么时候建好", "村口路灯坏了", "养老补贴怎�
 # --- the server (a child process) ------------------------------------------------------------------
 async def serve(port: int, store: str) -> None:
     import logging
-    import tempfile
     from datetime import timedelta
 
     from aiohttp import web
 
-    from bench_webhook import PG_URL, REDIS_URL
-    from bot.bootstrap import BotApp
     from bot.console.auth import create_account, issue_token
     from bot.core.live import LiveSession
-    from bot.demo import DEMO_DIR
-    from bot.settings import Settings
-    from bot.wechat.fake_api import FakeWeChatAPI
     from handlers import live
-    from storage.importer import import_file
 
-    logging.basicConfig(level=logging.WARNING)
-    api_port = free_port()
-    api_runner = web.AppRunner(FakeWeChatAPI().create_app(), access_log=None)
-    await api_runner.setup()
-    await web.TCPSite(api_runner, "127.0.0.1", api_port).start()
-    if store == "postgres":
-        database_url, redis_url = PG_URL.format(name=bench_name()), REDIS_URL
-    else:
-        database_url, redis_url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", ""
-    settings = Settings(database_url=database_url, redis_url=redis_url, redis_prefix=f"{bench_name()}:",
-                        wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID,
-                        wechat_api_base=f"http://127.0.0.1:{api_port}")
-    bot = BotApp(settings)
-    await bot.start()
-    for kind in ("stations", "deputies", "duty"):
-        await import_file(bot.services.uow, kind, DEMO_DIR / f"{kind}.csv")
+    bot = await start_bot(store, logging.WARNING)
     async with bot.services.uow() as uow:
         station = (await uow.stations.list())[0].code
     now = bot.clock.now()

@@ -96,12 +96,10 @@ async def serve_bare(port: int) -> None:
     await asyncio.Event().wait()
 
 
-async def serve_full(port: int, store: str, up_days: float = 0) -> None:
-    """The full app on `port`; its key-value store has been up `up_days` (0: just started): a
-    store's first dedupe_ttl (10 min) reads every message's exactly-once record, its first day each
-    new user's noted scene (docs/architecture.md "Exactly once")."""
+async def start_bot(store: str, log_level: int):
+    """A fake WeChat API and the full bot on `store` (sqlite or postgres), started, with the demo's
+    stations, deputies and duty roster imported; returns the BotApp (not yet serving HTTP)."""
     import logging
-    from datetime import timedelta
 
     from aiohttp import web
 
@@ -111,7 +109,7 @@ async def serve_full(port: int, store: str, up_days: float = 0) -> None:
     from bot.wechat.fake_api import FakeWeChatAPI
     from storage.importer import import_file
 
-    logging.basicConfig(level=logging.ERROR)  # a notice per filing about unbound deputies: not news
+    logging.basicConfig(level=log_level)
     api_port = free_port()
     api_runner = web.AppRunner(FakeWeChatAPI().create_app(), access_log=None)
     await api_runner.setup()
@@ -127,6 +125,19 @@ async def serve_full(port: int, store: str, up_days: float = 0) -> None:
     await bot.start()
     for kind in ("stations", "deputies", "duty"):
         await import_file(bot.services.uow, kind, DEMO_DIR / f"{kind}.csv")
+    return bot
+
+
+async def serve_full(port: int, store: str, up_days: float = 0) -> None:
+    """The full app on `port`; its key-value store has been up `up_days` (0: just started): a
+    store's first dedupe_ttl (10 min) reads every message's exactly-once record, its first day each
+    new user's noted scene (docs/architecture.md "Exactly once")."""
+    import logging
+    from datetime import timedelta
+
+    from aiohttp import web
+
+    bot = await start_bot(store, logging.ERROR)  # a notice per filing about unbound deputies: not news
     if up_days:  # literal keys: bench_wrk's --baseline-tree may predate keys.DEDUPE_EPOCH
         await bot.kv.set("store:epoch", (bot.clock.now() - timedelta(days=up_days)).isoformat())
         await bot.kv.set("wechat:dedupe-epoch", repr(time.time() - up_days * 86400))
