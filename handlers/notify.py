@@ -80,7 +80,8 @@ def _when(at: datetime) -> str:
     return f"{at.year}年{at.month}月{at.day}日 {at:%H:%M}"
 
 
-def _status_message(texts: Texts, ticket: Ticket, text: str, status_key: str, at: datetime) -> OutboxMessage:
+def status_message(texts: Texts, ticket: Ticket, text: str, status_key: str, at: datetime) -> OutboxMessage:
+    """The citizen's push about their ticket: `text` in the window, else the status template."""
     return OutboxMessage(
         recipient_openid=ticket.citizen_openid,
         text=text,
@@ -99,27 +100,27 @@ def _status_message(texts: Texts, ticket: Ticket, text: str, status_key: str, at
 # --- to the citizen ------------------------------------------------------------------------------
 def citizen_assigned(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime) -> OutboxMessage:
     text = texts.get("notify_citizen_assigned", number=ticket.number, deputy=deputy.name)
-    return _status_message(texts, ticket, text, "assigned", at)
+    return status_message(texts, ticket, text, "assigned", at)
 
 
 def citizen_accepted(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime) -> OutboxMessage:
     text = texts.get("notify_citizen_accepted", number=ticket.number, deputy=deputy.name)
-    return _status_message(texts, ticket, text, "accepted", at)
+    return status_message(texts, ticket, text, "accepted", at)
 
 
 def citizen_replied(texts: Texts, ticket: Ticket, deputy: Deputy, reply: str, at: datetime) -> OutboxMessage:
     text = texts.get("notify_citizen_replied", number=ticket.number, deputy=deputy.name, text=reply)
-    return _status_message(texts, ticket, text, "replied", at)
+    return status_message(texts, ticket, text, "replied", at)
 
 
 def citizen_resolved(texts: Texts, ticket: Ticket, result: str, at: datetime) -> OutboxMessage:
     text = texts.get("notify_citizen_resolved", number=ticket.number, result=result)
-    return _status_message(texts, ticket, text, "resolved", at)
+    return status_message(texts, ticket, text, "resolved", at)
 
 
 def citizen_transferred(texts: Texts, ticket: Ticket, deputy: Deputy, at: datetime) -> OutboxMessage:
     text = texts.get("notify_citizen_transferred", number=ticket.number, deputy=deputy.name)
-    return _status_message(texts, ticket, text, "transferred", at)
+    return status_message(texts, ticket, text, "transferred", at)
 
 
 # --- to deputies -------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ def _assignment_data(ticket: Ticket, at: datetime, *, contact: bool = True) -> d
 
 def _deputy_recipient(deputy: Deputy) -> str:
     """The deputy's openid; for one who bound no WeChat a marker: the push is filed as undeliverable
-    at once (_store), so staff follow up and the next on-duty deputy hears of it."""
+    at once (store_messages), so staff follow up and the next on-duty deputy hears of it."""
     return deputy.openid or unbound_recipient(deputy.code)
 
 
@@ -226,7 +227,8 @@ async def _staff_of(uow: UnitOfWork, station_code: str) -> Sequence[Deputy]:
 
 
 # --- event handlers: each stores its pushes in the transaction of the change ---------------------
-async def _store(uow: UnitOfWork, *messages: OutboxMessage | None) -> None:
+async def store_messages(uow: UnitOfWork, *messages: OutboxMessage | None) -> None:
+    """Add the pushes to the outbox in this transaction (None, or a visitor's empty openid: skipped)."""
     for message in messages:
         if message is None or not message.recipient_openid:  # "": a visitor's ticket, no WeChat
             continue
@@ -238,19 +240,19 @@ async def _store(uow: UnitOfWork, *messages: OutboxMessage | None) -> None:
             await uow.outbox.save(stored)
 
 
-async def _ticket(uow: UnitOfWork, number: int) -> Ticket:
+async def ticket_of(uow: UnitOfWork, number: int) -> Ticket:
     ticket = await uow.tickets.get(number)
     if ticket is None:
         raise LookupError(f"no ticket #{number}")
     return ticket
 
 
-async def _deputy(uow: UnitOfWork, code: str | None) -> Deputy | None:
+async def deputy_of(uow: UnitOfWork, code: str | None) -> Deputy | None:
     return await uow.deputies.get(code) if code else None
 
 
 async def _required_deputy(uow: UnitOfWork, code: str) -> Deputy:
-    deputy = await _deputy(uow, code)
+    deputy = await deputy_of(uow, code)
     if deputy is None:
         raise LookupError(f"no deputy {code!r}")
     return deputy
@@ -267,54 +269,54 @@ def no_link(number: int, deputy_code: str, at: datetime) -> str:
 async def on_ticket_filed(texts: Texts, event: TicketFiled, uow: UnitOfWork, link: LinkMaker = no_link) -> None:
     """The deputy who took it, or the station's staff when it waits for the next shift. The
     citizen is told in the reply to their 是 (citizens.filed_text): a push would repeat it."""
-    ticket = await _ticket(uow, event.number)
+    ticket = await ticket_of(uow, event.number)
     if event.deputy_code is None:
         label = station_label(texts, await uow.stations.get(event.station_code), event.station_code)
         staff = await _staff_of(uow, event.station_code)
-        await _store(uow, *(staff_queue_notice(texts, ticket, label, s, event.at) for s in staff))
+        await store_messages(uow, *(staff_queue_notice(texts, ticket, label, s, event.at) for s in staff))
         return
     deputy = await _required_deputy(uow, event.deputy_code)
     if not deputy.openid:
         log.warning("ticket #%d assigned to %s who has not bound WeChat", ticket.number, deputy.code)
-    await _store(uow, deputy_assignment(texts, ticket, deputy, event.at, link(ticket.number, deputy.code, event.at)))
+    await store_messages(uow, deputy_assignment(texts, ticket, deputy, event.at, link(ticket.number, deputy.code, event.at)))
 
 
 async def on_ticket_assigned(texts: Texts, event: TicketAssigned, uow: UnitOfWork, link: LinkMaker = no_link) -> None:
-    ticket, deputy = await _ticket(uow, event.number), await _required_deputy(uow, event.deputy_code)
-    await _store(uow, citizen_assigned(texts, ticket, deputy, event.at),
+    ticket, deputy = await ticket_of(uow, event.number), await _required_deputy(uow, event.deputy_code)
+    await store_messages(uow, citizen_assigned(texts, ticket, deputy, event.at),
                  deputy_assignment(texts, ticket, deputy, event.at, link(ticket.number, deputy.code, event.at)))
 
 
 async def on_ticket_accepted(texts: Texts, event: TicketAccepted, uow: UnitOfWork) -> None:
     if event.by_reply:
         return  # the reply is the citizen's news
-    ticket, deputy = await _ticket(uow, event.number), await _required_deputy(uow, event.deputy_code)
-    await _store(uow, citizen_accepted(texts, ticket, deputy, event.at))
+    ticket, deputy = await ticket_of(uow, event.number), await _required_deputy(uow, event.deputy_code)
+    await store_messages(uow, citizen_accepted(texts, ticket, deputy, event.at))
 
 
 async def on_ticket_replied(texts: Texts, event: TicketReplied, uow: UnitOfWork) -> None:
-    ticket, deputy = await _ticket(uow, event.number), await _required_deputy(uow, event.deputy_code)
-    await _store(uow, citizen_replied(texts, ticket, deputy, event.text, event.at))
+    ticket, deputy = await ticket_of(uow, event.number), await _required_deputy(uow, event.deputy_code)
+    await store_messages(uow, citizen_replied(texts, ticket, deputy, event.text, event.at))
 
 
 async def on_ticket_resolved(texts: Texts, event: TicketResolved, uow: UnitOfWork) -> None:
-    await _store(uow, citizen_resolved(texts, await _ticket(uow, event.number), event.result, event.at))
+    await store_messages(uow, citizen_resolved(texts, await ticket_of(uow, event.number), event.result, event.at))
 
 
 async def on_ticket_transferred(texts: Texts, event: TicketTransferred, uow: UnitOfWork,
                                 link: LinkMaker = no_link) -> None:
-    ticket = await _ticket(uow, event.number)
+    ticket = await ticket_of(uow, event.number)
     target = await _required_deputy(uow, event.to_deputy)
     source = await _required_deputy(uow, event.from_deputy)
-    await _store(uow, deputy_transfer_in(texts, ticket, target, source, event.at, link(ticket.number, target.code, event.at)),
+    await store_messages(uow, deputy_transfer_in(texts, ticket, target, source, event.at, link(ticket.number, target.code, event.at)),
                  citizen_transferred(texts, ticket, target, event.at))
 
 
 async def on_citizen_noted(texts: Texts, event: CitizenNoted, uow: UnitOfWork) -> None:
     """Passed on to the ticket's deputy, when it has one (one who bound no WeChat: filed as undeliverable)."""
-    deputy = await _deputy(uow, (await _ticket(uow, event.number)).deputy_code)
+    deputy = await deputy_of(uow, (await ticket_of(uow, event.number)).deputy_code)
     if deputy:
-        await _store(uow, OutboxMessage(
+        await store_messages(uow, OutboxMessage(
             recipient_openid=_deputy_recipient(deputy),
             text=texts.get("citizen_note_to_deputy", number=event.number, text=event.text),
             created_at=event.at,
@@ -323,10 +325,10 @@ async def on_citizen_noted(texts: Texts, event: CitizenNoted, uow: UnitOfWork) -
 
 
 async def on_ticket_rated(texts: Texts, event: TicketRated, uow: UnitOfWork) -> None:
-    ticket = await _ticket(uow, event.number)
-    deputy = await _deputy(uow, ticket.deputy_code)
+    ticket = await ticket_of(uow, event.number)
+    deputy = await deputy_of(uow, ticket.deputy_code)
     if deputy and deputy.openid:
-        await _store(uow, OutboxMessage(
+        await store_messages(uow, OutboxMessage(
             recipient_openid=deputy.openid,
             text=texts.get("citizen_rate_to_deputy", number=ticket.number, summary=shorten(ticket.summary),
                            score=event.score, comment=event.comment).strip(),

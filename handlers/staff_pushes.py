@@ -10,22 +10,22 @@ from bot.core.outbound import OutboxMessage
 from bot.core.ports import UnitOfWork
 from bot.texts import Texts
 from handlers.bus import MessageBus
-from handlers.notify import _deputy, _status_message, _store, _ticket, shorten, station_label
+from handlers.notify import deputy_of, shorten, station_label, status_message, store_messages, ticket_of
 
 
 async def on_station_messaged(texts: Texts, event: StationMessaged, uow: UnitOfWork) -> None:
-    ticket = await _ticket(uow, event.number)
+    ticket = await ticket_of(uow, event.number)
     station = station_label(texts, await uow.stations.get(ticket.station_code), ticket.station_code)
     text = texts.get("notify_citizen_station_message", number=ticket.number, station=station, text=event.text)
-    await _store(uow, _status_message(texts, ticket, text, "station_message", event.at))
+    await store_messages(uow, status_message(texts, ticket, text, "station_message", event.at))
 
 
 async def on_closed_as_duplicate(texts: Texts, event: TicketClosedAsDuplicate, uow: UnitOfWork) -> None:
     """The citizen learns which number handles their matter; the deputy that nothing is left to do."""
-    ticket = await _ticket(uow, event.number)
+    ticket = await ticket_of(uow, event.number)
     text = texts.get("notify_citizen_duplicate", number=ticket.number, original=event.original)
-    deputy = await _deputy(uow, event.deputy_code)
-    await _store(uow, _status_message(texts, ticket, text, "duplicate", event.at),
+    deputy = await deputy_of(uow, event.deputy_code)
+    await store_messages(uow, status_message(texts, ticket, text, "duplicate", event.at),
                  _deputy_notice(texts, deputy.openid if deputy else None, event.at, "notify_deputy_duplicate",
                                 number=ticket.number, original=event.original, summary=shorten(ticket.summary)))
 
@@ -34,9 +34,9 @@ async def on_reassigned(texts: Texts, event: TicketAssigned, uow: UnitOfWork) ->
     """The deputy a ticket was taken from (the new one hears from notify.on_ticket_assigned)."""
     if not event.previous_deputy or event.previous_deputy == event.deputy_code:
         return
-    ticket = await _ticket(uow, event.number)
-    previous, now = await _deputy(uow, event.previous_deputy), await _deputy(uow, event.deputy_code)
-    await _store(uow, _deputy_notice(texts, previous.openid if previous else None, event.at,
+    ticket = await ticket_of(uow, event.number)
+    previous, now = await deputy_of(uow, event.previous_deputy), await deputy_of(uow, event.deputy_code)
+    await store_messages(uow, _deputy_notice(texts, previous.openid if previous else None, event.at,
                                      "notify_deputy_taken_away", number=ticket.number,
                                      summary=shorten(ticket.summary), deputy=now.name if now else event.deputy_code))
 

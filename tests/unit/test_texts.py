@@ -28,11 +28,11 @@ def test_every_domain_error_key_has_a_text() -> None:
 
 def _dynamic_suffixes() -> dict[str, set[str]]:
     """Keys built at run time (f"deputy_status_{...}") and the suffixes the code can produce."""
-    notify = (ROOT / "handlers" / "notify.py").read_text(encoding="utf-8")
+    notify = "".join((ROOT / "handlers" / f).read_text(encoding="utf-8") for f in ("notify.py", "staff_pushes.py"))
     form = (ROOT / "dialogues" / "report_form.py").read_text(encoding="utf-8")
     return {
         "deputy_status_": {s.value for s in TicketStatus},
-        "notify_status_": set(re.findall(r'_status_message\([^)]*?"(\w+)"', notify)),
+        "notify_status_": set(re.findall(r'(?<![\w.])status_message\([^)]*?"(\w+)"', notify)),
         "form_ask_": set(re.findall(r'"(\w+)"', form)),
         "reach_": {o.value for o in Outcome},  # handlers/channels.py reach_text
         "detail_attachment_": {k.value for k in AttachmentKind},  # handlers/ticket_detail.py
