@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # and the user has a subscription left ("" = not configured)
     subscribe_id_assignment: str = ""
     subscribe_id_status: str = ""
+    # to a follower: a reception's announcement, and news that it changed or was cancelled
+    # (fields: handlers/reception_notices.py RECEPTION_FIELDS); its followers with a send of it left
+    # get announcements this way, no mass message used
+    subscribe_id_reception: str = ""
     # the deputy's read-only ticket page (bot/ticket_page.py): links signed with this ("" = derived
     # from the WeChat secret and token), valid this many days; the address deputies open them at
     ticket_link_secret: str = ""

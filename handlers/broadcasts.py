@@ -3,10 +3,14 @@ these): the plan, the monthly budget, the dry run, and sending exactly once.
 
 Creating a broadcast stores, in one transaction, the broadcast, its planned mass sends (rows a
 sender claims and marks, bot/core/broadcasts.py) and an outbox message for each follower inside
-the 48 h window (handlers/delivery.py delivers those as customer-service messages). Sending is
-`send_pending`, run at once and by the `send_broadcasts` job: a send whose sender was killed is
-taken again when its claim expires; WeChat refuses the repeated clientmsgid (45065), which
-counts as sent."""
+the 48 h window (handlers/delivery.py delivers those as customer-service messages). A reception's
+announcement goes as a 订阅通知 (one send row each) to followers with a reception-notice
+subscription left, when settings.subscribe_id_reception is set; whom it went to is recorded with
+the reception's reminders, so that a change or a cancellation reaches them
+(handlers/reception_notices.py). Sending is `send_pending`, run at once and by the
+`send_broadcasts` job: a send whose sender was killed is taken again when its claim expires;
+WeChat refuses the repeated clientmsgid (45065), which counts as sent; a 订阅通知 whose sender
+was killed mid-call is listed as a failure (unconfirmed) instead, to retry by hand."""
 from __future__ import annotations
 
 import logging
@@ -19,7 +23,9 @@ from bot.core.broadcasts import (
     Broadcast,
     BroadcastPlan,
     BroadcastSend,
+    LEASE_EXPIRED,
     MONTHLY_MASS_LIMIT,
+    UNCONFIRMED,
     Channel,
     Recipient,
     SendStatus,
@@ -32,8 +38,10 @@ from bot.core.errors import DomainError
 from bot.core.outbound import OutboxMessage
 from bot.core.ports import CLIENTMSGID_EXISTS, MassGateway, UnitOfWork, WeChatAPIError
 from bot.core.receptions import Reception
-from handlers import delivery
+from bot.core.privacy import mask_openid
+from handlers import channels, delivery
 from handlers.pacing import MassPacer
+from handlers.reception_notices import RECEPTION_KEY, announced_kind, deputies_note, reception_fields
 from handlers.receptions import reception_line
 from handlers.services import Services
 
@@ -41,6 +49,9 @@ log = logging.getLogger(__name__)
 
 AUDIENCES = ("station", "town")
 CLAIM_LEASE = timedelta(minutes=2)  # longer than one mass call (10 s timeout) with room to spare
+# last_error of a 订阅通知 not sent (bot/console words them in Chinese)
+CANCELLED = "reception cancelled"
+NOT_CONFIGURED = "no reception 订阅通知 template configured"
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,7 @@ class BroadcastRequest:
     text: str = ""
     reception_id: int | None = None
     dry_run: bool = False
+    created_by: str = ""  # the staff account sending it
 
 
 def request_from_json(body: Any) -> BroadcastRequest:
@@ -88,15 +100,18 @@ async def _text(uow: UnitOfWork, services: Services, request: BroadcastRequest) 
     return services.texts.get("broadcast_announcement", line=reception_line(reception, names, services.texts))
 
 
-async def _recipients(services: Services, uow: UnitOfWork, openids: Sequence[str]) -> list[Recipient]:
+async def _recipients(services: Services, uow: UnitOfWork, openids: Sequence[str],
+                      subscribe_id: str = "") -> list[Recipient]:
     now = services.clock.now()
     used = await uow.broadcasts.mass_used(openids, month_of(now))
+    subscribed = await channels.subscribed(services, openids, subscribe_id) if subscribe_id else set()
     recipients = []
     for openid in openids:
         citizen = await uow.citizens.get(openid)
         window = await delivery.window_state(services, openid)
         in_window = window is not None and now - window[0] < delivery.CS_WINDOW and window[1] < delivery.CS_QUOTA
-        recipients.append(Recipient(openid, citizen is None or citizen.subscribed, in_window, used.get(openid, 0)))
+        recipients.append(Recipient(openid, citizen is None or citizen.subscribed, in_window, used.get(openid, 0),
+                                    openid in subscribed))
     return recipients
 
 
@@ -122,8 +137,9 @@ async def create_broadcast(services: Services, request: BroadcastRequest) -> tup
         follows = await uow.follows.followers(codes)
         openids = sorted({f.openid for f in follows})
         tag_id, whole_tag = await _town_tag(uow, request, follows, codes)
-        plan = plan_broadcast(await _recipients(services, uow, openids), tag_id=tag_id, whole_tag=whole_tag,
-                              batch=services.settings.broadcast_batch)
+        subscribe_id = services.settings.subscribe_id(RECEPTION_KEY) if request.reception_id is not None else ""
+        plan = plan_broadcast(await _recipients(services, uow, openids, subscribe_id), tag_id=tag_id,
+                              whole_tag=whole_tag, batch=services.settings.broadcast_batch, subscribe=bool(subscribe_id))
         if plan.reached == 0:
             key = ("broadcast_budget_exhausted" if plan.unreachable[Unreachable.BUDGET]
                    else "broadcast_unreachable" if openids else "broadcast_nobody")
@@ -131,11 +147,16 @@ async def create_broadcast(services: Services, request: BroadcastRequest) -> tup
         if request.dry_run:
             return None, plan
         now = services.clock.now()
+        sends = [BroadcastSend(0, seq, s.channel, s.openids, s.tag_id) for seq, s in enumerate(plan.sends, 1)]
+        sends += [BroadcastSend(0, seq, Channel.SUBSCRIBE, (openid,))
+                  for seq, openid in enumerate(plan.subscribe, len(sends) + 1)]
         broadcast = await uow.broadcasts.add(
-            Broadcast(request.audience_kind, request.audience, text, now, plan.summary(), request.reception_id),
-            [BroadcastSend(0, seq, s.channel, s.openids, s.tag_id) for seq, s in enumerate(plan.sends, 1)])
+            Broadcast(request.audience_kind, request.audience, text, now, plan.summary(), request.reception_id,
+                      created_by=request.created_by), sends)
         for openid in plan.customer_service:
             await uow.outbox.add(OutboxMessage(recipient_openid=openid, text=text, created_at=now))
+        if request.reception_id is not None:  # they are told, should it change or be cancelled
+            await uow.reminders.claim(request.reception_id, announced_kind(broadcast.id), plan.openids, now)  # type: ignore[arg-type]
         await uow.commit()
     log.info("broadcast %s planned: %s", broadcast.id, plan.summary())
     return broadcast, plan
@@ -143,22 +164,66 @@ async def create_broadcast(services: Services, request: BroadcastRequest) -> tup
 
 async def send_pending(services: Services, gateway: MassGateway, broadcast_id: int | None = None,
                        pacer: MassPacer | None = None) -> int:
-    """Claim and send the pending mass sends (of one broadcast, or all), each call paced within
+    """Claim and send the pending sends (of one broadcast, or all), each mass call paced within
     WeChat's rate limit (handlers/pacing.py); how many were sent."""
     pacer = pacer or MassPacer(services.kv, services.settings.broadcast_calls_per_minute)
     lease = timedelta(seconds=services.settings.broadcast_claim_seconds) if services.settings.broadcast_claim_seconds \
         else CLAIM_LEASE
+    fields: dict[int, dict[str, str] | None] = {}  # per broadcast: its 订阅通知 fields (None: cancelled)
     sent = 0
     while True:
         now = services.clock.now()
         async with services.uow() as uow:
             send = await uow.broadcasts.claim(broadcast_id, now, now + lease)
             broadcast = await uow.broadcasts.get(send.broadcast_id) if send else None
+            if broadcast is not None and send is not None and send.channel == Channel.SUBSCRIBE \
+                    and broadcast.id not in fields:
+                fields[broadcast.id] = await _subscribe_fields(services, uow, broadcast)  # type: ignore[index]
             await uow.commit()
         if send is None or broadcast is None:
             return sent
+        if send.channel == Channel.SUBSCRIBE:
+            sent += await _send_subscribe(services, gateway, send, fields[broadcast.id])  # type: ignore[index]
+            continue
         await pacer.wait()  # the claim's lease is far longer than a slot
         sent += await _send_one(services, gateway, broadcast, send)
+
+
+async def _subscribe_fields(services: Services, uow: UnitOfWork, broadcast: Broadcast) -> dict[str, str] | None:
+    """The 订阅通知 fields of the reception as it is now (None when it was cancelled meanwhile)."""
+    reception = await uow.receptions.get(broadcast.reception_id) if broadcast.reception_id is not None else None
+    if reception is None or not reception.scheduled:
+        return None
+    names = {d.code: d.name for d in await uow.deputies.list()}
+    return reception_fields(reception, deputies_note(reception, names, services.texts))
+
+
+async def _send_subscribe(services: Services, gateway: MassGateway, send: BroadcastSend,
+                          data: dict[str, str] | None) -> int:
+    """One 订阅通知. Never sent twice unasked: a send whose sender died mid-call (its claim ran out)
+    is marked failed as unconfirmed, not sent again."""
+    [openid] = send.openids
+    template_id = services.settings.subscribe_id(RECEPTION_KEY)
+    error = UNCONFIRMED if send.last_error == LEASE_EXPIRED else \
+        CANCELLED if data is None else NOT_CONFIGURED if not template_id else ""
+    if not error:
+        try:
+            await gateway.send_subscribe(openid, template_id, data)  # type: ignore[arg-type]
+        except WeChatAPIError as refused:
+            if refused.errcode in delivery.NO_SUBSCRIPTION_ERRORS:
+                await channels.set_subscription(services, openid, template_id, 0)
+            error = f"{refused.errcode} {refused.errmsg}"
+        except Exception as failed:  # network, timeout: WeChat may or may not have it
+            error = f"{UNCONFIRMED}: {type(failed).__name__}"
+    if error:
+        log.warning("broadcast %s 订阅通知 %d to %s failed: %s", send.broadcast_id, send.seq, mask_openid(openid),
+                    error.split(":")[0])
+        await _mark(services, replace(send, status=SendStatus.FAILED, claimed_until=None, last_error=error[:500]))
+        return 0
+    await channels.use_subscription(services, openid, template_id)
+    await _mark(services, replace(send, status=SendStatus.SENT, claimed_until=None, last_error="",
+                                  sent_at=services.clock.now()))
+    return 1
 
 
 async def _send_one(services: Services, gateway: MassGateway, broadcast: Broadcast, send: BroadcastSend) -> int:
@@ -175,8 +240,8 @@ async def _send_one(services: Services, gateway: MassGateway, broadcast: Broadca
             return 0
         msg_id = "dup"  # an earlier attempt of this very send reached WeChat: it is sent
     now = services.clock.now()
-    await _mark(services, replace(send, status=SendStatus.SENT, claimed_until=None, msg_id=msg_id, sent_at=now),
-                count_budget=True)
+    await _mark(services, replace(send, status=SendStatus.SENT, claimed_until=None, msg_id=msg_id, sent_at=now,
+                                  last_error=""), count_budget=True)
     return 1
 
 

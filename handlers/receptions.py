@@ -28,6 +28,7 @@ from bot.core.receptions import (
 )
 from bot.texts import Texts
 from handlers import citizens
+from handlers.reception_notices import changed, tell_told
 from handlers.services import Services
 
 MAX_ANSWERS = 3
@@ -35,9 +36,12 @@ _TOWN_SUFFIXES = ("街道", "镇", "度假区", "新城")
 
 
 # --- staff: store, cancel, list ---------------------------------------------------------------------
-async def store_reception(uow: UnitOfWork, reception: Reception, now: datetime) -> tuple[Reception, str]:
+async def store_reception(uow: UnitOfWork, reception: Reception, now: datetime,
+                          texts: Texts | None = None) -> tuple[Reception, str]:
     """Insert, or update the reception with the same id (or the same station, day and start: an
-    import's upsert). Returns it with 'created' | 'updated' | 'unchanged'. Raises ReceptionInvalid."""
+    import's upsert). Returns it with 'created' | 'updated' | 'unchanged'. Raises ReceptionInvalid.
+    With `texts`, a change of date, time, place or deputies is told to everyone already told of
+    it (in the same transaction), and its reminders then go out for the new time."""
     current = await uow.receptions.get(reception.id) if reception.id is not None else \
         await uow.receptions.by_key(*reception.key)
     if current is not None:
@@ -53,19 +57,26 @@ async def store_reception(uow: UnitOfWork, reception: Reception, now: datetime) 
     if current is None:
         return await uow.receptions.add(reception), "created"
     await uow.receptions.save(reception)
+    if texts is not None and reception.scheduled and changed(current, reception):
+        names = {d.code: d.name for d in await uow.deputies.list()}
+        text = texts.get("reception_changed_notice", month=current.day.month, day=current.day.day,
+                         start=f"{current.start:%H:%M}", place=current.place,
+                         line=reception_line(reception, names, texts))
+        await tell_told(uow, reception, text, texts.get("reception_field_changed"), now)
     return reception, "updated"
 
 
 async def create_reception(services: Services, reception: Reception) -> Reception:
+    """Store a new reception, or (with an id) edit one: see store_reception."""
     async with services.uow() as uow:
-        stored, _ = await store_reception(uow, reception, services.clock.now())
+        stored, _ = await store_reception(uow, reception, services.clock.now(), services.texts)
         await uow.commit()
     return stored
 
 
 async def cancel_reception(services: Services, reception_id: int) -> Reception:
-    """Cancel it: no reminder goes out any more, and everyone a reminder already went to is told
-    (in the same transaction)."""
+    """Cancel it: no reminder goes out any more, and everyone already told of it (reminded, or
+    reached by its announcement) is told (in the same transaction)."""
     async with services.uow() as uow:
         reception = await uow.receptions.get(reception_id)
         if reception is None:
@@ -75,9 +86,8 @@ async def cancel_reception(services: Services, reception_id: int) -> Reception:
             await uow.receptions.save(reception)
             notice = services.texts.get("reception_cancelled_notice", month=reception.day.month, day=reception.day.day,
                                         start=f"{reception.start:%H:%M}", place=reception.place, topic=reception.topic)
-            now = services.clock.now()
-            for openid in await uow.reminders.told(reception_id):
-                await uow.outbox.add(OutboxMessage(recipient_openid=openid, text=notice, created_at=now))
+            await tell_told(uow, reception, notice, services.texts.get("reception_field_cancelled"),
+                            services.clock.now())
             await uow.commit()
     return reception
 
@@ -119,7 +129,9 @@ async def send_reminders(services: Services) -> int:
                 else:
                     deputies = [await uow.deputies.get(code) for code in reception.deputy_codes]
                     openids = [d.openid for d in deputies if d is not None and d.openid]
-                if not await uow.reminders.claim(reception.id, kind, openids, now):  # type: ignore[arg-type]
+                # keyed by the start too: after a change of time it goes out once more, for the new time
+                key = f"{kind}@{reception.starts_at:%Y%m%d%H%M}"
+                if not await uow.reminders.claim(reception.id, key, openids, now):  # type: ignore[arg-type]
                     continue  # another run did it
                 names = {d.code: d.name for d in await uow.deputies.list()}
                 text = services.texts.get(f"reception_remind_{kind}",

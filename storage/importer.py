@@ -348,7 +348,7 @@ async def import_file(uow_factory: UnitOfWorkFactory, kind: str, path: Path, tex
                 continue
             if kind == "receptions":
                 try:
-                    _, outcome = await store_reception(uow, item, now or SystemClock().now())
+                    _, outcome = await store_reception(uow, item, now or SystemClock().now(), texts)
                 except ReceptionInvalid as invalid:
                     report.errors.extend((line, texts.get(e.key, **e.params)) for e in invalid.errors)
                     continue

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
-from bot.core.broadcasts import Broadcast, BroadcastSend, SendStatus
+from bot.core.broadcasts import LEASE_EXPIRED, Broadcast, BroadcastSend, SendStatus
 from bot.core.receptions import Follow, Reception
 
 if TYPE_CHECKING:
@@ -109,6 +109,17 @@ class MemoryBroadcastRepository:
     async def get(self, broadcast_id: int) -> Broadcast | None:
         return self._broadcasts.get(broadcast_id)
 
+    async def recent(self, station_codes: Sequence[str] | None = None, towns: Sequence[str] | None = None,
+                     limit: int = 50, offset: int = 0) -> Sequence[Broadcast]:
+        def seen(b: Broadcast) -> bool:
+            if station_codes is None and towns is None:
+                return True
+            return b.audience in ((station_codes or ()) if b.audience_kind == "station" else (towns or ()))
+
+        found = sorted((b for b in self._broadcasts.values() if seen(b)), key=lambda b: (b.created_at, b.id or 0),
+                       reverse=True)
+        return found[offset:offset + limit]
+
     async def sends(self, broadcast_id: int) -> Sequence[BroadcastSend]:
         return sorted((s for s in self._sends.values() if s.broadcast_id == broadcast_id), key=lambda s: s.seq)
 
@@ -117,7 +128,8 @@ class MemoryBroadcastRepository:
                            key=lambda s: (s.broadcast_id, s.seq)):
             if send.status == SendStatus.PENDING or (
                     send.status == SendStatus.CLAIMED and send.claimed_until is not None and send.claimed_until <= now):
-                claimed = replace(send, status=SendStatus.CLAIMED, claimed_until=until, attempts=send.attempts + 1)
+                claimed = replace(send, status=SendStatus.CLAIMED, claimed_until=until, attempts=send.attempts + 1,
+                                  last_error=LEASE_EXPIRED if send.status == SendStatus.CLAIMED else send.last_error)
                 self._sends.put(send.id, claimed)
                 return claimed
         return None

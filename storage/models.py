@@ -296,7 +296,8 @@ class BroadcastRow(Base):
     text: Mapped[str] = mapped_column(Text)
     reception_id: Mapped[int | None] = mapped_column(Integer)
     plan: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
 
 
 class BroadcastSendRow(Base):

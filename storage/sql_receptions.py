@@ -6,10 +6,10 @@ from dataclasses import asdict
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.broadcasts import Broadcast, BroadcastSend, Channel, SendStatus
+from bot.core.broadcasts import LEASE_EXPIRED, Broadcast, BroadcastSend, Channel, SendStatus
 from bot.core.receptions import Follow, FollowUp, Reception, ReceptionStatus
 from storage.models import BroadcastRow, BroadcastSendRow, FollowRow, MassBudgetRow, ReceptionRow, ReminderRow, TownTagRow
 from storage.sql_mapping import assign_changed
@@ -143,7 +143,7 @@ def _send_of(row: BroadcastSendRow) -> BroadcastSend:
 
 def _broadcast_of(row: BroadcastRow) -> Broadcast:
     return Broadcast(row.audience_kind, row.audience, row.text, row.created_at, dict(row.plan or {}),
-                     row.reception_id, row.id)
+                     row.reception_id, row.id, row.created_by or "")
 
 
 class SqlBroadcastRepository:
@@ -153,7 +153,7 @@ class SqlBroadcastRepository:
     async def add(self, broadcast: Broadcast, sends: Sequence[BroadcastSend]) -> Broadcast:
         row = BroadcastRow(audience_kind=broadcast.audience_kind, audience=broadcast.audience, text=broadcast.text,
                            reception_id=broadcast.reception_id, plan=dict(broadcast.plan),
-                           created_at=broadcast.created_at)
+                           created_at=broadcast.created_at, created_by=broadcast.created_by)
         self._s.add(row)
         await self._s.flush()
         if sends:
@@ -166,6 +166,15 @@ class SqlBroadcastRepository:
     async def get(self, broadcast_id: int) -> Broadcast | None:
         row = await self._s.get(BroadcastRow, broadcast_id)
         return _broadcast_of(row) if row else None
+
+    async def recent(self, station_codes: Sequence[str] | None = None, towns: Sequence[str] | None = None,
+                     limit: int = 50, offset: int = 0) -> Sequence[Broadcast]:
+        query = select(BroadcastRow).order_by(BroadcastRow.created_at.desc(), BroadcastRow.id.desc())
+        if station_codes is not None or towns is not None:
+            query = query.where(
+                ((BroadcastRow.audience_kind == "station") & BroadcastRow.audience.in_(list(station_codes or [])))
+                | ((BroadcastRow.audience_kind == "town") & BroadcastRow.audience.in_(list(towns or []))))
+        return [_broadcast_of(r) for r in await self._s.scalars(query.limit(limit).offset(offset))]
 
     async def sends(self, broadcast_id: int) -> Sequence[BroadcastSend]:
         rows = await self._s.scalars(select(BroadcastSendRow).where(BroadcastSendRow.broadcast_id == broadcast_id)
@@ -186,7 +195,9 @@ class SqlBroadcastRepository:
         # the condition again in the UPDATE: of two senders that read the same row, one wins
         result = await self._s.execute(
             update(BroadcastSendRow).where(BroadcastSendRow.id == send_id, free)
-            .values(status=str(SendStatus.CLAIMED), claimed_until=until, attempts=BroadcastSendRow.attempts + 1)
+            .values(status=str(SendStatus.CLAIMED), claimed_until=until, attempts=BroadcastSendRow.attempts + 1,
+                    last_error=case((BroadcastSendRow.status == str(SendStatus.CLAIMED), LEASE_EXPIRED),
+                                    else_=BroadcastSendRow.last_error))
             .returning(BroadcastSendRow.id))
         if result.scalar_one_or_none() is None:
             return None

@@ -6,7 +6,7 @@ with a Chinese message. The OpenAPI part is bot/console/receptions_openapi.py.""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -219,7 +219,7 @@ async def create_broadcast(request: web.Request) -> web.Response:
     if wanted.reception_id is not None and await reception_in_scope(deps, account, wanted.reception_id) is None:
         return _not_found(request, field="reception_id")
     try:
-        broadcast, plan = await broadcast_cases.create_broadcast(deps.services, wanted)
+        broadcast, plan = await broadcast_cases.create_broadcast(deps.services, replace(wanted, created_by=account.username))
     except DomainError as refused:
         if refused.key in REFUSED:
             return _invalid(request, [refused], status=409, code="refused")

@@ -308,7 +308,8 @@ async def broadcast_send(request: web.Request) -> web.StreamResponse:
         return planned
     wanted, values, choices, _ = planned
     try:
-        broadcast, _ = await broadcast_cases.create_broadcast(deps.services, replace(wanted, dry_run=False))
+        broadcast, _ = await broadcast_cases.create_broadcast(deps.services, replace(
+            wanted, dry_run=False, created_by=_account(request).username))
     except DomainError as error:
         return _page(request, "broadcast_new.html", status=409, values=values,
                      error=deps.texts.get(error.key, **error.params), **choices)

@@ -24,8 +24,24 @@ def test_plan_by_channel_and_who_cannot_be_reached() -> None:
     assert all(s.channel == Channel.MASS_OPENIDS for s in plan.sends)
     assert plan.unreachable[Unreachable.UNFOLLOWED] == 1 and plan.unreachable[Unreachable.BUDGET] == 1
     assert plan.remaining_budget == 1  # used-3 has one left this month
-    assert plan.summary() == {"mass_tag": 0, "mass_openids": 6, "customer_service": 1, "unreachable_unfollowed": 1,
-                                   "unreachable_budget": 1, "unreachable_too_few": 0, "remaining_budget": 1}
+    assert plan.summary() == {"mass_tag": 0, "mass_openids": 6, "customer_service": 1, "subscribe": 0,
+                              "unreachable_unfollowed": 1, "unreachable_budget": 1, "unreachable_too_few": 0,
+                              "unreachable": 2, "remaining_budget": 1}
+
+
+def test_a_reception_announcement_goes_by_subscribe_notice_to_who_has_one_left() -> None:
+    audience = [*people(3), Recipient("sub", subscribed=True), Recipient("sub-spent", subscribed=True, mass_used=4),
+                Recipient("sub-in-window", subscribed=True, in_window=True)]
+    plan = plan_broadcast(audience, subscribe=True)
+    assert plan.subscribe == ("sub", "sub-spent")  # no mass budget needed: the spent one is reached too
+    assert plan.customer_service == ("sub-in-window",)  # the window first: the grant is kept
+    assert plan.count(Channel.MASS_OPENIDS) == 3 and plan.summary()["subscribe"] == 2
+    assert plan.reached == 6 and plan.summary()["unreachable"] == 0
+    assert sorted(plan.openids) == sorted(r.openid for r in audience)
+    text_notice = plan_broadcast(audience)  # a text notice has no typed fields: mass, as before
+    assert text_notice.subscribe == () and text_notice.unreachable[Unreachable.BUDGET] == 1
+    tagged = plan_broadcast([*people(3), Recipient("sub", subscribed=True)], tag_id=7, whole_tag=True, subscribe=True)
+    assert {s.channel for s in tagged.sends} == {Channel.MASS_OPENIDS}  # a tag send would reach "sub" twice
 
 
 def test_a_whole_tag_goes_in_one_tag_send_only_when_everyone_is_due_a_mass_message() -> None:
