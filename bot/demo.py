@@ -22,6 +22,8 @@ DEMO_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # demo only: lets 
 # template ids the demo's fake WeChat API knows, as a real account's added templates: notices
 # outside the 48 h window go out as template messages (fields checked as WeChat does)
 DEMO_TEMPLATES = {"assignment": "demo-tpl-assignment", "status": "demo-tpl-status"}
+# the 订阅通知 template a reception's announcement goes by to followers who accepted it
+DEMO_SUBSCRIBE_TEMPLATES = {"reception": "demo-sub-reception"}
 
 
 def demo_settings(host: str, port: int, database: Path | None = None) -> Settings:
@@ -33,6 +35,7 @@ def demo_settings(host: str, port: int, database: Path | None = None) -> Setting
         wechat_api_base=f"http://{host}:{port + 2}",
         template_id_assignment=DEMO_TEMPLATES["assignment"],
         template_id_status=DEMO_TEMPLATES["status"],
+        subscribe_id_reception=DEMO_SUBSCRIBE_TEMPLATES["reception"],
         host=host,
         port=port + 1,
     )
@@ -97,6 +100,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 8080, database: Path | N
 
     api = FakeWeChatAPI()
     api.templates = set(DEMO_TEMPLATES.values())
+    api.subscribe_templates = set(DEMO_SUBSCRIBE_TEMPLATES.values())
     await serve(api.create_app(), port + 2)
     bot = BotApp(settings)
     await bot.start()

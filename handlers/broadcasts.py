@@ -272,8 +272,23 @@ async def broadcast_status(services: Services, broadcast_id: int) -> dict[str, A
         sends = await uow.broadcasts.sends(broadcast_id)
     return {"id": broadcast.id, broadcast.audience_kind: broadcast.audience, "plan": broadcast.plan,
             "progress": progress(sends),
-            "failures": [{"seq": s.seq, "people": len(s.openids), "error": s.last_error, "attempts": s.attempts}
+            "failures": [{"seq": s.seq, "channel": str(s.channel), "people": len(s.openids), "error": s.last_error,
+                          "reason": failure_reason(services, s.last_error), "attempts": s.attempts}
                          for s in sends if s.status == SendStatus.FAILED]}
+
+
+_REASONS = {UNCONFIRMED: "broadcast_failed_unconfirmed", CANCELLED: "broadcast_failed_cancelled",
+            NOT_CONFIGURED: "broadcast_failed_not_configured"}
+
+
+def failure_reason(services: Services, error: str) -> str:
+    """Why a send failed, in Chinese for staff."""
+    for prefix, key in _REASONS.items():
+        if error.startswith(prefix):
+            return services.texts.get(key)
+    if error.split(" ")[0] in {str(c) for c in delivery.NO_SUBSCRIPTION_ERRORS}:
+        return services.texts.get("broadcast_failed_no_subscription")
+    return services.texts.get("broadcast_failed_wechat", error=error)
 
 
 # --- the WeChat tags mirror the follows ----------------------------------------------------------

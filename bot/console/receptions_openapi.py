@@ -9,7 +9,8 @@ def reception_schemas() -> dict[str, Any]:
     from bot.console.openapi import INT, STR, _obj, _ref
 
     counts = {"type": "object", "additionalProperties": {"type": "integer"},
-              "description": "mass_tag / mass_openids / customer_service：各渠道人数；unreachable_*：发不到的人数（按原因）；"
+              "description": "mass_tag / mass_openids / subscribe（订阅通知）/ customer_service：各渠道人数；"
+                             "unreachable_*：发不到的人数（按原因），unreachable：发不到的总人数；"
                              "remaining_budget：本月还能群发几次"}
     per_channel = {"type": "object", "additionalProperties": _obj({"sent": INT, "pending": INT, "failed": INT})}
     return {
@@ -46,7 +47,10 @@ def reception_schemas() -> dict[str, Any]:
             "created_at": {"type": "string", "format": "date-time"},
             "state": {"type": "string", "enum": ["sending", "done", "failed"]},
             "plan": counts, "progress": per_channel,
-            "failures": {"type": "array", "items": _obj({"seq": INT, "people": INT, "error": STR, "attempts": INT})},
+            "failures": {"type": "array", "items": _obj({
+                "seq": INT, "channel": {"type": "string", "enum": ["mass_tag", "mass_openids", "subscribe"]},
+                "people": INT, "error": {**STR, "description": "微信或本系统记下的原始错误"},
+                "reason": {**STR, "description": "失败原因（中文）"}, "attempts": INT})},
         }),
         "Retried": {"allOf": [_ref("Broadcast"), _obj({"retried": INT})]},
     }

@@ -7,7 +7,8 @@ GET /_fake/calls?openid=…&since=N lists delivered messages for the chat simula
 Template messages and 订阅通知 are checked as WeChat does since 2023 (bot/core/wechat_fields.py:
 typed fields, values within their limits, no first/remark on templates; 47003 otherwise). A
 订阅通知 needs a subscription of that user for that template (`grant_subscription`, as when the
-user accepts WeChat's pop-up): one send per grant, or unlimited when long-term; else 43101.
+user accepts WeChat's pop-up): one send per grant, or unlimited when long-term; else 43101; and
+a template the account chose (`subscribe_templates`, when set; else 40037).
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class FakeWeChatAPI:
         self._clientmsgids: dict[str, int] = {}
         self._tag_ids = itertools.count(100)
         self.templates: set[str] | None = None  # template ids the account has added (None: any)
+        self.subscribe_templates: set[str] | None = None  # 订阅通知 template ids it has chosen (None: any)
         self.subscriptions: dict[tuple[str, str], int] = defaultdict(int)  # (openid, template id) → sends left
         self.long_term: set[tuple[str, str]] = set()
         self.mass_delay = 0.0  # seconds a mass call is answered late, after WeChat took it
@@ -231,7 +233,7 @@ class FakeWeChatAPI:
         if refused:
             return refused
         template_id = str(call["json"].get("template_id") or "")
-        if not template_id:
+        if not template_id or (self.subscribe_templates is not None and template_id not in self.subscribe_templates):
             return self._answer(call, {"errcode": 40037, "errmsg": "invalid template_id"})
         if bad := problems(call["data"], template=False):
             return self._answer(call, {"errcode": 47003, "errmsg": f"argument invalid! {bad[0]}"})

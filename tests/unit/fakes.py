@@ -15,6 +15,7 @@ from bot.core.parse import ParseResult
 from bot.core.people import Deputy, DutyShift, Station, StationKind
 from bot.core.ports import ConcurrentUpdate, WeChatAPIError
 from bot.core.tickets import Ticket
+from bot.core.wechat_fields import problems
 from bot.settings import Settings
 from bot.texts import default_texts
 from handlers.services import ReportDraft, Services
@@ -82,6 +83,10 @@ class RecordingGateway:
 
     async def send_subscribe(self, openid: str, template_id: str, data: dict[str, str], page: str = "") -> None:
         self._maybe_fail("subscribe")
+        if not template_id:
+            raise api_error(40037)
+        if problems(data, template=False):  # as WeChat: typed fields within their limits
+            raise api_error(47003)
         self.sent.append(Sent("subscribe", openid, template_id=template_id, data=dict(data)))
 
     async def create_qrcode(self, scene: str) -> bytes:

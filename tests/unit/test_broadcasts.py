@@ -130,3 +130,41 @@ async def test_a_broadcast_nobody_follows_or_nobody_can_receive_is_refused_with_
     with pytest.raises(DomainError) as refused:
         await broadcasts.create_broadcast(services, BroadcastRequest("station", "SZ-HOME", "x"))
     assert refused.value.key == "broadcast_unreachable"
+
+
+async def test_a_subscribe_notice_whose_sender_died_mid_call_is_unconfirmed_not_sent_twice() -> None:
+    from datetime import date, time, timedelta
+
+    from bot.core.broadcasts import SendStatus
+    from bot.core.receptions import Reception
+    from fakes import RecordingGateway
+    from handlers import channels, receptions
+
+    services = make_services(FixedClock(MONDAY_10))
+    services.settings.subscribe_id_reception = "TPL-RECEPTION"
+    await seed(services)
+    openids = await _followers(services, 2)
+    for openid in openids:
+        await channels.grant_subscription(services, openid, "TPL-RECEPTION")
+    stored = await receptions.create_reception(services, Reception(
+        "SZ-HOME", ("D004",), date(2026, 12, 12), time(9), time(11), "主题接待：养老服务", "盛泽镇代表之家"))
+    broadcast, plan = await broadcasts.create_broadcast(services, BroadcastRequest("station", "SZ-HOME",
+                                                                                   reception_id=stored.id))
+    assert plan.subscribe == tuple(openids) and plan.sends == ()
+    async with services.uow() as uow:  # a sender claims the first and dies during the call
+        await uow.broadcasts.claim(broadcast.id, MONDAY_10, MONDAY_10 + timedelta(minutes=2))
+        await uow.commit()
+    gateway = RecordingGateway()
+    assert await broadcasts.send_pending(services, gateway, broadcast.id) == 1  # the other one
+    services.clock.advance(minutes=3)  # the dead sender's claim runs out
+    assert await broadcasts.send_pending(services, gateway, broadcast.id) == 0
+    assert [s.openid for s in gateway.sent] == [openids[1]]  # not sent blindly again
+    status = await broadcasts.broadcast_status(services, broadcast.id)
+    [failure] = status["failures"]
+    assert failure["reason"].startswith("发送时程序中断") and status["progress"]["subscribe"]["failed"] == 1
+    assert await broadcasts.retry_failed(services, broadcast.id) == 1  # staff choose to send it again
+    assert await broadcasts.send_pending(services, gateway, broadcast.id) == 1
+    assert sorted(s.openid for s in gateway.sent) == sorted(openids)
+    assert gateway.sent[0].data["thing1"] == "主题接待：养老服务" and gateway.sent[0].template_id == "TPL-RECEPTION"
+    async with services.uow() as uow:
+        assert {s.status for s in await uow.broadcasts.sends(broadcast.id)} == {SendStatus.SENT}

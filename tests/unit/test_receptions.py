@@ -202,3 +202,43 @@ async def test_reminders_go_once_and_a_cancellation_tells_everyone_already_told(
     assert await receptions.send_reminders(services) == 0  # cancelled: no hour-before reminder
     notices = [m for m in await outbox(services) if "取消" in m.text]
     assert sorted(m.recipient_openid for m in notices) == sorted([WANG_OPENID, "oDeputyLi00000000002", "oFollowerA"])
+
+
+async def test_a_change_is_told_once_to_everyone_already_told_and_reminders_run_again_for_the_new_time() -> None:
+    from dataclasses import replace
+    from datetime import datetime
+
+    from bot.core.receptions import Follow
+    from fakes import WANG_OPENID, outbox
+    from handlers import broadcasts
+    from handlers.broadcasts import BroadcastRequest
+
+    services = await services_with(reception("LL-DC", ("D001",), date(2026, 12, 12), time(9, 30)))
+    [stored] = await receptions.list_receptions(services)
+    async with services.uow() as uow:
+        for openid in ("oFollowerA", "oFollowerB"):
+            await uow.follows.follow(Follow(openid, "LL-DC", MONDAY_10))
+        await uow.commit()
+    await broadcasts.create_broadcast(services, BroadcastRequest("station", "LL-DC", reception_id=stored.id))
+    services.clock.set(datetime(2026, 12, 11, 18, 0))
+    assert await receptions.send_reminders(services) == 1  # the eve reminder to 王晓梅
+    before = len(await outbox(services))
+
+    await receptions.create_reception(services, replace(stored, topic="主题接待：养老与医疗"))  # no news for that
+    assert len(await outbox(services)) == before
+    moved = replace(stored, day=date(2026, 12, 13), start=time(14), end=time(16), place="东村文化礼堂")
+    await receptions.create_reception(services, moved)
+    changes = [m for m in await outbox(services) if m.text.startswith("【接待调整】")]
+    assert sorted(m.recipient_openid for m in changes) == sorted([WANG_OPENID, "oFollowerA", "oFollowerB"])
+    assert "原定12月12日 09:30" in changes[0].text and "12月13日（周日）14:00-16:00 东村文化礼堂" in changes[0].text
+    assert changes[0].template_key == "reception" and changes[0].template_data["time2"] == "2026年12月13日 14:00"
+
+    services.clock.set(datetime(2026, 12, 12, 18, 0))  # the eve of the new day: reminded again, once
+    assert await receptions.send_reminders(services) == 1
+    assert await receptions.send_reminders(services) == 0
+    eves = [m.recipient_openid for m in await outbox(services) if m.text.startswith("【接待提醒】您明天")]
+    assert eves == [WANG_OPENID, WANG_OPENID]  # the old time's and the new time's, no more
+
+    await receptions.create_reception(services, replace(moved, deputy_codes=("D001", "D002")))
+    changes = [m for m in await outbox(services) if m.text.startswith("【接待调整】")]
+    assert len(changes) == 6  # a second change: again one message each of the three
