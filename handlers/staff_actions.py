@@ -198,13 +198,10 @@ async def _visitor_station(uow: UnitOfWork, staff: StaffAccount, station_code: s
     return code
 
 
-async def file_for_visitor(services: Services, staff: StaffAccount, *, summary: str, details: str, place: str,
-                           category: str, phone: str = "", phone_consent: bool = False, station_code: str = "",
-                           reception_id: int | None = None) -> Ticket:
-    """A report taken down by staff for someone who came in or phoned (they may have no WeChat):
-    filed and assigned exactly like a chat report (handlers.tickets.submit_report), under the
-    station asked for, else routed from the place. The phone is kept; the deputy sees it only
-    with the visitor's consent. Raises ActionRefused naming the field at fault."""
+def check_visitor_report(summary: str, details: str, place: str, category: str,
+                         phone: str = "") -> tuple[str, str, str, str, str]:
+    """A visitor's report as it will be filed (summary, details, place, category, phone), checked
+    before anything is stored (a whole list can be checked first). Raises ActionRefused."""
     summary = _required(" ".join(summary.split()), "summary", SUMMARY_MAX)
     place = _required(place, "place", 200)
     details = details.strip()
@@ -218,6 +215,17 @@ async def file_for_visitor(services: Services, staff: StaffAccount, *, summary: 
         number = normalize_phone(phone) or ""
         if not number:
             raise ActionRefused("action_phone_bad", "phone")
+    return summary, details, place, category, number
+
+
+async def file_for_visitor(services: Services, staff: StaffAccount, *, summary: str, details: str, place: str,
+                           category: str, phone: str = "", phone_consent: bool = False, station_code: str = "",
+                           reception_id: int | None = None) -> Ticket:
+    """A report taken down by staff for someone who came in or phoned (they may have no WeChat):
+    filed and assigned exactly like a chat report (handlers.tickets.submit_report), under the
+    station asked for, else routed from the place. The phone is kept; the deputy sees it only
+    with the visitor's consent. Raises ActionRefused naming the field at fault."""
+    summary, details, place, category, number = check_visitor_report(summary, details, place, category, phone)
     async with services.uow() as uow:
         code = await _visitor_station(uow, staff, station_code.strip(), reception_id, place, category)
     draft = ReportDraft(citizen_openid=VISITOR, category=category, summary=summary, place=place, details=details,

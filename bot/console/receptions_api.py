@@ -30,6 +30,8 @@ ERROR_FIELDS = {
     "broadcast_bad_audience": "station", "broadcast_bad_content": "text",
     "broadcast_unknown_audience": "station", "reception_not_found": "reception_id",
 }
+# the API's names of the after-reception record's fields (FollowUp's in the DomainErrors)
+RECORD_FIELDS = {"deputies_present": "present"}
 REFUSED = {"broadcast_nobody", "broadcast_budget_exhausted", "broadcast_unreachable"}
 
 
@@ -37,7 +39,9 @@ def add_reception_api(router: web.UrlDispatcher) -> None:
     router.add_get("/receptions", list_receptions)
     router.add_post("/receptions", create_reception)
     router.add_get("/receptions/{id}", get_reception)
+    router.add_patch("/receptions/{id}", update_reception)
     router.add_post("/receptions/{id}/cancel", cancel_reception)
+    router.add_post("/receptions/{id}/record", record_reception)
     router.add_post("/broadcasts", create_broadcast)
     router.add_get("/broadcasts/{id}", get_broadcast)
     router.add_post("/broadcasts/{id}/retry", retry_broadcast)
@@ -60,13 +64,22 @@ def _not_found(request: web.Request, **fields: Any) -> web.Response:
     return _json({"error": "not_found", "message": _deps(request).texts.get("api_not_found"), **fields}, 404)
 
 
-def error_items(errors: list[DomainError], deps: ConsoleDeps) -> list[dict[str, str]]:
-    return [{"field": str(e.params.get("field") or ERROR_FIELDS.get(e.key, "")), "message": deps.texts.get(e.key, **e.params)}
-            for e in errors]
+def error_items(errors: list[DomainError], deps: ConsoleDeps,
+                renamed: dict[str, str] | None = None) -> list[dict[str, str]]:
+    items = []
+    for e in errors:
+        name = str(e.params.get("field") or ERROR_FIELDS.get(e.key, ""))
+        items.append({"field": (renamed or {}).get(name, name), "message": deps.texts.get(e.key, **e.params)})
+    return items
 
 
-def _invalid(request: web.Request, errors: list[DomainError], status: int = 400, code: str = "invalid") -> web.Response:
-    items = error_items(errors, _deps(request))
+def _invalid(request: web.Request, errors: list[DomainError], status: int = 400, code: str = "invalid",
+             renamed: dict[str, str] | None = None) -> web.Response:
+    items = error_items(errors, _deps(request), renamed)
+    return _invalid_items(items, status, code)
+
+
+def _invalid_items(items: list[dict[str, str]], status: int = 400, code: str = "invalid") -> web.Response:
     return _json({"error": code, "message": "；".join(i["message"] for i in items), "errors": items}, status)
 
 
@@ -109,7 +122,8 @@ def reception_item(reception: Reception, visible: Visible, names: dict[str, str]
         "station_name": station.name if station else "", "town": station.town if station else "",
         "deputy_names": [names.get(c, c) for c in reception.deputy_codes],
         "record": None if follow_up is None else {"deputies_present": list(follow_up.deputies_present),
-                                                  "visitors": follow_up.visitors, "notes": follow_up.notes},
+                                                  "visitors": follow_up.visitors, "notes": follow_up.notes,
+                                                  "tickets": list(follow_up.tickets)},
     }
 
 
@@ -183,6 +197,115 @@ async def create_reception(request: web.Request) -> web.Response:
     return _json(reception_item(stored, visible, await _deputy_names(deps)), 201)
 
 
+async def update_reception(request: web.Request) -> web.Response:
+    """PATCH: the fields given replace the stored ones; a change of date, time, place or deputies
+    is told to everyone already told of it."""
+    deps, account = _deps(request), _account(request)
+    current = await reception_in_scope(deps, account, _id(request))
+    if current is None:
+        return _not_found(request)
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise BadParam("body", "api_bad_json_object")
+    if not current.scheduled:
+        return _invalid(request, [DomainError("reception_edit_cancelled")], status=409, code="refused")
+    try:
+        reception = reception_cases.reception_from_json({**reception_cases.reception_json(current), **body})
+    except ReceptionInvalid as invalid:
+        return _invalid(request, invalid.errors)
+    visible = await _visible(deps, account)
+    if reception.station_code not in visible.stations:
+        return _not_found(request, field="station", message=deps.texts.get(
+            "reception_unknown_station", station=reception.station_code))
+    try:
+        stored = await reception_cases.create_reception(deps.services, replace(reception, id=current.id))
+    except ReceptionInvalid as invalid:
+        return _invalid(request, invalid.errors)
+    names = await _deputy_names(deps)
+    if stored != current:
+        await audit_action(deps, account, "reception_updated", f"reception:{stored.id}",
+                           after=reception_cases.reception_line(stored, names, deps.texts))
+    return _json(reception_item(stored, visible, names))
+
+
+ISSUE_TEXTS = ("summary", "details", "place", "category", "phone")
+
+
+def _record_from_json(body: Any, deps: ConsoleDeps) -> tuple[Any, list[dict[str, Any]], list[dict[str, str]]]:
+    """`{present, visitors, notes?, issues?}` → (FollowUp, issues, errors naming each bad field)."""
+    from bot.core.receptions import FollowUp
+
+    errors: list[dict[str, str]] = []
+
+    def bad(name: str) -> None:
+        errors.append({"field": name, "message": deps.texts.get("reception_bad_field", field=name)})
+
+    present, visitors = body.get("present"), body.get("visitors")
+    notes, issues = body.get("notes", ""), body.get("issues", [])
+    if not isinstance(present, list) or not all(isinstance(c, str) for c in present):
+        bad("present")
+        present = []
+    if not isinstance(visitors, int) or isinstance(visitors, bool):
+        bad("visitors")
+        visitors = 0
+    if not isinstance(notes, str):
+        bad("notes")
+        notes = ""
+    if not isinstance(issues, list):
+        bad("issues")
+        issues = []
+    rows = []
+    for i, issue in enumerate(issues):
+        if not isinstance(issue, dict) or not all(isinstance(issue.get(f, ""), str) for f in ISSUE_TEXTS) \
+                or not isinstance(issue.get("phone_consent", False), bool):
+            bad(f"issues[{i}]")
+            continue
+        rows.append({f: issue.get(f, "") for f in ISSUE_TEXTS} | {"phone_consent": issue.get("phone_consent", False)})
+    return FollowUp(tuple(dict.fromkeys(present)), visitors, notes.strip()), rows, errors
+
+
+async def record_reception(request: web.Request) -> web.Response:
+    """The after-reception record: deputies present, how many came, and the issues raised, each
+    filed as a ticket on the visitor's behalf (all checked before any is filed)."""
+    from bot.console.ticket_actions import refusal_text
+    from bot.core.staff import ActionRefused
+    from handlers.staff_actions import check_visitor_report, file_for_visitor
+
+    deps, account = _deps(request), _account(request)
+    reception = await reception_in_scope(deps, account, _id(request))
+    if reception is None:
+        return _not_found(request)
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise BadParam("body", "api_bad_json_object")
+    follow_up, issues, errors = _record_from_json(body, deps)
+    if not errors:
+        errors = error_items(reception_cases.check_follow_up(reception, follow_up, deps.clock.now().date()), deps,
+                             RECORD_FIELDS)
+    for i, issue in enumerate(issues):
+        try:
+            check_visitor_report(issue["summary"], issue["details"], issue["place"] or reception.place,
+                                 issue["category"], issue["phone"])
+        except ActionRefused as refused:
+            errors.append({"field": f"issues[{i}].{refused.field}", "message": deps.texts.get(
+                "reception_record_issue_refused", n=i + 1, reason=refusal_text(deps.texts, refused))})
+    if errors:
+        return _invalid_items(errors)
+    filed = []
+    for issue in issues:
+        ticket = await file_for_visitor(deps.services, account, summary=issue["summary"], details=issue["details"],
+                                        place=issue["place"] or reception.place, category=issue["category"],
+                                        phone=issue["phone"], phone_consent=issue["phone_consent"],
+                                        station_code=reception.station_code, reception_id=reception.id)
+        filed.append(ticket.number)
+    recorded = await reception_cases.record_reception(deps.services, reception.id,  # type: ignore[arg-type]
+                                                      replace(follow_up, tickets=tuple(filed)))
+    await audit_action(deps, account, "reception_recorded", f"reception:{reception.id}",
+                       after=deps.texts.get("console_rc_record_audit", visitors=follow_up.visitors,
+                                            tickets="、".join(f"#{n}" for n in filed) or "—"))
+    return _json(reception_item(recorded, await _visible(deps, account), await _deputy_names(deps)))
+
+
 async def cancel_reception(request: web.Request) -> web.Response:
     deps, account = _deps(request), _account(request)
     reception = await reception_in_scope(deps, account, _id(request))
@@ -250,7 +373,7 @@ async def broadcast_view(deps: ConsoleDeps, broadcast: Any) -> dict[str, Any]:
     failed = sum(p["failed"] for p in status["progress"].values())
     state = "sending" if pending else "failed" if failed else "done"
     return {"id": broadcast.id, "audience_kind": broadcast.audience_kind, "audience": broadcast.audience,
-            "text": broadcast.text, "reception_id": broadcast.reception_id,
+            "text": broadcast.text, "reception_id": broadcast.reception_id, "created_by": broadcast.created_by,
             "created_at": broadcast.created_at.replace(tzinfo=LOCAL_TZ).isoformat(), "state": state,
             "plan": status["plan"], "progress": status["progress"], "failures": status["failures"]}
 
