@@ -25,6 +25,7 @@ from bot.console.receptions_api import (
 from bot.core.errors import DomainError
 from bot.core.receptions import ReceptionInvalid
 from handlers import broadcasts as broadcast_cases
+from handlers.notify import shorten
 from handlers import receptions as reception_cases
 
 LIST_DAYS = 60  # the list shows this far ahead unless asked otherwise
@@ -36,6 +37,7 @@ def add_reception_pages(router: web.UrlDispatcher) -> None:
     router.add_route("*", "/receptions/{id}/edit", reception_form, name="reception_edit")
     router.add_post("/receptions/{id}/cancel", reception_cancel, name="reception_cancel")
     router.add_route("*", "/receptions/{id}/record", reception_record, name="reception_record")
+    router.add_get("/broadcasts", broadcasts_list, name="broadcasts")
     router.add_get("/broadcasts/new", broadcast_new, name="broadcast_new")
     router.add_post("/broadcasts/plan", broadcast_plan, name="broadcast_plan")
     router.add_post("/broadcasts", broadcast_send, name="broadcast_send")
@@ -318,6 +320,38 @@ async def broadcast_send(request: web.Request) -> web.StreamResponse:
     if deps.send_broadcast is not None:
         deps.send_broadcast(broadcast.id)
     raise web.HTTPFound(f"/console/broadcasts/{broadcast.id}")
+
+
+LIST_PER_PAGE = 20
+CHANNEL_KEYS = ("mass_tag", "mass_openids", "subscribe", "customer_service")
+
+
+async def broadcasts_list(request: web.Request) -> web.StreamResponse:
+    """群发记录: the broadcasts to the account's stations and towns, newest first, each with its
+    plan per channel, progress, result and failures (retried on its own page)."""
+    deps = _deps(request)
+    visible = await _visible(request)
+    async with deps.uow_factory() as uow:
+        everyone = list(await uow.stations.list())
+        accounts = {a.username: a.name or a.username for a in await uow.staff.list()}
+    towns = [t for t in visible.towns() if audience_in_scope(visible, "town", t, everyone)]
+    page_text = request.query.get("page", "1")
+    page_no = int(page_text) if page_text.isdigit() and 0 < int(page_text) <= 10_000 else 1
+    async with deps.uow_factory() as uow:
+        found = list(await uow.broadcasts.recent(list(visible.stations), towns, limit=LIST_PER_PAGE + 1,
+                                                 offset=(page_no - 1) * LIST_PER_PAGE))
+    names = {s.code: s.name for s in everyone}
+    rows = []
+    for broadcast in found[:LIST_PER_PAGE]:
+        view = await broadcast_view(deps, broadcast)
+        planned = sum(view["plan"].get(k, 0) for k in CHANNEL_KEYS if k != "customer_service")
+        done = sum(p["sent"] for p in view["progress"].values())  # customer-service ones: queued, not counted
+        rows.append({"b": view, "audience": names.get(broadcast.audience, broadcast.audience)
+                     if broadcast.audience_kind == "station" else broadcast.audience,
+                     "who": accounts.get(broadcast.created_by, broadcast.created_by) or "—",
+                     "what": shorten(broadcast.text, 70), "planned": planned, "done": done})
+    return _page(request, "broadcasts.html", rows=rows, page_no=page_no, more=len(found) > LIST_PER_PAGE,
+                 channels=CHANNEL_KEYS)
 
 
 async def broadcast_page(request: web.Request) -> web.StreamResponse:

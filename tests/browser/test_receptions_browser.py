@@ -41,7 +41,7 @@ async def console(tmp_path: Path):
         await uow.commit()
     runner, base = await serve(rig.app)
     try:
-        yield base, wechat
+        yield base, wechat, rig, gateway
     finally:
         await asyncio.gather(*senders, return_exceptions=True)
         await runner.cleanup()
@@ -55,7 +55,7 @@ async def shot(page, name: str) -> None:
 
 
 async def test_create_a_reception_and_send_its_announcement(browser, console) -> None:
-    base, wechat = console
+    base, wechat, *_ = console
     page = await (await browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")).new_page()
     await page.goto(base + "/console/login")
     await page.fill("input[name=username]", "shengze")
@@ -111,3 +111,68 @@ async def test_create_a_reception_and_send_its_announcement(browser, console) ->
     assert len(calls) == 1 and sorted(calls[0]["json"]["touser"]) == FOLLOWERS
     received = wechat.mass_received[FOLLOWERS[0]]
     assert len(received) == 1 and "东方社区服务中心二楼" in received[0] and "沈建国" in received[0]
+
+
+async def test_the_list_of_broadcasts_with_channels_progress_and_a_retry(browser, console) -> None:
+    from datetime import time
+
+    from bot.core.receptions import Reception
+    from handlers import broadcasts, channels, receptions
+    from handlers.broadcasts import BroadcastRequest
+
+    base, wechat, rig, gateway = console
+    services = rig.services
+    services.settings.subscribe_id_reception = "tpl-reception"
+    for openid in FOLLOWERS[1:3]:  # two of SZ-01's followers accepted the reception notice
+        await channels.grant_subscription(services, openid, "tpl-reception")
+        wechat.grant_subscription(openid, "tpl-reception")
+    stored = await receptions.create_reception(services, Reception(
+        "SZ-01", ("D101",), NOW.date() + timedelta(days=4), time(9), time(11), "主题接待：养老服务", "东方社区服务中心"))
+    announced, _ = await broadcasts.create_broadcast(services, BroadcastRequest(
+        "station", "SZ-01", reception_id=stored.id, created_by="shengze"))
+    await broadcasts.send_pending(services, gateway, announced.id)
+    wechat.fail_next("/cgi-bin/message/mass/send", 45009, "reach max api daily quota limit")
+    notice, _ = await broadcasts.create_broadcast(services, BroadcastRequest(
+        "town", "盛泽镇", "本周六上午盛泽镇各联络站都有代表接待，欢迎前往。", created_by="qu"))
+    await broadcasts.send_pending(services, gateway, notice.id)
+    other, _ = await broadcasts.create_broadcast(services, BroadcastRequest("station", "SZ-02", "南麻站的通知",
+                                                                            created_by="nanma"))
+
+    page = await (await browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")).new_page()
+    await page.goto(base + "/console/login")
+    await page.fill("input[name=username]", "shengze")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("main button[type=submit]")
+    await page.click("nav >> text=群发记录")
+    rows = page.locator("tr.bc")
+    assert [await r.get_attribute("data-id") for r in await rows.all()] == [str(other.id), str(notice.id),
+                                                                           str(announced.id)]  # newest first
+    town_row = await page.inner_text(f"tr.bc[data-id='{notice.id}']")
+    assert "区人大赵主任" in town_row and "全镇订阅者" in town_row and "有发送失败" in town_row
+    assert "1 批发送失败" in town_row and "已发出 0 / 12 人" in town_row
+    reception_row = await page.inner_text(f"tr.bc[data-id='{announced.id}']")
+    assert "盛泽镇王芳" in reception_row and "接待通知" in reception_row and "东方社区服务中心" in reception_row
+    assert "订阅通知 2" in reception_row and "按名单群发 6" in reception_row and "已发完" in reception_row
+    assert "已发出 8 / 8 人" in reception_row
+    await no_english(page)
+    await shot(page, "broadcast-list")
+
+    await page.click(f"tr.bc[data-id='{notice.id}'] button:has-text('重试')")
+    await page.wait_for_url(f"**/console/broadcasts/{notice.id}*")
+    for _ in range(50):
+        if "已发完" in await page.inner_text("h1"):
+            break
+        await asyncio.sleep(0.2)
+        await page.reload()
+    assert "已发完" in await page.inner_text("h1")
+    await page.click("text=返回群发记录")
+    assert "已发出 12 / 12 人" in await page.inner_text(f"tr.bc[data-id='{notice.id}']")
+    assert sorted(c["openid"] for c in wechat.messages() if c["path"].endswith("/subscribe/bizsend")) == FOLLOWERS[1:3]
+
+    station = await (await browser.new_context(locale="zh-CN")).new_page()  # 南麻站: its own only
+    await station.goto(base + "/console/login")
+    await station.fill("input[name=username]", "nanma")
+    await station.fill("input[name=password]", PASSWORD)
+    await station.click("main button[type=submit]")
+    await station.goto(base + "/console/broadcasts")
+    assert [await r.get_attribute("data-id") for r in await station.locator("tr.bc").all()] == [str(other.id)]
