@@ -26,6 +26,7 @@ from bot.core.errors import DomainError
 from bot.core.receptions import ReceptionInvalid
 from handlers import broadcasts as broadcast_cases
 from handlers.notify import shorten
+from handlers.reception_notices import changed
 from handlers import receptions as reception_cases
 
 LIST_DAYS = 60  # the list shows this far ahead unless asked otherwise
@@ -89,7 +90,8 @@ async def receptions_list(request: web.Request) -> web.StreamResponse:
     return _page(request, "receptions.html", status=400 if error else 200, error=error, shown=shown, names=names,
                  stations_by_code=visible.stations, towns=sorted(visible.towns()),
                  stations=list(visible.stations.values()), first=first, last=last, today=today,
-                 notice=deps.texts.get(q["done"]) if q.get("done", "").startswith("console_rc_done_") else "")
+                 notice=deps.texts.get(q["done"], n=int(q.get("n", "0")) if q.get("n", "0").isdigit() else 0)
+                 if q.get("done", "").startswith("console_rc_done_") else "")
 
 
 def _form_body(form: Any) -> dict[str, Any]:
@@ -124,8 +126,12 @@ async def reception_form(request: web.Request) -> web.StreamResponse:
         reception = reception_cases.reception_from_json(body)
         if reception.station_code not in visible.stations:
             raise ReceptionInvalid([DomainError("reception_unknown_station", station=reception.station_code)])
+        told = 0
         if current is not None:
             reception = replace(reception, id=current.id)
+            if changed(current, reception):  # they are told of it (handlers/reception_notices.py)
+                async with deps.uow_factory() as uow:
+                    told = len(await uow.reminders.told(current.id))  # type: ignore[arg-type]
         stored = await reception_cases.create_reception(deps.services, reception)
     except ReceptionInvalid as invalid:
         errors = invalid.errors
@@ -136,7 +142,8 @@ async def reception_form(request: web.Request) -> web.StreamResponse:
     await audit_action(deps, account, "reception_updated" if current else "reception_created", f"reception:{stored.id}",
                  after=reception_cases.reception_line(stored, names, deps.texts))
     beyond = stored.day > deps.clock.now().date() + timedelta(days=LIST_DAYS)  # still shown in the list
-    raise web.HTTPFound("/console/receptions?done=console_rc_done_saved" + (f"&to={stored.day}" if beyond else ""))
+    done = f"console_rc_done_saved_told&n={told}" if told else "console_rc_done_saved"
+    raise web.HTTPFound(f"/console/receptions?done={done}" + (f"&to={stored.day}" if beyond else ""))
 
 
 async def reception_cancel(request: web.Request) -> web.StreamResponse:

@@ -126,3 +126,22 @@ async def test_after_the_reception_staff_record_it_and_file_the_issues(api) -> N
     assert {t.reception_id for t in tickets} == {rid} and {t.station_code for t in tickets} == {"SZ-01"}
     assert tickets[0].share_contact and tickets[0].phone == "13912340000"
     assert "reception_recorded" in [e.action for e in log.entries]
+
+
+async def test_an_edit_in_the_console_tells_those_already_told_and_says_how_many(api) -> None:
+    _, created = await call_api(api, "shengze", json=reception())
+    async with api.post("/api/v1/broadcasts", json={"station": "SZ-01", "reception_id": created["id"]},
+                        headers={"Authorization": f"Bearer {api.rig.tokens['shengze']}"}) as r:
+        assert r.status == 201
+    await asyncio.gather(*api.senders)
+    await login(api, "shengze")
+    rid = created["id"]
+    status, html, _ = await post_form(api, f"/console/receptions/{rid}/edit", {**FORM, "topic": "主题接待：就业"},
+                                      f"/console/receptions/{rid}/edit")
+    assert status == 200 and "接待安排已保存。" in html and "变动通知" not in html  # the topic only
+    status, html, _ = await post_form(api, f"/console/receptions/{rid}/edit", {**FORM, "place": "盛泽镇文化中心"},
+                                      f"/console/receptions/{rid}/edit")
+    assert status == 200 and "之前收到过这场接待的通知或提醒的 20 人，会各收到一条变动通知" in html
+    async with api.rig.services.uow() as uow:
+        told = [m for m in await uow.outbox.list() if m.text.startswith("【接待调整】")]
+    assert sorted(m.recipient_openid for m in told) == FOLLOWERS[:20] and "盛泽镇文化中心" in told[0].text
