@@ -30,7 +30,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock, SystemClock
 from bot.core.events import MessagesQueued, PushFailed, PushUndeliverable
-from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
+from bot.core.ports import NLU, KeyValueStore, StoreUnavailable, UnitOfWorkFactory, WeChatGateway
 from bot.leader import SchedulerLeader
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
@@ -253,6 +253,7 @@ class BotApp:
         self.delivery.start()
 
         self._job_running = asyncio.Lock()  # stop() waits for a job under way
+        self._jobs_store_down = False  # in an outage (logged once)
         self.leader = SchedulerLeader(self.kv)  # of several workers, one runs the jobs
         await self.leader.start()
         self._senders: set[asyncio.Task[Any]] = set()  # broadcasts being sent now (send_broadcast_now)
@@ -283,10 +284,20 @@ class BotApp:
             return await job.run(self)
 
     async def _scheduled(self, job_id: str) -> None:
-        if self.leader.is_leader:  # the others skip this firing
+        if not self.leader.is_leader:  # the others skip this firing
+            return
+        try:
             done = await self.run_job(job_id)
-            if done:  # which process did the work (the log line names it with several workers)
-                log.info("scheduled job %s: %s", job_id, done)
+        except StoreUnavailable as error:  # an outage: one line for it, the next firing tries again
+            if not self._jobs_store_down:
+                self._jobs_store_down = True
+                log.warning("scheduled jobs wait: a store is unavailable (%s)", error)
+            return
+        if self._jobs_store_down:
+            self._jobs_store_down = False
+            log.info("scheduled jobs: the stores are back")
+        if done:  # which process did the work (the log line names it with several workers)
+            log.info("scheduled job %s: %s", job_id, done)
 
     def send_broadcast_now(self, broadcast_id: int) -> None:
         """Start a stored broadcast's mass sends in the background (the console and the API); a
