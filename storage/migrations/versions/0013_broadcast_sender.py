@@ -2,7 +2,7 @@
 newest first
 
 Revision ID: 0013_broadcast_sender
-Revises: 0011_live
+Revises: 0012_late_inbound
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013_broadcast_sender"
-down_revision: str | None = "0011_live"
+down_revision: str | None = "0012_late_inbound"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
