@@ -184,6 +184,11 @@ async def test_subscribe_message_needs_a_subscription(gateway: HttpWeChatGateway
     with pytest.raises(WeChatAPIError) as err:
         await gateway.send_subscribe(CITIZEN, "SUB", {"phrase3": "已经办结了吗"})
     assert err.value.errcode == 47003  # a phrase: at most 5 Chinese characters
+    fake_api.subscribe_templates = {"SUB_RECEPTION"}
+    fake_api.grant_subscription(CITIZEN, "SUB")
+    with pytest.raises(WeChatAPIError) as err:
+        await gateway.send_subscribe(CITIZEN, "SUB", data)
+    assert err.value.errcode == 40037  # not a template the account chose
 
 
 async def test_create_qrcode_returns_png(gateway: HttpWeChatGateway, fake_api: FakeWeChatAPI) -> None:
