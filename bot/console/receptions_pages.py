@@ -372,7 +372,10 @@ async def broadcast_page(request: web.Request) -> web.StreamResponse:
         async with deps.uow_factory() as uow:
             station = await uow.stations.get(audience)
         audience = station.name if station else audience
-    return _page(request, "broadcast.html", b=view, audience=audience,
+    async with deps.uow_factory() as uow:
+        sender = await uow.staff.get(broadcast.created_by) if broadcast.created_by else None
+    who = (sender.name or sender.username) if sender else broadcast.created_by
+    return _page(request, "broadcast.html", b=view, audience=audience, who=who,
                  retried=request.query.get("retried", ""))
 
 

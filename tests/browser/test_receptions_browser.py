@@ -1,7 +1,8 @@
 """The console's reception days in headless Chromium: a town account creates a reception (a
 mistake first, told in Chinese beside the form), announces it to the town's followers — the plan
-with each station's monthly budget, 发送 — and the fake WeChat API receives the mass message;
-the broadcast page shows the result per channel. Screenshots: tests/browser/artifacts/console-receptions-*.png."""
+with each station's monthly budget and the 订阅通知 for those who accepted it, 发送 — and the fake
+WeChat API receives the mass message and the 订阅通知; the broadcast page shows the result per
+channel; 群发记录 lists the broadcasts in scope with a retry. Screenshots: tests/browser/artifacts/console-receptions-*.png."""
 from __future__ import annotations
 
 import asyncio
@@ -55,7 +56,14 @@ async def shot(page, name: str) -> None:
 
 
 async def test_create_a_reception_and_send_its_announcement(browser, console) -> None:
-    base, wechat, *_ = console
+    from handlers import channels
+
+    base, wechat, rig, _ = console
+    rig.services.settings.subscribe_id_reception = "tpl-reception"
+    subscribers = FOLLOWERS[1:3]  # two accepted the reception-notice 订阅通知
+    for openid in subscribers:
+        await channels.grant_subscription(rig.services, openid, "tpl-reception")
+        wechat.grant_subscription(openid, "tpl-reception")
     page = await (await browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")).new_page()
     await page.goto(base + "/console/login")
     await page.fill("input[name=username]", "shengze")
@@ -91,7 +99,8 @@ async def test_create_a_reception_and_send_its_announcement(browser, console) ->
     await shot(page, "broadcast-new")
     await page.click("text=下一步：看发送计划")
     plan = await page.inner_text("main")
-    assert "按名单群发" in plan and "12" in plan and "本月还能群发" in plan and "4 次" in plan
+    assert "按名单群发\t10" in plan and "订阅通知（同意接收接待通知的人，不占群发次数）\t2" in plan
+    assert "本月还能群发" in plan and "4 次" in plan and "共发给 12 人" in plan
     assert wechat.mass_calls() == []  # the plan sends nothing
     await no_english(page)
     await shot(page, "broadcast-plan")
@@ -103,14 +112,18 @@ async def test_create_a_reception_and_send_its_announcement(browser, console) ->
         await asyncio.sleep(0.2)
         await page.reload()
     assert "已发完" in await page.inner_text("h1")
-    assert await page.inner_text("tr[data-channel=mass_openids] td.ok") == "12"
+    assert await page.inner_text("tr[data-channel=mass_openids] td.ok") == "10"
+    assert await page.inner_text("tr[data-channel=subscribe] td.ok") == "2"
+    assert "发送人\n盛泽镇王芳" in await page.inner_text("dl.facts")
     await no_english(page)
     await shot(page, "broadcast-done")
 
     calls = wechat.mass_calls()
-    assert len(calls) == 1 and sorted(calls[0]["json"]["touser"]) == FOLLOWERS
+    assert len(calls) == 1 and sorted(calls[0]["json"]["touser"]) == sorted(set(FOLLOWERS) - set(subscribers))
     received = wechat.mass_received[FOLLOWERS[0]]
     assert len(received) == 1 and "东方社区服务中心二楼" in received[0] and "沈建国" in received[0]
+    notices = [c for c in wechat.messages() if c["path"].endswith("/subscribe/bizsend")]
+    assert sorted(c["openid"] for c in notices) == subscribers and notices[0]["data"]["thing3"] == "东方社区服务中心二楼"
 
 
 async def test_the_list_of_broadcasts_with_channels_progress_and_a_retry(browser, console) -> None:
