@@ -73,7 +73,7 @@ async def test_follows_follow_unfollow_list_and_tag_state(uow_factory) -> None:
 async def test_broadcast_sends_are_claimed_once_and_retaken_after_the_lease(uow_factory) -> None:
     from datetime import timedelta
 
-    from bot.core.broadcasts import Broadcast, BroadcastSend, Channel, SendStatus
+    from bot.core.broadcasts import LEASE_EXPIRED, Broadcast, BroadcastSend, Channel, SendStatus
 
     plan = [BroadcastSend(0, seq, Channel.MASS_OPENIDS, (f"o{seq}a", f"o{seq}b")) for seq in (1, 2)]
     async with uow_factory() as uow:
@@ -92,10 +92,31 @@ async def test_broadcast_sends_are_claimed_once_and_retaken_after_the_lease(uow_
         assert await uow.broadcasts.claim(b.id, T0 + timedelta(minutes=4), lease) is None
         again = await uow.broadcasts.claim(b.id, lease, lease + timedelta(minutes=5))  # its sender died
         assert (again.seq, again.attempts, again.clientmsgid) == (2, 2, f"ztc-b{b.id}-s2")
+        assert again.last_error == LEASE_EXPIRED and first.last_error == ""  # the claim says it ran out
         await uow.commit()
     async with uow_factory() as uow:
         assert [(s.seq, s.status, s.msg_id) for s in await uow.broadcasts.sends(b.id)] == [
             (1, SendStatus.SENT, "m1"), (2, SendStatus.CLAIMED, "")]
+
+
+async def test_broadcasts_newest_first_by_station_or_town_with_who_sent_them(uow_factory) -> None:
+    from datetime import timedelta
+
+    from bot.core.broadcasts import Broadcast
+
+    async with uow_factory() as uow:
+        made = [await uow.broadcasts.add(Broadcast(kind, audience, "通知", T0 + timedelta(minutes=i), created_by=who), [])
+                for i, (kind, audience, who) in enumerate((("station", "S01", "a"), ("town", "盛泽镇", "b"),
+                                                           ("station", "S02", "c"), ("town", "七都镇", "")))]
+        await uow.commit()
+    async with uow_factory() as uow:
+        everything = await uow.broadcasts.recent()
+        assert [b.id for b in everything] == [b.id for b in reversed(made)]
+        assert [b.created_by for b in everything] == ["", "c", "b", "a"]
+        scoped = await uow.broadcasts.recent(["S01"], ["盛泽镇"])
+        assert [b.audience for b in scoped] == ["盛泽镇", "S01"]
+        assert [b.audience for b in await uow.broadcasts.recent(["S02"], [])] == ["S02"]
+        assert [b.audience for b in await uow.broadcasts.recent(limit=2, offset=1)] == ["S02", "盛泽镇"]
 
 
 async def test_the_monthly_mass_budget_counts_per_user_and_month(uow_factory) -> None:
