@@ -90,3 +90,22 @@ async def test_xlsx_with_typed_cells(uow_factory, tmp_path: Path) -> None:
     book.save(path)
     report = await import_file(uow_factory, "receptions", path, now=NOW)
     assert (report.created, report.errors) == (1, [])
+
+
+async def test_a_reimport_that_moves_the_place_tells_those_already_told(uow_factory, tmp_path: Path) -> None:
+    await seed(uow_factory, tmp_path)
+    good = "\n".join(RECEPTIONS_CSV.splitlines()[:3]) + "\n"
+    await import_file(uow_factory, "receptions", write(tmp_path, "rota.csv", good), now=NOW)
+    async with uow_factory() as uow:
+        first = await uow.receptions.by_key("S-SZ", date(2026, 12, 5), time(9))
+        await uow.reminders.claim(first.id, "announce_1", ["oFollower1", "oFollower2"], NOW)  # an announcement went
+        await uow.commit()
+    await import_file(uow_factory, "receptions", write(tmp_path, "rota2.csv", good.replace(
+        "主题接待：养老服务", "主题接待：医保")), now=NOW)  # the topic alone
+    moved = good.replace(",主题接待：养老服务,盛泽镇代表之家,", ",主题接待：养老服务,盛泽镇文化中心,")
+    report = await import_file(uow_factory, "receptions", write(tmp_path, "rota3.csv", moved), now=NOW)
+    assert report.updated == 1
+    async with uow_factory() as uow:
+        told = [m for m in await uow.outbox.list() if m.text.startswith("【接待调整】")]
+    assert sorted(m.recipient_openid for m in told) == ["oFollower1", "oFollower2"]
+    assert "盛泽镇文化中心" in told[0].text
