@@ -35,12 +35,14 @@ async def record_inbound(services: Services, openid: str, *, event: str = "", ki
             citizen.subscribed = True
             await uow.citizens.save(citizen)
             await uow.commit()
-        await services.kv.set(keys.burst_window(openid), window_value(now + BURST_WINDOW, 0),
-                              ttl=BURST_WINDOW.total_seconds() * 2)
+        sets = [(keys.burst_window(openid), window_value(now + BURST_WINDOW, 0), BURST_WINDOW.total_seconds() * 2)]
+        deletes: list[str] = []
     else:
-        await services.kv.set(keys.message_window(openid), window_value(now, 0), ttl=CS_WINDOW.total_seconds())
-        await services.kv.delete(keys.burst_window(openid))  # the 48 h window supersedes it
-    if await services.kv.get(keys.held_mark(openid)) is not None:
+        sets = [(keys.message_window(openid), window_value(now, 0), CS_WINDOW.total_seconds())]
+        deletes = [keys.burst_window(openid)]  # the 48 h window supersedes it
+    # one round trip: the window written, the held mark read
+    held, = await services.kv.batch(sets=sets, deletes=deletes, gets=[keys.held_mark(openid)])
+    if held is not None:
         return await release_held(services, openid, kick=kick)
     return 0
 

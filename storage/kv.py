@@ -140,6 +140,14 @@ class MemoryKeyValueStore:
     async def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
+    async def batch(self, *, sets: Sequence[tuple[str, str, float | None]] = (), deletes: Sequence[str] = (),
+                    gets: Sequence[str] = ()) -> list[str | None]:
+        for key, value, ttl in sets:
+            await self.set(key, value, ttl)
+        for key in deletes:
+            await self.delete(key)
+        return await self.get_many(gets)
+
     async def claim(self, key: str, value: str, ttl: float, *, seen_key: str, seen_ttl: float,
                     epoch_key: str) -> Claim:
         owned = await self.set_if_absent(key, value, ttl)
@@ -284,6 +292,21 @@ class RedisKeyValueStore:
     @_reachable
     async def delete(self, key: str) -> None:
         await self._client.delete(self._key(key))
+
+    @_reachable
+    async def batch(self, *, sets: Sequence[tuple[str, str, float | None]] = (), deletes: Sequence[str] = (),
+                    gets: Sequence[str] = ()) -> list[str | None]:
+        pipe = self._client.pipeline(transaction=False)
+        for key, value, ttl in sets:
+            pipe.set(self._key(key), value, px=_millis(ttl) if ttl else None)
+        if deletes:
+            pipe.delete(*(self._key(k) for k in deletes))
+        if gets:
+            pipe.mget([self._key(k) for k in gets])
+        if not (sets or deletes or gets):
+            return []
+        results = await pipe.execute()
+        return [None if v is None else str(v) for v in results[-1]] if gets else []
 
     @_reachable
     async def claim(self, key: str, value: str, ttl: float, *, seen_key: str, seen_ttl: float,

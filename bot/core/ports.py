@@ -67,6 +67,12 @@ class KeyValueStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    async def batch(self, *, sets: Sequence[tuple[str, str, float | None]] = (), deletes: Sequence[str] = (),
+                    gets: Sequence[str] = ()) -> list[str | None]:
+        """In one round trip, in this order: set each (key, value, ttl) of `sets` (as `set`),
+        delete `deletes`, then return the values of `gets`, in order. Not atomic."""
+        ...
+
     async def claim(self, key: str, value: str, ttl: float, *, seen_key: str, seen_ttl: float,
                     epoch_key: str) -> Claim:
         """In one step: set_if_absent(key, value, ttl); when that took it, mark `seen_key` for

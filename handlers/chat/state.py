@@ -121,8 +121,10 @@ class SceneStore:
     async def epoch(self, now: datetime) -> datetime:
         """When the key-value store's content began: set now if the store has none (it is new or
         came back empty)."""
-        await self.kv.set_if_absent(keys.STORE_EPOCH, now.isoformat(), _EPOCH_TTL)
-        raw = await self.kv.get(keys.STORE_EPOCH)
+        raw = await self.kv.get(keys.STORE_EPOCH)  # one round trip once the store has one
+        if raw is None:
+            await self.kv.set_if_absent(keys.STORE_EPOCH, now.isoformat(), _EPOCH_TTL)
+            raw = await self.kv.get(keys.STORE_EPOCH)
         try:
             return datetime.fromisoformat(raw) if raw else now
         except ValueError:

@@ -384,3 +384,16 @@ async def test_get_many_reads_values_in_order(kv) -> None:
     await kv.set("m:c", "丙", ttl=60)
     assert await kv.get_many(["m:a", "m:b", "m:c"]) == ["甲", None, "丙"]
     assert await kv.get_many([]) == []
+
+
+async def test_batch_sets_then_deletes_then_reads(kv) -> None:
+    await kv.set("b:gone", "x")
+    await kv.set("b:kept", "乙")
+    got = await kv.batch(sets=[("b:new", "甲", 60), ("b:forever", "丁", None)], deletes=["b:gone", "b:none"],
+                         gets=["b:new", "b:gone", "b:kept", "b:missing"])
+    assert got == ["甲", None, "乙", None]
+    assert await kv.get("b:forever") == "丁"
+    assert await kv.batch(sets=[("b:short", "v", 0.05)]) == []
+    assert await kv.batch() == []
+    await asyncio.sleep(0.1)
+    assert await kv.get("b:short") is None
