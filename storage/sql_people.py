@@ -13,12 +13,26 @@ from storage.models import CitizenRow, DeputyRow, DutyShiftRow, StationRow
 from storage.sql_mapping import assign_changed, deputy_of, shift_of, station_of
 
 
-class SqlStationRepository:
+class _Rows:
+    """Keeps the rows a unit of work read alive: the session's identity map holds rows weakly, so
+    a row mapped to a domain copy and dropped was read again by the next `get` of the same key
+    (a filing read each on-duty deputy twice, a scene note its citizen twice). A locking read
+    (`for_update`) still goes to the database and refreshes the row."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
+        self._rows: list[Any] = []
 
+    async def _get(self, model: Any, key: Any, for_update: bool = False) -> Any:
+        row = await self._s.get(model, key, with_for_update=for_update or None, populate_existing=for_update)
+        if row is not None:
+            self._rows.append(row)
+        return row
+
+
+class SqlStationRepository(_Rows):
     async def get(self, code: str, *, for_update: bool = False) -> Station | None:
-        row = await self._s.get(StationRow, code, with_for_update=for_update or None)
+        row = await self._get(StationRow, code, for_update)
         return station_of(row) if row else None
 
     async def list(self) -> Sequence[Station]:
@@ -44,16 +58,15 @@ class SqlStationRepository:
         return True
 
 
-class SqlDeputyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._s = session
-
+class SqlDeputyRepository(_Rows):
     async def get(self, code: str, *, for_update: bool = False) -> Deputy | None:
-        row = await self._s.get(DeputyRow, code, with_for_update=for_update or None)
+        row = await self._get(DeputyRow, code, for_update)
         return deputy_of(row) if row else None
 
     async def by_openid(self, openid: str) -> Deputy | None:
         row = await self._s.scalar(select(DeputyRow).where(DeputyRow.openid == openid))
+        if row is not None:
+            self._rows.append(row)
         return deputy_of(row) if row else None
 
     async def list(self, station_code: str | None = None) -> Sequence[Deputy]:
@@ -89,7 +102,7 @@ class SqlDeputyRepository:
         await self._s.execute(update(DeputyRow).where(DeputyRow.code == code).values(openid=openid))
 
     async def unbind(self, code: str) -> str | None:
-        row = await self._s.get(DeputyRow, code, with_for_update=True)
+        row = await self._get(DeputyRow, code, True)
         if row is None:
             raise LookupError(f"no deputy {code!r}")
         openid, row.openid = row.openid, None
@@ -142,12 +155,9 @@ class SqlDutyRepository:
         return True
 
 
-class SqlCitizenRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._s = session
-
+class SqlCitizenRepository(_Rows):
     async def get(self, openid: str) -> Citizen | None:
-        row = await self._s.get(CitizenRow, openid)
+        row = await self._get(CitizenRow, openid)
         if row is None:
             return None
         return Citizen(row.openid, row.station_code, row.subscribed, row.scene or "", row.scene_started_at)
