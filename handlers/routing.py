@@ -10,6 +10,7 @@ Station order (issue 2, section 2):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from bot.core.people import DISTRICT_QUEUE, Station, StationKind
 
@@ -29,6 +30,7 @@ _MIN_KEY = 2
 _KIND_RANK = {StationKind.STATION: 0, StationKind.POINT: 1, StationKind.HOME: 2}
 
 
+@lru_cache(maxsize=4096)  # pure; a filing normalises every station's places (thousands of calls)
 def normalize_place(name: str) -> str:
     """'梅堰村' -> '梅堰', ' 黎里镇 ' -> '黎里'; keeps two-character names whole ('东村' stays:
     '东' alone would match far too much)."""
