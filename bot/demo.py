@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.bootstrap import BotApp, PathOnlyAccessLogger
+from bot.core import keys
 from bot.settings import CONFIG_DIR, PROJECT_ROOT, Settings
 from bot.texts import default_texts
 
@@ -79,6 +80,7 @@ async def seed(bot: BotApp) -> list[tuple[str, str]]:
             identities.append({"openid": deputy_openid(deputy.code), "group": station_name,
                                "label": texts.get("demo_deputy_label", name=deputy.name, station=station_name)})
         await uow.commit()
+    await bot.services.kv.delete(keys.BOUND_DEPUTIES)  # the accounts just bound are deputies now
     return identities
 
 

@@ -18,6 +18,7 @@ Anything else returns None, so the caller treats the deputy as an ordinary citiz
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 BIND_CODE_TTL = timedelta(hours=24)
 BIND_CODE_TRIES = 20  # fresh random codes drawn when the drawn one is still valid for someone
 NOT_A_DEPUTY_TTL = 300  # seconds
+BOUND_DEPUTIES_TTL = 60  # seconds: keys.BOUND_DEPUTIES
 # failed 绑定 attempts per WeChat account: a 6-digit code must not be guessable by trying
 BIND_FAILURES_MAX = 5
 BIND_FAILURE_WINDOW = timedelta(hours=1)
@@ -55,6 +57,21 @@ async def bound_deputy(services: Services, openid: str) -> Deputy | None:
         async with services.uow() as uow:
             return await uow.deputies.by_openid(openid)
 
+    # most senders are citizens: one look at the bound accounts (and at a remembered miss)
+    miss, bound = await services.kv.get_many([keys.not_a_deputy(openid), keys.BOUND_DEPUTIES])
+    if miss is not None:
+        return None
+    if bound is None:
+        async with services.uow() as uow:
+            deputies = await uow.deputies.list()
+        await services.kv.set(keys.BOUND_DEPUTIES, json.dumps(sorted(d.openid for d in deputies if d.openid)),
+                              ttl=BOUND_DEPUTIES_TTL)
+        return next((d for d in deputies if d.openid == openid), None)
+    try:
+        if openid not in json.loads(bound):
+            return None
+    except ValueError:
+        pass  # unreadable: ask the database
     return await lookup_remembering_misses(services.kv, keys.not_a_deputy(openid), NOT_A_DEPUTY_TTL, load)
 
 _NUMBER = r"(\d{1,9})(?!\d)"  # a ticket number; a longer run of digits is no ticket at all
@@ -162,8 +179,7 @@ async def bind_deputy(services: Services, openid: str, code: str) -> str:
         open_count = len(await uow.tickets.list_open_for_deputy(deputy.code))
         station = await uow.stations.get(deputy.station_code)
         await uow.commit()
-    await services.kv.delete(keys.not_a_deputy(openid))
-    await services.kv.delete(keys.bind_failures(openid))
+    await services.kv.batch(deletes=[keys.not_a_deputy(openid), keys.BOUND_DEPUTIES, keys.bind_failures(openid)])
     log.info("deputy %s bound to %s", deputy.code, mask_openid(openid))
     return texts.get(
         "bind_ok",

@@ -65,6 +65,11 @@ def no_station(openid: str) -> str:
     return f"no-station:{openid}"
 
 
+# The openids bound to deputies (a JSON list, kept a minute): a sender not in it is no deputy,
+# without a database read. Whoever binds an account deletes it (handlers/deputies.py bind_deputy).
+BOUND_DEPUTIES = "deputies:bound-openids"
+
+
 def not_a_deputy(openid: str) -> str:
     """A remembered miss: this account is bound to no deputy."""
     return f"not-deputy:{openid}"
