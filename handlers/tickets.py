@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 
 
 async def submit_report(services: Services, draft: ReportDraft,
-                        audit: Callable[[Ticket], AuditEntry] | None = None) -> Ticket:
+                        audit: Callable[[Ticket], AuditEntry] | None = None, *,
+                        station_code: str | None = None) -> Ticket:
     """File the report as a new ticket (all in one unit of work) and return it. `audit` (staff
-    filing for a visitor) gives the audit entry stored with it.
+    filing for a visitor) gives the audit entry stored with it; `station_code`: already routed.
 
     Once the unit of work is committed the ticket exists: nothing after that (round robin state,
     releasing the lock, kicking delivery) may make this raise, or the citizen would be told the
@@ -34,7 +35,7 @@ async def submit_report(services: Services, draft: ReportDraft,
     now = services.clock.now()
     filed: Ticket | None = None
     deputy: Deputy | None = None
-    code = await _route(services, draft)  # before the lock: only this station's assignments wait
+    code = station_code or await _route(services, draft)  # before the lock: only this station's assignments wait
     try:
         async with services.kv.lock(keys.assign_lock(code)):
             async with services.uow() as uow:
@@ -93,17 +94,25 @@ async def file_in(uow: UnitOfWork, services: Services, draft: ReportDraft, now: 
     return ticket, assigner
 
 
-async def filed_from_form(services: Services, draft: ReportDraft, started_at: str) -> Ticket | None:
-    """The ticket already filed from this very form (same citizen, same answers, filed after the
-    form started), if any: a form left behind after its submit is then not filed again."""
+async def file_form(services: Services, draft: ReportDraft, started_at: str) -> Ticket:
+    """The ticket of a citizen's report form: the one already filed from this very form (same
+    citizen, same answers, filed after the form started), so that a form left behind after its
+    submit is not filed again; else a new one (submit_report). The look for it and the routing
+    read in one unit of work."""
+    async with services.uow() as uow:
+        filed = await _filed_from_form(uow, draft, started_at)
+        code = None if filed is not None else await route(uow, draft)
+    return filed if filed is not None else await submit_report(services, draft, station_code=code)
+
+
+async def _filed_from_form(uow: UnitOfWork, draft: ReportDraft, started_at: str) -> Ticket | None:
     try:
         since = datetime.fromisoformat(started_at)
     except (TypeError, ValueError):
         return None
-    async with services.uow() as uow:
-        for ticket in await uow.tickets.list_for_citizen(draft.citizen_openid):
-            if ticket.created_at >= since and (ticket.summary, ticket.place, ticket.details, ticket.category) == (
-                draft.summary, draft.place, draft.details, draft.category
-            ):
-                return ticket
+    for ticket in await uow.tickets.list_for_citizen(draft.citizen_openid):
+        if ticket.created_at >= since and (ticket.summary, ticket.place, ticket.details, ticket.category) == (
+            draft.summary, draft.place, draft.details, draft.category
+        ):
+            return ticket
     return None

@@ -150,9 +150,7 @@ async def _submit(ctx: Context, form: ReportForm) -> str:
     )
     try:
         # a form whose ticket was filed but not cleared (the store failed) is not filed twice
-        ticket = await tickets.filed_from_form(ctx.services, draft, form.started_at)
-        if ticket is None:
-            ticket = await tickets.submit_report(ctx.services, draft)
+        ticket = await tickets.file_form(ctx.services, draft, form.started_at)
     except Exception:  # noqa: BLE001 - keep the form so "是" can be sent again
         log.exception("submitting the report of %s failed", mask_openid(form.openid))
         await ctx.save(form.to_data())
