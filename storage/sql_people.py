@@ -30,13 +30,20 @@ class _Rows:
         return row
 
 
+def _columns(model: Any) -> list[Any]:
+    """The model's mapped columns, for a list read as plain rows: what it maps to a domain copy
+    anyway, without building (and tracking) an ORM object per row. Still an ORM select: the
+    session's pending changes are flushed first."""
+    return [getattr(model, c.key) for c in model.__mapper__.column_attrs]
+
+
 class SqlStationRepository(_Rows):
     async def get(self, code: str, *, for_update: bool = False) -> Station | None:
         row = await self._get(StationRow, code, for_update)
         return station_of(row) if row else None
 
     async def list(self) -> Sequence[Station]:
-        rows = await self._s.scalars(select(StationRow).order_by(StationRow.code))
+        rows = await self._s.execute(select(*_columns(StationRow)).order_by(StationRow.code))
         return [station_of(r) for r in rows]
 
     async def upsert(self, station: Station) -> bool:
@@ -70,10 +77,10 @@ class SqlDeputyRepository(_Rows):
         return deputy_of(row) if row else None
 
     async def list(self, station_code: str | None = None) -> Sequence[Deputy]:
-        query = select(DeputyRow).order_by(DeputyRow.code)
+        query = select(*_columns(DeputyRow)).order_by(DeputyRow.code)
         if station_code is not None:
             query = query.where(DeputyRow.station_code == station_code)
-        return [deputy_of(r) for r in await self._s.scalars(query)]
+        return [deputy_of(r) for r in await self._s.execute(query)]
 
     async def upsert(self, deputy: Deputy) -> bool:
         row = await self._s.get(DeputyRow, deputy.code)
