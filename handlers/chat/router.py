@@ -203,7 +203,7 @@ class Dispatcher:
 
     async def _handle_locked(self, inbound: Inbound) -> str | None:
         ctx = Context(self.services, inbound, self.words, self.store, self.scenes)
-        state, checked = await self.store.load_checked(inbound.openid)
+        state, checked, epoch = await self.store.load_checked(inbound.openid)
         if state is not None and state.scene not in self.scenes:  # a mode since removed
             await self.store.clear(inbound.openid)
             state = None
@@ -212,7 +212,7 @@ class Dispatcher:
         else:
             ctx.state = state
         if state is None and ctx.kind in TEXTS:
-            ctx.lost = await self.store.lost(inbound.openid, checked=checked)
+            ctx.lost = await self.store.lost(inbound.openid, checked=checked, epoch=epoch)
         released = 0
         if inbound.kind != "event" or any(r.takes(ctx.kind) for r in self.routers):
             released = await self._open_window(ctx)

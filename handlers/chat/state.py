@@ -64,10 +64,12 @@ class SceneStore:
     async def load(self, openid: str) -> SceneState | None:
         return (await self.load_checked(openid))[0]
 
-    async def load_checked(self, openid: str) -> tuple[SceneState | None, bool]:
-        """The state, and whether `lost()` already found nothing lost for this user (one round trip)."""
-        raw, checked = await self.kv.get_many([keys.scene(openid), keys.scene_checked(openid)])
-        return await self._parse(openid, raw), checked is not None
+    async def load_checked(self, openid: str) -> tuple[SceneState | None, bool, str | None]:
+        """The state, whether `lost()` already found nothing lost for this user, and the store's
+        epoch as stored (None: none yet), for `lost()` — one round trip."""
+        raw, checked, epoch = await self.kv.get_many([keys.scene(openid), keys.scene_checked(openid),
+                                                      keys.STORE_EPOCH])
+        return await self._parse(openid, raw), checked is not None, epoch
 
     async def _parse(self, openid: str, raw: str | None) -> SceneState | None:
         if raw is None:
@@ -95,33 +97,35 @@ class SceneStore:
         await self.kv.delete(keys.scene(openid))
         await self._note(openid, "", None)
 
-    async def lost(self, openid: str, *, checked: bool | None = None) -> str | None:
+    async def lost(self, openid: str, *, checked: bool | None = None, epoch: str | None = None) -> str | None:
         """The scene whose state this user lost when the key-value store came back empty, if any.
         Reads the database only within EXPIRED_KEPT of the store's epoch, and once per user: a
         user found with nothing lost stays so for this epoch (a scene entered later began after
-        it), which the store remembers (keys.scene_checked) and forgets with the rest."""
+        it), which the store remembers (keys.scene_checked) and forgets with the rest. `checked`
+        and `epoch`: what load_checked read (else they are read here)."""
         if checked is None:
             checked = await self.kv.get(keys.scene_checked(openid)) is not None
         if checked:
             return None
         now = self.clock.now()
-        epoch = await self.epoch(now)
-        if now - epoch > EXPIRED_KEPT:
+        began = await self.epoch(now, epoch)
+        if now - began > EXPIRED_KEPT:
             return None
         async with self.uow() as uow:
             citizen = await uow.citizens.get(openid)
         if citizen is not None and citizen.scene and citizen.scene_started_at is not None \
-                and epoch - EXPIRED_KEPT < citizen.scene_started_at < epoch:
+                and began - EXPIRED_KEPT < citizen.scene_started_at < began:
             return citizen.scene
-        remaining = (EXPIRED_KEPT - (now - epoch)).total_seconds()
+        remaining = (EXPIRED_KEPT - (now - began)).total_seconds()
         if remaining > 0:
             await self.kv.set(keys.scene_checked(openid), "1", ttl=remaining)
         return None
 
-    async def epoch(self, now: datetime) -> datetime:
+    async def epoch(self, now: datetime, raw: str | None = None) -> datetime:
         """When the key-value store's content began: set now if the store has none (it is new or
-        came back empty)."""
-        raw = await self.kv.get(keys.STORE_EPOCH)  # one round trip once the store has one
+        came back empty). `raw`: its value just read, if any."""
+        if raw is None:
+            raw = await self.kv.get(keys.STORE_EPOCH)
         if raw is None:
             await self.kv.set_if_absent(keys.STORE_EPOCH, now.isoformat(), _EPOCH_TTL)
             raw = await self.kv.get(keys.STORE_EPOCH)
