@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # and the user has a subscription left ("" = not configured)
     subscribe_id_assignment: str = ""
     subscribe_id_status: str = ""
+    # to a citizen who asked in a 云直播: the host's answer / a hidden question / the follow-up ticket
+    # (fields thing1 = session title, thing2 = question, thing3 = what happened, time4 = when)
+    template_id_live: str = ""
+    subscribe_id_live: str = ""
     # the deputy's read-only ticket page (bot/ticket_page.py): links signed with this ("" = derived
     # from the WeChat secret and token), valid this many days; the address deputies open them at
     ticket_link_secret: str = ""

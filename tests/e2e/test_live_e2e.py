@@ -129,3 +129,56 @@ async def _next_event(response) -> dict:
         line = (await response.content.readline()).decode()
         if line.startswith("data: "):
             return json.loads(line[6:])
+
+
+CUSTOM_PATH = "/cgi-bin/message/custom/send"
+
+
+@pytest.mark.parametrize("way", ["custom", "subscribe", "template", "held"])
+async def test_an_answer_goes_back_by_the_way_every_push_takes(stack, way) -> None:
+    """Customer-service text in the window; when WeChat says the window is used up (45047): the
+    订阅通知 the asker accepted, or the template message, or held and joined into one message that
+    goes when they next write."""
+    from bot.wechat.platform import subscribe_popup_xml
+    from e2e_stack import ACCOUNT
+
+    services, api = stack.bot.services, stack.api
+    session = await _session(stack)
+    await stack.send("oWay", session.keyword)
+    if way == "subscribe":
+        services.settings.subscribe_id_live = "SUB-LIVE"
+        stack.created += 1
+        accepted = await stack.post_xml(subscribe_popup_xml("oWay", ACCOUNT, {"SUB-LIVE": "accept"},
+                                                            created_at=stack.created))
+        assert accepted.status == 200
+        api.grant_subscription("oWay", "SUB-LIVE")
+    if way == "template":
+        services.settings.template_id_live = "TPL-LIVE"
+    await stack.send("oWay", "村口路灯坏了", msg_id=9101)
+    await stack.send("oWay", "河道什么时候清淤", msg_id=9102)
+    first, second = await live.questions(services, session.id)
+    if way != "custom":
+        api.fail_next(CUSTOM_PATH, 45047, "out of response count limit")
+    await live.act(services, session.id, first.id, HostAction("answer", "host", text="明天就修"))
+    await stack.delivered()
+    delivered = api.messages("oWay")
+    if way == "custom":
+        assert [m["msgtype"] for m in delivered] == ["text"] and "明天就修" in delivered[0]["text"]
+    elif way in ("subscribe", "template"):
+        assert [m["msgtype"] for m in delivered] == [way]
+        call = delivered[0]
+        assert call["template_id"] == ("SUB-LIVE" if way == "subscribe" else "TPL-LIVE")
+        assert call["data"]["thing1"] == "江村代表直播接待" and call["data"]["thing2"] == "村口路灯坏了"
+        assert call["data"]["thing3"] == "答：明天就修"
+    else:
+        assert delivered == []
+        await live.act(services, session.id, second.id, HostAction("answer", "host", text="下个月清淤"))
+        await stack.delivered()
+        assert api.messages("oWay") == []
+        async with services.uow() as uow:
+            waiting = list(await uow.outbox.held_for("oWay"))
+        assert len(waiting) == 1 and "明天就修" in waiting[0].text and "下个月清淤" in waiting[0].text
+        await stack.send("oWay", "谢谢", msg_id=9103)  # they write: the window opens, the held message goes
+        await stack.delivered()
+        texts = stack.pushes("oWay")
+        assert len(texts) == 1 and "明天就修" in texts[0] and "下个月清淤" in texts[0]
