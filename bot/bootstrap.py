@@ -30,14 +30,11 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock, SystemClock
 from bot.core.events import MessagesQueued, PushFailed, PushUndeliverable
-from bot.core.inbound import Inbound
-from bot.core.outbound import OutboxMessage
 from bot.core.ports import NLU, KeyValueStore, UnitOfWorkFactory, WeChatGateway
-from bot.core.privacy import mask_openid
 from bot.leader import SchedulerLeader
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
-from handlers import failures, live, live_notify, notify, staff_pushes, ticket_links
+from handlers import failures, late_inbound, live, live_notify, notify, staff_pushes, ticket_links
 from handlers.bus import BusUnitOfWorkFactory, MessageBus
 from handlers.chat import ROUTERS
 from handlers.chat.router import Dispatcher
@@ -176,6 +173,11 @@ class Job:
     trigger: Callable[[], Any]  # a fresh APScheduler trigger
 
 
+async def replay_late_messages(bot: BotApp) -> int:
+    """Messages past the reply deadline whose handler failed or died are handled again."""
+    return await late_inbound.replay_due(bot.services, bot.conversation.handle)
+
+
 async def end_live_sessions(bot: BotApp) -> int:
     """Live sessions past their ends_at end; what was left unanswered becomes tickets."""
     return await live.end_due_sessions(bot.services)
@@ -191,6 +193,7 @@ JOBS = (
     Job("send_broadcasts", send_broadcasts, lambda: CronTrigger(second="*/5")),
     Job("remind_receptions", remind_receptions, lambda: CronTrigger(second=30)),
     Job("end_live_sessions", end_live_sessions, lambda: CronTrigger(second="*/15")),
+    Job("replay_late_messages", replay_late_messages, lambda: CronTrigger(second="*/5")),
     Job("sync_follow_tags", sync_follow_tags, lambda: CronTrigger(minute="*/5", second=45)),
 )
 
@@ -261,7 +264,7 @@ class BotApp:
 
         self.web_app = web.Application(client_max_size=self.settings.max_body_bytes * 2)
         add_webhook_routes(self.web_app, settings=self.settings, kv=self.kv,
-                           handle=self.conversation.handle, push_late=self.push_late)
+                           handle=self.conversation.handle, late=late_inbound.LateReplies(self.services))
         self.web_app.router.add_get("/healthz", self._healthz)
         self.web_app[live_api.SERVICES], self.web_app[live_api.FEED] = self.services, feed_for(self.kv, self.settings)
         self.web_app[live_api.GATEWAY] = self.gateway
@@ -298,14 +301,6 @@ class BotApp:
         self._senders.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("broadcast sender failed", exc_info=task.exception())
-
-    async def push_late(self, inbound: Inbound, text: str) -> None:
-        """A reply that missed the passive-reply deadline goes out as a pushed message."""
-        async with self.services.uow() as uow:  # its commit kicks delivery
-            await uow.outbox.add(OutboxMessage(recipient_openid=inbound.openid, text=text,
-                                               created_at=self.clock.now()))
-            await uow.commit()
-        log.info("late reply for %s queued for push", mask_openid(inbound.openid))
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"ok": True})

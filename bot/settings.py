@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # A message being handled is marked "pending" for reply_deadline + this, renewed while its
     # handler runs: a retry after the owner died is handled again instead of answered `success`.
     dedupe_pending_grace: float = 2.0
+    # a message past the reply deadline is kept in the database (WeChat sends it no more): when its
+    # handler has not pushed a reply this many seconds later (it failed, its process died), the
+    # replay job handles it again; more tries wait longer
+    late_retry_after: float = 30.0
+    user_lock_wait: float = 10.0  # seconds a message waits for the same user's previous one
 
     nlu_backend: str = "embedded"  # embedded | rasa
     rasa_url: str = "http://127.0.0.1:5005"

@@ -3,7 +3,9 @@
 Order on POST: bounded body read (413) → signed timestamp within the window (403) → signature
 (403, nothing stored) → decrypt → safe parse, bounded fields (400) → de-duplicate on
 Inbound.dedupe_key → handler as a task, waited for up to settings.reply_deadline → passive reply,
-or `success` and push_late when the handler finishes.
+or, past the deadline, the message kept durably (LateMessages.keep) and then `success`: its reply
+is pushed when the handler finishes, and if the handler fails or its process dies the message is
+handled again from where it was kept (WeChat will not send it again after `success`).
 
 With an EncodingAESKey set (safe mode) only encrypted requests count: plaintext is refused (403),
 since the plain `signature` covers token, timestamp and nonce but not the body; a compatible-mode
@@ -22,14 +24,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from wechatpy.replies import TextReply
 
 from bot.core import keys
 from bot.core.inbound import FIRST_DELIVERY, Inbound
-from bot.core.ports import KeyValueStore, StoreUnavailable
+from bot.core.ports import KeyValueStore, LockTimeout, StoreUnavailable
 from bot.core.privacy import mask_openid
 from bot.settings import Settings
 from bot.texts import Texts, default_texts
@@ -46,11 +48,23 @@ from bot.wechat.inbound import MalformedMessage, ParsedMessage, parse
 log = logging.getLogger(__name__)
 
 Handle = Callable[[Inbound], Awaitable[str | None]]
-PushLate = Callable[[Inbound, str], Awaitable[None]]
+
+
+class LateMessages(Protocol):
+    """Messages answered `success` before their handler finished (handlers/late_inbound.py)."""
+
+    async def keep(self, inbound: Inbound) -> None:
+        """Store it durably, before `success` is answered; raises StoreUnavailable if it cannot."""
+        ...
+
+    async def answered(self, inbound: Inbound, reply: str | None) -> None:
+        """Its handler finished: push the reply (if any) and forget the message, in one transaction."""
+        ...
+
 
 SUCCESS = "success"  # WeChat's "received, no passive reply"
 # Values under the dedupe key: what a retry of the same message gets.
-_PENDING = "p"  # handler running (or went past the deadline: its reply is pushed)
+_PENDING = keys.DEDUPE_PENDING  # handler running (or went past the deadline: its reply is pushed)
 _NO_REPLY = "n"  # handled, nothing to say passively
 _REPLY = "r"  # prefix: handled, this is the passive reply text
 _CHUNK = 64 * 1024
@@ -66,13 +80,13 @@ class WeChatWebhook:
         settings: Settings,
         kv: KeyValueStore,
         handle: Handle,
-        push_late: PushLate,
+        late: LateMessages,
         texts: Texts | None = None,
     ) -> None:
         self._settings = settings
         self._kv = kv
         self._handle = handle
-        self._push_late = push_late
+        self._late = late
         self._texts = texts or default_texts()
         self._crypto = (
             MessageCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
@@ -170,10 +184,11 @@ class WeChatWebhook:
         try:
             done, _ = await asyncio.wait({task}, timeout=self._settings.reply_deadline)
         except asyncio.CancelledError:  # the request went away: the result can only be pushed
-            self._deliver_late(task, inbound, key)
+            self._spawn(self._keep_late(task, inbound, key))
             raise
         if not done:
-            self._deliver_late(task, inbound, key)
+            if not await self._keep_late(task, inbound, key):
+                raise StoreUnavailable("the late message could not be kept")  # 503: WeChat retries
             log.info("wechat %s from %s: past the %.1fs deadline, reply will be pushed",
                      _label(inbound), mask_openid(inbound.openid), self._settings.reply_deadline)
             return None
@@ -183,6 +198,9 @@ class WeChatWebhook:
             with contextlib.suppress(StoreUnavailable):  # let WeChat's retry run it again
                 await self._kv.delete(key)
             raise
+        except Exception:
+            log.exception("wechat handler failed on %s from %s", _label(inbound), mask_openid(inbound.openid))
+            reply = self._texts.get("wechat_handler_error")
         self._note_store_up()  # both stores answered (the database may be down while Redis is not)
         try:  # remember the reply so a retry of the same message gets it again
             await self._kv.set(key, _REPLY + reply if reply else _NO_REPLY, ttl)
@@ -201,36 +219,54 @@ class WeChatWebhook:
 
         renewer = asyncio.get_running_loop().create_task(renew())
         try:
-            return await self._run_handler(inbound)
+            return await self._handle(inbound) or None
         finally:
             renewer.cancel()
 
-    async def _run_handler(self, inbound: Inbound) -> str | None:
+    async def _keep_late(self, task: asyncio.Task[str | None], inbound: Inbound, key: str) -> bool:
+        """Past the deadline: keep the message durably, then push what its handler answers. Not
+        kept (a store is down): a handler that fails drops its dedupe key, so that WeChat's retry
+        (it gets 503 now) runs it again."""
         try:
-            reply = await self._handle(inbound)
-        except StoreUnavailable:
-            raise  # an outage, not a bug: answered 503 (or an apology pushed when late)
+            await self._late.keep(inbound)
+            kept = True
+        except StoreUnavailable as exc:
+            self._note_store_down(exc)
+            kept = False
         except Exception:
-            log.exception("wechat handler failed on %s from %s", _label(inbound), mask_openid(inbound.openid))
-            reply = self._texts.get("wechat_handler_error")
-        return reply or None
+            log.exception("wechat %s from %s: not kept past the deadline", _label(inbound), mask_openid(inbound.openid))
+            kept = False
 
-    def _deliver_late(self, task: asyncio.Task[str | None], inbound: Inbound, key: str) -> None:
         def on_done(t: asyncio.Task[str | None]) -> None:
             if not t.cancelled():
-                self._spawn(self._finish_late(t, inbound, key))
+                self._spawn(self._finish_late(t, inbound, key, kept))
 
         task.add_done_callback(on_done)
+        return kept
 
-    async def _finish_late(self, task: asyncio.Task[str | None], inbound: Inbound, key: str) -> None:
+    async def _finish_late(self, task: asyncio.Task[str | None], inbound: Inbound, key: str, kept: bool) -> None:
         """Push what a handler past the deadline answered; then a retry of it gets `success`."""
         try:
             reply = task.result()
-        except StoreUnavailable as exc:  # WeChat was already told `success`: say it failed
-            self._note_store_down(exc)
-            reply = self._texts.get("wechat_handler_error")
-        if reply:
-            await self._push(inbound, reply)
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable):
+                self._note_store_down(exc)
+            elif not isinstance(exc, LockTimeout):  # busy (the user's previous message), not a bug
+                log.exception("wechat handler failed on %s from %s", _label(inbound), mask_openid(inbound.openid))
+            with contextlib.suppress(StoreUnavailable):
+                if kept:  # no longer running: the replay job may take it
+                    await self._kv.set(key, _NO_REPLY, self._settings.dedupe_ttl)
+                else:  # WeChat's retry (it got 503) runs it again
+                    await self._kv.delete(key)
+            if kept:
+                log.warning("wechat %s from %s: %s; handled again later (kept past the deadline)",
+                            _label(inbound), mask_openid(inbound.openid), type(exc).__name__)
+            return
+        try:
+            await self._late.answered(inbound, reply)
+        except Exception:  # if kept, handled again later (answered from its exactly-once record)
+            log.exception("wechat late reply for %s to %s not stored", _label(inbound), mask_openid(inbound.openid))
+            return
         try:
             await self._kv.set(key, _NO_REPLY, self._settings.dedupe_ttl)
         except StoreUnavailable as exc:
@@ -245,12 +281,6 @@ class WeChatWebhook:
         if self._store_down:
             self._store_down = False
             log.info("wechat: the stores are back")
-
-    async def _push(self, inbound: Inbound, reply: str) -> None:
-        try:
-            await self._push_late(inbound, reply)
-        except Exception:
-            log.exception("wechat push_late failed for %s to %s", _label(inbound), mask_openid(inbound.openid))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -283,11 +313,11 @@ def add_webhook_routes(
     settings: Settings,
     kv: KeyValueStore,
     handle: Handle,
-    push_late: PushLate,
+    late: LateMessages,
     texts: Texts | None = None,
 ) -> None:
     """Register GET/POST /wechat; the webhook object is app[WEBHOOK_KEY] (drain() in tests)."""
-    webhook = WeChatWebhook(settings=settings, kv=kv, handle=handle, push_late=push_late, texts=texts)
+    webhook = WeChatWebhook(settings=settings, kv=kv, handle=handle, late=late, texts=texts)
     app[WEBHOOK_KEY] = webhook
     app.router.add_get("/wechat", webhook.verify)
     app.router.add_post("/wechat", webhook.receive)

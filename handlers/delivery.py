@@ -47,7 +47,7 @@ from enum import StrEnum
 
 from bot.core import keys
 from bot.core.outbound import Channel, OutboxMessage, OutboxStatus
-from bot.core.ports import WeChatAPIError, WeChatGateway
+from bot.core.ports import StoreUnavailable, WeChatAPIError, WeChatGateway
 from bot.core.privacy import mask_openid
 from bot.core.reach import Route, stale_reason
 from bot.core.wechat_fields import problems
@@ -285,6 +285,7 @@ class DeliveryWorker:
         self._stopping = False
         self._last_sweep: float | None = None  # monotonic time of the last release_reachable sweep
         self._task: asyncio.Task[None] | None = None
+        self._store_down = False  # in a database outage (logged once)
 
     def kick(self) -> None:
         self._wake.set()
@@ -328,6 +329,13 @@ class DeliveryWorker:
             self._wake.clear()  # a kick during the pass below triggers another pass at once
             try:
                 await self.run_once()
+                if self._store_down:
+                    self._store_down = False
+                    log.info("outbox delivery: the database is back")
+            except StoreUnavailable as error:  # an outage: one line, not a traceback per pass
+                if not self._store_down:
+                    self._store_down = True
+                    log.warning("outbox delivery paused, the database is unavailable: %s", error)
             except Exception:  # noqa: BLE001 - the worker must outlive a bad pass
                 log.exception("outbox delivery pass failed")
             if self._stopping:

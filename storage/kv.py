@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.core.ports import Claim, StoreUnavailable
+from bot.core.ports import Claim, LockTimeout, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.core.ports import KeyValueStore
@@ -28,10 +28,6 @@ logger = logging.getLogger(__name__)
 LOCK_LEASE = 3.0  # seconds a lock outlives its holder's last renewal
 LOCK_RENEW_EVERY = 1.0
 REDIS_SOCKET_TIMEOUT = 2.0  # a hung Redis is an outage (StoreUnavailable), not a hung request
-
-
-class LockTimeout(Exception):
-    pass
 
 
 def printable_key(key: str) -> str:

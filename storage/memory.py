@@ -21,7 +21,7 @@ from typing import Any
 from bot.core.broadcasts import Broadcast, BroadcastSend
 from bot.core.clock import Clock, SystemClock
 from bot.core.events import Event
-from bot.core.inbound import ProcessedInbound
+from bot.core.inbound import LateInbound, ProcessedInbound
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.ports import ConcurrentUpdate
@@ -58,6 +58,7 @@ class MemoryDatabase:
         self.bind_codes: Table[str, BindCode] = Table()
         self.push_failures: Table[int, PushFailure] = Table()
         self.processed_inbound: Table[str, ProcessedInbound] = Table()
+        self.late_inbound: Table[str, LateInbound] = Table()
         self.receptions: Table[int, Reception] = Table()
         self.follows: Table[tuple[str, str], Follow] = Table()
         self.town_tags: Table[str, int] = Table()
@@ -256,6 +257,27 @@ class MemoryProcessedInboundRepository:
             self._rows.put(key, replace(record, reply=reply))
 
 
+class MemoryLateInboundRepository:
+    def __init__(self, rows: Staged[str, LateInbound]) -> None:
+        self._rows = rows
+
+    async def keep(self, entry: LateInbound) -> None:
+        if self._rows.get(entry.key) is None:
+            self._rows.put(entry.key, entry)
+
+    async def due(self, now: datetime, limit: int) -> Sequence[LateInbound]:
+        found = sorted((e for e in self._rows.values() if e.next_try_at <= now), key=lambda e: e.kept_at)
+        return found[:limit]
+
+    async def save(self, entry: LateInbound) -> None:
+        if self._rows.get(entry.key) is not None:
+            self._rows.put(entry.key, entry)
+
+    async def forget(self, key: str) -> None:
+        if self._rows.get(key) is not None:
+            self._rows.delete(key)
+
+
 # --- unit of work --------------------------------------------------------------------------------
 class MemoryUnitOfWork:
     def __init__(self, db: MemoryDatabase, clock: Clock) -> None:
@@ -277,6 +299,7 @@ class MemoryUnitOfWork:
         self.bind_codes = MemoryBindCodeRepository(stage(db.bind_codes))
         attach_staff_repositories(self, db, stage)
         self.processed_inbound = MemoryProcessedInboundRepository(stage(db.processed_inbound), db.processed_inbound)
+        self.late_inbound = MemoryLateInboundRepository(stage(db.late_inbound))
         self.receptions = MemoryReceptionRepository(stage(db.receptions), lambda: next(db.reception_ids))
         self.follows = MemoryFollowRepository(stage(db.follows), stage(db.town_tags))
         self.broadcasts = MemoryBroadcastRepository(stage(db.broadcasts), stage(db.broadcast_sends),

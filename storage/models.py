@@ -223,6 +223,18 @@ class ProcessedInboundRow(Base):
     reply: Mapped[str | None] = mapped_column(Text)
 
 
+class LateInboundRow(Base):
+    """A message answered `success` before its handler finished, until its reply is pushed."""
+
+    __tablename__ = "late_inbound"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)  # Inbound.dedupe_key
+    inbound: Mapped[str] = mapped_column(Text)  # the Inbound as JSON
+    kept_at: Mapped[datetime] = mapped_column(DateTime)
+    next_try_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class BindCodeRow(Base):
     __tablename__ = "bind_codes"
 

@@ -17,11 +17,11 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.core.clock import Clock, SystemClock
 from bot.core.events import Event
-from bot.core.inbound import ProcessedInbound
+from bot.core.inbound import LateInbound, ProcessedInbound, inbound_from_json, inbound_to_json
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.ports import ConcurrentUpdate, StoreUnavailable
 from bot.core.tickets import CLOSED_STATUSES, Ticket, TicketStatus, take_events
-from storage.models import BindCodeRow, OutboxRow, ProcessedInboundRow, PushFailureRow, TicketRow
+from storage.models import BindCodeRow, LateInboundRow, OutboxRow, ProcessedInboundRow, PushFailureRow, TicketRow
 from storage.sql_engine import create_engine_for, is_outage
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
 from storage.sql_receptions import (
@@ -245,6 +245,42 @@ class SqlProcessedInboundRepository:
         return int(result.rowcount or 0)
 
 
+class SqlLateInboundRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._s = session
+
+    async def keep(self, entry: LateInbound) -> None:
+        await self._s.execute(
+            _insert_for(self._s)(LateInboundRow)
+            .values(key=entry.key, inbound=inbound_to_json(entry.inbound), kept_at=entry.kept_at,
+                    next_try_at=entry.next_try_at, attempts=entry.attempts)
+            .on_conflict_do_nothing(index_elements=[LateInboundRow.key]))
+
+    async def due(self, now: datetime, limit: int) -> Sequence[LateInbound]:
+        query = (select(LateInboundRow).where(LateInboundRow.next_try_at <= now)
+                 .order_by(LateInboundRow.kept_at).limit(limit))
+        if self._s.bind.dialect.name == "postgresql":  # several workers: each takes its own
+            query = query.with_for_update(skip_locked=True)
+        return [LateInbound(inbound_from_json(r.inbound), r.kept_at, r.next_try_at, r.attempts)
+                for r in await self._s.scalars(query)]
+
+    async def save(self, entry: LateInbound) -> None:
+        await self._s.execute(update(LateInboundRow).where(LateInboundRow.key == entry.key)
+                              .values(next_try_at=entry.next_try_at, attempts=entry.attempts)
+                              .execution_options(synchronize_session=False))
+
+    async def forget(self, key: str) -> None:
+        await self._s.execute(delete(LateInboundRow).where(LateInboundRow.key == key)
+                              .execution_options(synchronize_session=False))
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    """The dialect's INSERT (with ON CONFLICT)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+
+
 class SqlBindCodeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
@@ -261,11 +297,8 @@ class SqlBindCodeRepository:
         if reused.scalar_one_or_none() is not None:
             return True
         # a new code; ON CONFLICT: the code exists and is valid (or a concurrent create won)
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        insert = postgresql.insert if self._s.bind.dialect.name == "postgresql" else sqlite.insert
         created = await self._s.execute(
-            insert(BindCodeRow)
+            _insert_for(self._s)(BindCodeRow)
             .values(code=code, **values)
             .on_conflict_do_nothing(index_elements=[BindCodeRow.code])
             .returning(BindCodeRow.code)
@@ -293,6 +326,7 @@ class SqlUnitOfWork:
     outbox: SqlOutboxRepository
     bind_codes: SqlBindCodeRepository
     processed_inbound: SqlProcessedInboundRepository
+    late_inbound: SqlLateInboundRepository
     receptions: SqlReceptionRepository
     follows: SqlFollowRepository
     broadcasts: SqlBroadcastRepository
@@ -315,6 +349,7 @@ class SqlUnitOfWork:
         self.bind_codes = SqlBindCodeRepository(session)
         attach_staff_repositories(self, session)
         self.processed_inbound = SqlProcessedInboundRepository(session)
+        self.late_inbound = SqlLateInboundRepository(session)
         self.receptions = SqlReceptionRepository(session)
         self.follows = SqlFollowRepository(session)
         self.broadcasts = SqlBroadcastRepository(session)

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from contextvars import ContextVar
-from dataclasses import astuple, dataclass
+from dataclasses import asdict, astuple, dataclass
 from datetime import datetime
 from enum import StrEnum
 
@@ -69,6 +70,33 @@ class ProcessedInbound:
     handled_at: datetime
     ticket_number: int | None = None  # the ticket the effect was about, if any
     reply: str | None = None  # the passive reply, once known (written just after the effect)
+
+
+@dataclass
+class LateInbound:
+    """A message WeChat was answered `success` for before its handler finished: WeChat will not
+    send it again, so it is kept until its reply is pushed, and handled again if its handler
+    failed or its process died (handlers/late_inbound.py)."""
+
+    inbound: Inbound
+    kept_at: datetime
+    next_try_at: datetime  # handled again from then on, unless its reply was pushed
+    attempts: int = 0  # handlings started by the replay job
+
+    @property
+    def key(self) -> str:
+        return self.inbound.dedupe_key
+
+
+def inbound_to_json(inbound: Inbound) -> str:
+    return json.dumps(asdict(inbound), ensure_ascii=False)
+
+
+def inbound_from_json(text: str) -> Inbound:
+    fields = json.loads(text)
+    fields["kind"] = InboundKind(fields["kind"])
+    fields["subscriptions"] = tuple(tuple(pair) for pair in fields.get("subscriptions", ()))
+    return Inbound(**fields)
 
 
 def _digest(text: str) -> str:

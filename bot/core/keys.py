@@ -25,6 +25,8 @@ SCHEDULER_LEADER = "scheduler:leader"
 # --- shared values -----------------------------------------------------------------------------
 WECHAT_TOKEN = "wechat:access_token"
 DEDUPE_PREFIX = "wechat:dedupe:"
+# its value while a live process handles the message (a lease the handler renews)
+DEDUPE_PENDING = "p"
 # when the webhook's claims in this store began (unix seconds; gone after Redis restarted empty)
 DEDUPE_EPOCH = "wechat:dedupe-epoch"
 

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from bot.core.broadcasts import Broadcast, BroadcastSend
 from bot.core.events import Event
-from bot.core.inbound import ProcessedInbound
+from bot.core.inbound import LateInbound, ProcessedInbound
 from bot.core.live import LiveQuestion, LiveSession
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.parse import ParseResult
@@ -30,6 +30,10 @@ class ConcurrentUpdate(Exception):
 # --- fast shared state: Redis, or in-process memory for a single process ------------------------
 class StoreUnavailable(Exception):
     """The key-value store cannot be reached (Redis down): nothing was read or written; try later."""
+
+
+class LockTimeout(Exception):
+    """KeyValueStore.lock waited its timeout: another holder kept the lock (busy, not broken)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,20 @@ class ProcessedInboundRepository(Protocol):
     async def prune(self, before: datetime) -> int:
         """Forget records handled before `before` (WeChat stopped retrying long ago); how many."""
         ...
+
+
+class LateInboundRepository(Protocol):
+    async def keep(self, entry: LateInbound) -> None:
+        """Store it unless its key is kept already (then nothing changes)."""
+        ...
+    async def due(self, now: datetime, limit: int) -> Sequence[LateInbound]:
+        """Kept messages whose next_try_at has come, oldest first; on PostgreSQL locked for this
+        transaction (others skip them)."""
+        ...
+    async def save(self, entry: LateInbound) -> None:
+        """Its next_try_at and attempts."""
+        ...
+    async def forget(self, key: str) -> None: ...
 
 
 class BindCodeRepository(Protocol):
@@ -314,6 +332,7 @@ class UnitOfWork(Protocol):
     audit: AuditLogRepository
     notes: TicketNoteRepository
     processed_inbound: ProcessedInboundRepository
+    late_inbound: LateInboundRepository
     receptions: ReceptionRepository
     follows: FollowRepository
     broadcasts: BroadcastRepository

@@ -167,7 +167,7 @@ class Dispatcher:
         if not inbound.openid:
             return None
         # before any state is loaded: two quick messages of one user never race on it
-        async with self.services.kv.lock(keys.user_lock(inbound.openid)):
+        async with self.services.kv.lock(keys.user_lock(inbound.openid), timeout=self.services.settings.user_lock_wait):
             with handling_inbound(inbound.dedupe_key) as scope:
                 # a retry after a crash or a Redis loss: answered from the record of its effect
                 done = None if FIRST_DELIVERY.get() else await self._processed(inbound)

@@ -2,6 +2,7 @@
 start() opened, the NLU's HTTP session included."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +53,26 @@ async def test_start_schedules_the_job_table_and_stop_closes_the_nlu(tmp_path: P
     assert bot.http.closed
 
 
-async def test_late_replies_are_stored_and_kick_delivery(tmp_path: Path) -> None:
+async def test_late_replies_are_kept_then_pushed_with_the_record_forgotten(tmp_path: Path) -> None:
     from bot.core.inbound import Inbound, InboundKind
+    from handlers.late_inbound import LateReplies
 
     bot = BotApp(settings_for(tmp_path), nlu=ClosableNLU(), gateway=NoGateway())
     await bot.start()
     kicks: list[Any] = []
     bot.services.kick_delivery = lambda: kicks.append(1)
+    late = LateReplies(bot.services)
+    inbound = Inbound("oLate0000000001", InboundKind.TEXT, created_at=1, msg_id="88", text="路灯")
     try:
-        await bot.push_late(Inbound("oLate0000000001", InboundKind.TEXT), "稍等的回复")
+        await late.keep(inbound)
+        async with bot.services.uow() as uow:
+            [kept] = await uow.late_inbound.due(bot.clock.now() + timedelta(minutes=1), 10)
+        await late.answered(inbound, "稍等的回复")
         async with bot.services.uow() as uow:
             [message] = await uow.outbox.list()
+            left = await uow.late_inbound.due(bot.clock.now() + timedelta(minutes=1), 10)
     finally:
         await bot.stop()
+    assert kept.inbound == inbound and left == []
     assert (message.recipient_openid, message.text) == ("oLate0000000001", "稍等的回复")
     assert kicks == [1]

@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 import pytest
 
 from bot.core.events import TicketAccepted, TicketAssigned
-from bot.core.inbound import ProcessedInbound
+from bot.core.inbound import Inbound, InboundKind, LateInbound, ProcessedInbound
 from bot.core.outbound import OutboxMessage, PushFailure
 from bot.core.people import Citizen, Deputy, DutyShift, Station, StationKind
 from bot.core.ports import ConcurrentUpdate
@@ -584,6 +584,36 @@ async def test_push_failures_per_station_and_told_once(uow_factory) -> None:
         assert [f.message_id for f in await uow.outbox.failures("S01", untold=True)] == [1]
         assert [f.message_id for f in await uow.outbox.failures()] == [3, 2, 1]
         assert (await uow.outbox.failures("S01"))[0].told_at == T0 + timedelta(hours=1)
+
+
+async def test_late_inbound_is_kept_once_taken_when_due_and_forgotten(uow_factory) -> None:
+    first = Inbound("oLate1", InboundKind.TEXT, created_at=1, msg_id="71", text="路灯坏了「」🙂",
+                    subscriptions=(("tmpl-1", "accept"),))
+    second = Inbound("oLate2", InboundKind.EVENT, created_at=2, event="scan", scene="live:3", latitude=31.1)
+    async with uow_factory() as uow:
+        await uow.late_inbound.keep(LateInbound(first, T0, T0 + timedelta(seconds=30)))
+        await uow.late_inbound.keep(LateInbound(second, T0 + timedelta(seconds=1), T0 + timedelta(seconds=31)))
+        await uow.commit()
+    async with uow_factory() as uow:  # kept again (a second keep of the same message): unchanged
+        await uow.late_inbound.keep(LateInbound(first, T0, T0 + timedelta(hours=1), attempts=3))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.late_inbound.due(T0 + timedelta(seconds=29), 10) == []
+        due = await uow.late_inbound.due(T0 + timedelta(minutes=1), 10)
+        assert [(e.inbound, e.attempts) for e in due] == [(first, 0), (second, 0)]  # as they came, whole
+        assert len(await uow.late_inbound.due(T0 + timedelta(minutes=1), 1)) == 1
+        due[0].attempts, due[0].next_try_at = 1, T0 + timedelta(minutes=5)
+        await uow.late_inbound.save(due[0])
+        await uow.late_inbound.forget(second.dedupe_key)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.late_inbound.due(T0 + timedelta(minutes=2), 10) == []
+        [again] = await uow.late_inbound.due(T0 + timedelta(minutes=5), 10)
+        assert (again.key, again.attempts) == (first.dedupe_key, 1)
+        await uow.late_inbound.forget(first.dedupe_key)
+        await uow.rollback()
+    async with uow_factory() as uow:  # a rolled-back forget forgets nothing
+        assert len(await uow.late_inbound.due(T0 + timedelta(minutes=5), 10)) == 1
 
 
 async def test_processed_inbound_is_stored_with_its_effect_or_not_at_all(uow_factory) -> None:

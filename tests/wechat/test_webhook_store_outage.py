@@ -38,7 +38,7 @@ async def client(own_redis: OwnRedis) -> AsyncIterator[tuple[TestClient, Recorde
     kv = RedisKeyValueStore(own_redis.url, "outage-test:")
     recorder = Recorder()
     app = web.Application()
-    add_webhook_routes(app, settings=settings, kv=kv, handle=recorder.handle, push_late=recorder.push_late)
+    add_webhook_routes(app, settings=settings, kv=kv, handle=recorder.handle, late=recorder)
     test_client = TestClient(TestServer(app))
     await test_client.start_server()
     try:

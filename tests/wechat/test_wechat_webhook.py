@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.core.inbound import FIRST_DELIVERY, Inbound
 from bot.core.keys import DEDUPE_EPOCH, DEDUPE_PREFIX
+from bot.core.ports import StoreUnavailable
 from bot.settings import Settings
 from bot.texts import default_texts
 from bot.webhook import WEBHOOK_KEY, add_webhook_routes
@@ -56,6 +57,8 @@ class Recorder:
         self.first_delivery: list[bool] = []  # FIRST_DELIVERY as each handling saw it
         self.pushed: list[tuple[Inbound, str]] = []
         self.gate = asyncio.Event()  # "slow" messages wait for it
+        self.kept: dict[str, Inbound] = {}
+        self.keep_fails = False
 
     async def handle(self, inbound: Inbound) -> str | None:
         self.handled.append(inbound)
@@ -72,8 +75,16 @@ class Recorder:
             return "暂不支持这种消息"
         return f"收到：{inbound.text}"
 
-    async def push_late(self, inbound: Inbound, text: str) -> None:
-        self.pushed.append((inbound, text))
+    # the webhook's LateMessages: what was kept past the deadline, and not yet answered
+    async def keep(self, inbound: Inbound) -> None:
+        if self.keep_fails:
+            raise StoreUnavailable("database down")
+        self.kept[inbound.dedupe_key] = inbound
+
+    async def answered(self, inbound: Inbound, reply: str | None) -> None:
+        if reply:
+            self.pushed.append((inbound, reply))
+        self.kept.pop(inbound.dedupe_key, None)
 
 
 class Harness:
@@ -110,7 +121,7 @@ async def harness_factory() -> AsyncIterator[Callable[..., Any]]:
         settings = make_settings(**overrides)
         recorder, kv = Recorder(), MemoryKeyValueStore()
         app = web.Application()
-        add_webhook_routes(app, settings=settings, kv=kv, handle=recorder.handle, push_late=recorder.push_late)
+        add_webhook_routes(app, settings=settings, kv=kv, handle=recorder.handle, late=recorder)
         client = TestClient(TestServer(app))
         await client.start_server()
         harnesses.append(Harness(client, recorder, kv, settings))
@@ -345,12 +356,14 @@ async def test_slow_handler_answers_success_then_pushes(harness_factory: Callabl
     h = await harness_factory(reply_deadline=0.01)
     xml = text_xml(CITIZEN, ACCOUNT, "slow 路灯", msg_id=401)
     assert await h.post(xml, encrypted=True) == (200, "success")
+    assert list(h.recorder.kept) == ["msg:401"]  # kept before WeChat was told `success`
     assert h.recorder.pushed == []
     assert await h.post(xml, encrypted=True) == (200, "success")  # WeChat's retry while still running
     h.recorder.gate.set()
     await h.webhook.drain(timeout=30)
     [(inbound, text)] = h.recorder.pushed
     assert inbound.msg_id == "401" and text == "收到：slow 路灯"
+    assert h.recorder.kept == {}  # answered: forgotten with the push
     assert await h.post(xml, encrypted=True) == (200, "success")  # pushed, so never also passive
     assert len(h.recorder.handled) == 1 and len(h.recorder.pushed) == 1
 
@@ -368,25 +381,44 @@ async def test_handler_exception_gets_polite_apology(h: Harness, caplog: pytest.
     assert CITIZEN not in caplog.text and CITIZEN[:4] in failure[0].getMessage()
 
 
-async def test_late_handler_exception_pushes_apology(harness_factory: Callable[..., Any]) -> None:
+async def test_late_handler_exception_keeps_the_message_to_be_handled_again(
+        harness_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
     h = await harness_factory(reply_deadline=0.01)
     assert await h.post(text_xml(CITIZEN, ACCOUNT, "slow boom", msg_id=403)) == (200, "success")
     h.recorder.gate.set()
     await h.webhook.drain(timeout=30)
-    assert [t for _, t in h.recorder.pushed] == [default_texts().get("wechat_handler_error")]
+    assert h.recorder.pushed == []  # no apology: WeChat will not resend it, the replay job will
+    assert list(h.recorder.kept) == ["msg:403"]
+    assert any("handled again later" in r.getMessage() for r in caplog.records)
 
 
-async def test_push_late_failure_is_logged_not_raised(harness_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
+async def test_late_message_that_cannot_be_kept_is_503_and_run_again_on_the_retry(
+        harness_factory: Callable[..., Any]) -> None:
+    h = await harness_factory(reply_deadline=0.01)
+    h.recorder.keep_fails = True
+    xml = text_xml(CITIZEN, ACCOUNT, "slow boom", msg_id=405)
+    assert (await h.post(xml))[0] == 503  # not kept: WeChat must send it again
+    h.recorder.gate.set()
+    await h.webhook.drain(timeout=30)
+    h.recorder.keep_fails = False
+    assert (await h.post(xml))[0] == 200  # the failed run dropped its claim: run again
+    await h.webhook.drain(timeout=30)
+    assert len(h.recorder.handled) == 2
+
+
+async def test_late_reply_that_cannot_be_stored_is_logged_not_raised(
+        harness_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture) -> None:
     h = await harness_factory(reply_deadline=0.01)
 
-    async def failing_push(inbound: Inbound, text: str) -> None:
-        raise ConnectionError("gateway down")
+    async def failing_answered(inbound: Inbound, reply: str | None) -> None:
+        raise StoreUnavailable("database down")
 
-    h.webhook._push_late = failing_push
+    h.recorder.answered = failing_answered  # type: ignore[method-assign]
     assert await h.post(text_xml(CITIZEN, ACCOUNT, "slow", msg_id=404)) == (200, "success")
     h.recorder.gate.set()
     await h.webhook.drain(timeout=30)
-    assert any("push_late failed" in r.getMessage() for r in caplog.records)
+    assert any("late reply" in r.getMessage() and "not stored" in r.getMessage() for r in caplog.records)
+    assert list(h.recorder.kept) == ["msg:404"]  # still kept: the replay answers it
     assert CITIZEN not in caplog.text
 
 
