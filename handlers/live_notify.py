@@ -27,6 +27,7 @@ from bot.core.events import (
 from bot.core.outbound import OutboxMessage
 from bot.core.ports import LiveFeed, UnitOfWork
 from bot.texts import Texts
+from handlers import live_followers
 from handlers.bus import MessageBus
 from bot.core.wechat_fields import fit_all
 from handlers.notify import RELAY_MAX_BYTES, field_time, shorten
@@ -99,6 +100,7 @@ async def publish_end(feed: LiveFeed, event: LiveSessionEnded) -> None:
 
 
 def register(bus: MessageBus, texts: Texts, feed: LiveFeed) -> None:
+    live_followers.register(bus, texts)
     bus.subscribe(LiveQuestionAnswered, partial(on_answered, texts))
     bus.subscribe(LiveQuestionHidden, partial(on_hidden, texts))
     bus.subscribe(LiveFollowUpFiled, partial(on_follow_up_filed, texts))
