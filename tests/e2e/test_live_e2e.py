@@ -182,3 +182,38 @@ async def test_an_answer_goes_back_by_the_way_every_push_takes(stack, way) -> No
         await stack.delivered()
         texts = stack.pushes("oWay")
         assert len(texts) == 1 and "明天就修" in texts[0] and "下个月清淤" in texts[0]
+
+
+async def test_the_other_askers_of_a_merged_question_follow_its_ticket(stack) -> None:
+    """Through /wechat and the API: two askers of one question, merged, the session ended: each is told
+    the ticket number once, the second sees it in 我的诉求 and by「#编号」 and hears when staff hand it
+    to another deputy; a third citizen cannot see it."""
+    tokens = await _tokens(stack)
+    host = {"Authorization": f"Bearer {tokens['qu']}"}
+    c, services = stack.client, stack.bot.services
+    session = await _session(stack)
+    for openid, text, msg_id in (("oFolA", "江村垃圾站什么时候建好", 9201), ("oFolB", "江村的垃圾站何时建好", 9202)):
+        await stack.send(openid, session.keyword)
+        await stack.send(openid, text, msg_id=msg_id)
+    first, second = await live.questions(services, session.id)
+    base = f"/api/v1/live-sessions/{session.id}"
+    async with c.post(f"{base}/questions/{second.id}/merge", json={"into": first.id}, headers=host) as r:
+        assert r.status == 200, await r.text()
+    async with c.post(f"{base}/end", headers=host) as r:
+        assert r.status == 200 and (await r.json())["summary"]["tickets"] == 1
+    await stack.delivered()
+    number = (await live.questions(services, session.id))[0].ticket_number
+    for openid in ("oFolA", "oFolB"):
+        notices = [t for t in stack.pushes(openid) if "已转为工单" in t]
+        assert len(notices) == 1 and f"#{number}" in notices[0], openid
+    assert f"#{number}" in await stack.send("oFolB", "我的诉求")
+    assert f"#{number}" not in (await stack.send("oFolC", "我的诉求") or "")
+    async with c.post(f"/api/v1/tickets/{number}/assign", json={"deputy_code": "D002"}, headers=host) as r:
+        assert r.status == 200, await r.text()
+    await stack.delivered()
+    to_b = [t for t in stack.pushes("oFolB") if "测试代表乙" in t]
+    assert len(to_b) == 1 and f"#{number}" in to_b[0] and "也问过" in to_b[0]
+    assert any("测试代表乙" in t for t in stack.pushes("oFolA"))
+    timeline = await stack.send("oFolB", f"#{number}")
+    assert "江村垃圾站" in timeline and "测试代表乙" in timeline
+    assert "江村垃圾站" not in (await stack.send("oFolC", f"#{number}") or "")
