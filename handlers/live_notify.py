@@ -4,8 +4,8 @@
   message while their window is open (they wrote minutes ago), else the template message
   ZTC_TEMPLATE_ID_LIVE or the 订阅通知 ZTC_SUBSCRIBE_ID_LIVE the asker accepted, else held until
   they write. Once the window's 5 messages are used up (or it closed) and nothing else reaches
-  them, later live messages join the held one: the citizen gets one message when they next write,
-  not a queue beyond the 5-message window. Template/订阅通知 fields: thing1 = the session's title,
+  them, the live messages held meanwhile are digests (Purpose.DIGEST): joined into one message when
+  they next write (handlers/held.py), not a queue that uses up the new window. Template/订阅通知 fields: thing1 = the session's title,
   thing2 = the question, thing3 = what happened (the answer…), time4 = when;
 - a hidden question: its askers are told politely it will be handled after the stream;
 - the follow-up filing: each asker gets their ticket numbers in one message;
@@ -26,11 +26,12 @@ from bot.core.events import (
 )
 from bot.core.outbound import OutboxMessage
 from bot.core.ports import LiveFeed, UnitOfWork
+from bot.core.reach import Purpose
 from bot.texts import Texts
 from handlers import live_followers
 from handlers.bus import MessageBus
 from bot.core.wechat_fields import fit_all
-from handlers.notify import RELAY_MAX_BYTES, field_time, shorten
+from handlers.notify import field_time, shorten
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +44,10 @@ def live_data(title: str, question: str, what: str, at: datetime) -> dict[str, s
     return fit_all({"thing1": title, "thing2": question, "thing3": what, "time4": field_time(at)})
 
 
-async def _push(uow: UnitOfWork, texts: Texts, openid: str, text: str, data: dict[str, str], at: datetime) -> None:
-    """Add the message, or join it to a held live message of the same citizen when it fits (its
-    template fields then say how many messages wait)."""
-    for held in reversed(list(await uow.outbox.held_for(openid))):
-        joined = held.text + "\n\n" + text
-        if held.template_key == LIVE and len(joined.encode("utf-8")) <= RELAY_MAX_BYTES:
-            count = joined.count("\n\n") + 1
-            held.text = joined
-            held.template_data = live_data(data["thing1"], texts.get("live_field_several", count=count),
-                                           texts.get("live_field_open_chat"), at)
-            await uow.outbox.save(held)
-            return
-        break
+async def _push(uow: UnitOfWork, openid: str, text: str, data: dict[str, str], at: datetime) -> None:
+    """A digest: held ones are joined into one message when released (handlers/held.py)."""
     await uow.outbox.add(OutboxMessage(recipient_openid=openid, text=text, template_key=LIVE,
-                                       template_data=data, created_at=at))
+                                       template_data=data, created_at=at, purpose=Purpose.DIGEST))
 
 
 async def on_answered(texts: Texts, event: LiveQuestionAnswered, uow: UnitOfWork) -> None:
@@ -67,7 +57,7 @@ async def on_answered(texts: Texts, event: LiveQuestionAnswered, uow: UnitOfWork
     quoted = shorten(question.text, QUESTION_SHOWN) if question else ""
     data = live_data(title, quoted, texts.get("live_field_answer", answer=event.text), event.at)
     for openid in event.askers:
-        await _push(uow, texts, openid, texts.get("live_answer_push", title=title, question=quoted, answer=event.text),
+        await _push(uow, openid, texts.get("live_answer_push", title=title, question=quoted, answer=event.text),
                     data, event.at)
 
 
@@ -77,7 +67,7 @@ async def on_hidden(texts: Texts, event: LiveQuestionHidden, uow: UnitOfWork) ->
     quoted = shorten(question.text, QUESTION_SHOWN) if question else ""
     data = live_data(session.title if session else "", quoted, texts.get("live_field_hidden"), event.at)
     for openid in event.askers:
-        await _push(uow, texts, openid, texts.get("live_hidden_push", question=quoted), data, event.at)
+        await _push(uow, openid, texts.get("live_hidden_push", question=quoted), data, event.at)
 
 
 async def on_follow_up_filed(texts: Texts, event: LiveFollowUpFiled, uow: UnitOfWork) -> None:
@@ -88,7 +78,8 @@ async def on_follow_up_filed(texts: Texts, event: LiveFollowUpFiled, uow: UnitOf
             text=texts.get("live_tickets_push", title=event.title, count=len(numbers), numbers=listed,
                            first=numbers[0]),
             template_data=live_data(event.title, texts.get("live_field_tickets_subject", count=len(numbers)),
-                                    texts.get("live_field_tickets", numbers=listed), event.at)))
+                                    texts.get("live_field_tickets", numbers=listed), event.at),
+            purpose=Purpose.DIGEST))
 
 
 async def publish_change(feed: LiveFeed, event: LiveQuestionChanged) -> None:

@@ -195,10 +195,16 @@ async def test_answers_held_outside_the_window_are_coalesced_into_one_message(ri
     gateway = RecordingGateway()
     await delivery.deliver_due(services, gateway)  # they never wrote to us here: no window, held
     await live.act(services, session.id, q2.id, HostAction("answer", "host", text="明天修"))
+    await delivery.deliver_due(services, gateway)
     mine = [m for m in await outbox(services) if m.recipient_openid == CITIZEN]
-    assert len(mine) == 1 and mine[0].status == "held"
-    assert "年底前" in mine[0].text and "明天修" in mine[0].text
-    assert gateway.to(CITIZEN) == []
+    assert [m.status for m in mine] == ["held", "held"] and gateway.to(CITIZEN) == []
+    assert await delivery.record_inbound(services, CITIZEN) == 1  # they write: one message, both answers
+    await delivery.deliver_due(services, gateway)
+    sent = gateway.to(CITIZEN)
+    assert len(sent) == 1 and "年底前" in sent[0].text and "明天修" in sent[0].text
+    async with services.uow() as uow:
+        joined = [m for m in await uow.outbox.list(("dropped",)) if m.recipient_openid == CITIZEN]
+    assert len(joined) == 1 and joined[0].last_error == f"joined into outbox {mine[0].id}"
 
 
 async def test_every_asker_of_a_merged_question_follows_its_ticket(rig) -> None:
