@@ -5,8 +5,9 @@
   ZTC_TEMPLATE_ID_LIVE or the 订阅通知 ZTC_SUBSCRIBE_ID_LIVE the asker accepted, else held until
   they write. Once the window's 5 messages are used up (or it closed) and nothing else reaches
   them, the live messages held meanwhile are digests (Purpose.DIGEST): joined into one message when
-  they next write (handlers/held.py), not a queue that uses up the new window. Template/订阅通知 fields: thing1 = the session's title,
-  thing2 = the question, thing3 = what happened (the answer…), time4 = when;
+  they next write (handlers/held.py), not a queue that uses up the new window. Template/订阅通知
+  fields: thing1 = the session's title, thing2 = the question, thing3 = what happened (the
+  answer…), time4 = when;
 - a hidden question: its askers are told politely it will be handled after the stream;
 - the follow-up filing: each asker gets their ticket numbers in one message;
 - after each commit, every new or changed question goes to the host screens (the LiveFeed)."""
@@ -28,9 +29,9 @@ from bot.core.outbound import OutboxMessage
 from bot.core.ports import LiveFeed, UnitOfWork
 from bot.core.reach import Purpose
 from bot.texts import Texts
+from bot.core.wechat_fields import fit_all
 from handlers import live_followers
 from handlers.bus import MessageBus
-from bot.core.wechat_fields import fit_all
 from handlers.notify import field_time, shorten
 
 log = logging.getLogger(__name__)
@@ -73,13 +74,9 @@ async def on_hidden(texts: Texts, event: LiveQuestionHidden, uow: UnitOfWork) ->
 async def on_follow_up_filed(texts: Texts, event: LiveFollowUpFiled, uow: UnitOfWork) -> None:
     for openid, numbers in event.numbers:
         listed = "、".join(f"#{n}" for n in numbers)
-        await uow.outbox.add(OutboxMessage(
-            recipient_openid=openid, created_at=event.at, template_key=LIVE,
-            text=texts.get("live_tickets_push", title=event.title, count=len(numbers), numbers=listed,
-                           first=numbers[0]),
-            template_data=live_data(event.title, texts.get("live_field_tickets_subject", count=len(numbers)),
-                                    texts.get("live_field_tickets", numbers=listed), event.at),
-            purpose=Purpose.DIGEST))
+        text = texts.get("live_tickets_push", title=event.title, count=len(numbers), numbers=listed, first=numbers[0])
+        await _push(uow, openid, text, live_data(event.title, texts.get("live_field_tickets_subject", count=len(numbers)),
+                                                 texts.get("live_field_tickets", numbers=listed), event.at), event.at)
 
 
 async def publish_change(feed: LiveFeed, event: LiveQuestionChanged) -> None:
