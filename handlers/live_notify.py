@@ -28,8 +28,8 @@ from bot.core.events import (
 from bot.core.outbound import OutboxMessage
 from bot.core.ports import LiveFeed, UnitOfWork
 from bot.core.reach import Purpose
-from bot.texts import Texts
 from bot.core.wechat_fields import fit_all
+from bot.texts import Texts
 from handlers import live_followers
 from handlers.bus import MessageBus
 from handlers.notify import field_time, shorten
