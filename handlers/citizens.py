@@ -204,6 +204,8 @@ async def _add_note(services: Services, openid: str, number: int, text: str, now
     texts = services.texts
     async with services.uow() as uow:
         ticket = await uow.tickets.get(number)
+        if ticket is not None and ticket.citizen_openid != openid and openid in await uow.live.followers(number):
+            return texts.get("live_follow_no_note", number=number)  # the filer's ticket: they can only follow it
         if ticket is None or ticket.citizen_openid != openid:
             return texts.get("citizen_ticket_not_found", number=number)
         try:

@@ -235,6 +235,8 @@ async def test_every_asker_of_a_merged_question_follows_its_ticket(rig) -> None:
     assert f"#{number}" not in await citizens.my_tickets_text(services, "oStranger")
 
     await citizens.add_citizen_note(services, CITIZEN, number, "我家电话13912345678，随时联系")
+    refused = await citizens.add_citizen_note(services, CITIZEN_2, number, "我也要补充")
+    assert f"#{number}" in refused and "我也要补充" not in await citizens.ticket_timeline_text(services, CITIZEN, number)
     before = len(await outbox(services))
     await handle_deputy_message(services, deputy, f"#{number} 下周开工，月底建好")
     news = (await outbox(services))[before:]
