@@ -104,6 +104,20 @@ async def run(args: argparse.Namespace) -> None:
         server.wait()
         log_file.close()
         await drop_store(args.store)
+    log_summary(log_path)
+
+
+LOG_SIGNS = {"past the reply deadline (success, kept in the late journal)": "past the",
+             "handler failures": "wechat handler failed", "late replays failed again": "failed again",
+             "late messages given up": "given up", "not kept past the deadline": "not kept",
+             "store unavailable (503)": "a store is unavailable"}
+
+
+def log_summary(path: Path) -> None:
+    """What the server's log says happened to messages (how many of each kind of line)."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    counts = {label: sum(sign in line for line in lines) for label, sign in LOG_SIGNS.items()}
+    print("server log: " + ", ".join(f"{label}: {n}" for label, n in counts.items()))
 
 
 async def drive(args: argparse.Namespace, port: int, info: dict) -> None:
