@@ -4,7 +4,8 @@ later), while a host listens on the session's event stream (the API's SSE).
 
 The bot runs in its own process (as in production), on SQLite + in-process stores or, with
 `--store postgres`, on PostgreSQL + Redis (a database and key prefix of its own, removed after).
-Prints: questions sent and stored (none lost, none doubled, checked through the API), retries, the
+Prints: questions sent and stored (none lost, none doubled, checked through the API; a lost one by
+its MsgId, the server's log kept in /tmp/bench_live_<store>.log to say why), retries, the
 passive replies' p50/p99, and the time from sending a question to the host's stream receiving it
 (p50/p99/max). Not a test: numbers depend on the machine.
 
@@ -47,7 +48,8 @@ async def serve(port: int, store: str) -> None:
     from bot.core.live import LiveSession
     from handlers import live
 
-    bot = await start_bot(store, logging.WARNING)
+    bot = await start_bot(store, logging.INFO)  # the webhook's late/retry/failed lines, to explain a loss
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     async with bot.services.uow() as uow:
         station = (await uow.stations.list())[0].code
     now = bot.clock.now()
@@ -89,15 +91,33 @@ async def run(args: argparse.Namespace) -> None:
     port = free_port()
     await create_store(args.store)
     env = {**os.environ, "ZTC_BENCH_RUN": bench_name().rsplit("_", 1)[-1]}
+    log_path = Path(args.log or f"/tmp/bench_live_{args.store}.log")
+    log_file = log_path.open("w")
+    print(f"server log (INFO and above): {log_path}", flush=True)
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--store", args.store],
-                              stdout=subprocess.PIPE, env=env, text=True)
+                              stdout=subprocess.PIPE, stderr=log_file, env=env, text=True)
     try:
         info = json.loads(await asyncio.to_thread(server.stdout.readline))  # type: ignore[union-attr]
         await drive(args, port, info)
     finally:
         server.terminate()
         server.wait()
+        log_file.close()
         await drop_store(args.store)
+    log_summary(log_path)
+
+
+LOG_SIGNS = {"past the reply deadline (success, kept in the late journal)": "past the",
+             "handler failures": "wechat handler failed", "late replays failed again": "failed again",
+             "late messages given up": "given up", "not kept past the deadline": "not kept",
+             "store unavailable (503)": "a store is unavailable"}
+
+
+def log_summary(path: Path) -> None:
+    """What the server's log says happened to messages (how many of each kind of line)."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    counts = {label: sum(sign in line for line in lines) for label, sign in LOG_SIGNS.items()}
+    print("server log: " + ", ".join(f"{label}: {n}" for label, n in counts.items()))
 
 
 async def drive(args: argparse.Namespace, port: int, info: dict) -> None:
@@ -110,6 +130,7 @@ async def drive(args: argparse.Namespace, port: int, info: dict) -> None:
     duration = args.minutes * 60 * args.scale
     sent: dict[str, float] = {}
     replies: list[float] = []
+    posts = 0
     retries = 0
     arrived: dict[str, list[float]] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
@@ -119,6 +140,8 @@ async def drive(args: argparse.Namespace, port: int, info: dict) -> None:
         await asyncio.wait_for(ready.wait(), 30)
 
         async def post(query: str, body: bytes) -> str:
+            nonlocal posts
+            posts += 1
             started = time.perf_counter()
             async with http.post(f"{base}/wechat?{query}", data=body) as r:
                 text = await r.text()
@@ -167,7 +190,7 @@ async def drive(args: argparse.Namespace, port: int, info: dict) -> None:
             stored = now_stored
         await asyncio.sleep(1)
         listener.cancel()
-    report(args, questions, sent, arrived, stored, replies, retries, elapsed)
+    report(args, questions, sent, arrived, stored, replies, retries, posts, elapsed)
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -175,15 +198,19 @@ def _pct(values: list[float], p: float) -> float:
 
 
 def report(args: argparse.Namespace, questions: list, sent: dict[str, float], arrived: dict[str, list[float]],
-           stored: list[str], replies: list[float], retries: int, elapsed: float) -> None:
+           stored: list[str], replies: list[float], retries: int, posts: int, elapsed: float) -> None:
     texts = [t for _, t, _ in questions]
-    lost = [t for t in texts if t not in stored]
+    kept = set(stored)
+    lost = [(o, t, m) for o, t, m in questions if t not in kept]
     doubled = len(stored) - len(set(stored))
     on_screen = [arrived[t][0] - sent[t] for t in texts if t in arrived]
     doubled_on_screen = sum(1 for t in texts if len(arrived.get(t, ())) > 1)
     print(f"store: {args.store}; {len(texts)} questions from {len(set(o for o, _, _ in questions))} users "
           f"in {elapsed:.1f} s (10 min scaled by {args.scale}), {retries} retried by 'WeChat'")
+    print(f"sent: {len(sent)} questions ({posts} POSTs to /wechat: joins and retries included)")
     print(f"stored: {len(stored)}  lost (not stored once the server was quiet for 15 s): {len(lost)}  doubled: {doubled}")
+    for openid, text, msg_id in lost[:20]:
+        print(f"  lost: MsgId {msg_id} from …{openid[-5:]}: {text}")
     print(f"host stream: received {len(on_screen)}  missing {len(texts) - len(on_screen)}  "
           f"doubled {doubled_on_screen}")
     print(f"passive reply: p50 {statistics.median(replies) * 1000:.0f} ms  p99 {_pct(replies, .99) * 1000:.0f} ms")
@@ -200,6 +227,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="the 10 minutes compressed by this factor")
     parser.add_argument("--retries", type=float, default=0.2, help="share of questions WeChat sends again")
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--log", help="where the server's log goes (default /tmp/bench_live_<store>.log)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # (fields: handlers/reception_notices.py RECEPTION_FIELDS); its followers with a send of it left
     # get announcements this way, no mass message used
     subscribe_id_reception: str = ""
+    # to a citizen who asked in a 云直播: the host's answer / a hidden question / the follow-up ticket
+    # (fields thing1 = session title, thing2 = question, thing3 = what happened, time4 = when)
+    template_id_live: str = ""
+    subscribe_id_live: str = ""
     # the deputy's read-only ticket page (bot/ticket_page.py): links signed with this ("" = derived
     # from the WeChat secret and token), valid this many days; the address deputies open them at
     ticket_link_secret: str = ""

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 LIST_LIMIT = 10  # a chat bubble, not a report: the newest ten
 # WeChat cuts a passive reply at 2048 bytes (~680 Chinese characters): keep timelines short
 TIMELINE_ENTRIES_MAX = 8
+# the filer's own entries, not shown to those who follow the ticket (handlers/live_followers.py)
+FILERS_OWN = frozenset({TimelineKind.CITIZEN_NOTE, TimelineKind.RATED, TimelineKind.STATION_MESSAGE})
 ENTRY_TEXT_MAX = 80
 
 
@@ -116,7 +118,12 @@ def _status(services: Services, ticket: Ticket) -> str:
 async def my_tickets_text(services: Services, openid: str) -> str:
     texts = services.texts
     async with services.uow() as uow:
-        tickets = sorted(await uow.tickets.list_for_citizen(openid), key=lambda t: t.number, reverse=True)
+        tickets = list(await uow.tickets.list_for_citizen(openid))
+        for number in await uow.live.followed_by(openid):  # a live question they asked too
+            followed = await uow.tickets.get(number)
+            if followed is not None and followed.citizen_openid != openid:
+                tickets.append(followed)
+    tickets.sort(key=lambda t: t.number, reverse=True)
     if not tickets:
         return texts.get("citizen_no_tickets")
     lines = [texts.get("citizen_tickets_header", count=len(tickets))]
@@ -138,11 +145,13 @@ def _when(services: Services, at: datetime) -> str:
 
 
 async def ticket_timeline_text(services: Services, openid: str, number: int) -> str:
-    """One ticket's history, only for the citizen who filed it (others get 'not found')."""
+    """One ticket's history, only for the citizen who filed it and those who follow it (the other
+    askers of a merged live question: they do not see the filer's own entries); others get 'not found'."""
     texts = services.texts
     async with services.uow() as uow:
         ticket = await uow.tickets.get(number)
-        if ticket is None or ticket.citizen_openid != openid:
+        follower = ticket is not None and ticket.citizen_openid != openid and openid in await uow.live.followers(number)
+        if ticket is None or (ticket.citizen_openid != openid and not follower):
             return texts.get("citizen_ticket_not_found", number=number)
         codes = {e.actor for e in ticket.timeline}
         codes |= {e.text for e in ticket.timeline if e.kind is TimelineKind.TRANSFERRED}
@@ -168,12 +177,12 @@ async def ticket_timeline_text(services: Services, openid: str, number: int) -> 
         name = names.get(code)
         return texts.get("citizen_deputy_label", name=name) if name else texts.get("citizen_deputy_fallback")
 
-    shown = [e for e in ticket.timeline if e.kind in templates]
+    shown = [e for e in ticket.timeline if e.kind in templates and not (follower and e.kind in FILERS_OWN)]
     for entry in shown[-TIMELINE_ENTRIES_MAX:]:
         deputy = label(entry.text if entry.kind is TimelineKind.TRANSFERRED else entry.actor)
         what = str(templates[entry.kind]).format(deputy=deputy, text=shorten(entry.text, ENTRY_TEXT_MAX))
         lines.append(texts.get("citizen_timeline_line", when=_when(services, entry.at), what=what))
-    if ticket.status is TicketStatus.RESOLVED and ticket.rating is None:
+    if ticket.status is TicketStatus.RESOLVED and ticket.rating is None and not follower:
         lines.append(texts.get("citizen_timeline_rate_hint"))
     return "\n".join(lines)
 
@@ -195,6 +204,8 @@ async def _add_note(services: Services, openid: str, number: int, text: str, now
     texts = services.texts
     async with services.uow() as uow:
         ticket = await uow.tickets.get(number)
+        if ticket is not None and ticket.citizen_openid != openid and openid in await uow.live.followers(number):
+            return texts.get("live_follow_no_note", number=number)  # the filer's ticket: they can only follow it
         if ticket is None or ticket.citizen_openid != openid:
             return texts.get("citizen_ticket_not_found", number=number)
         try:

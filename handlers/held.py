@@ -1,5 +1,10 @@
 """Held messages: kept until their recipient writes again (or follows/scans/clicks), then
-released to delivery. Also where a user's contact opens the windows (handlers/channels.py)."""
+released to delivery. Also where a user's contact opens the windows (handlers/channels.py).
+
+Held digests (Purpose.DIGEST, e.g. 云直播 answers that came after the window's 5 messages were used)
+of one template key are joined into one message when released, while it fits one WeChat message:
+the citizen gets one message, not a queue that uses up the new window; the others are `dropped`
+with "joined into outbox <id>" (`zhitongche outbox` shows it)."""
 from __future__ import annotations
 
 import logging
@@ -8,12 +13,16 @@ from bot.core import keys
 from bot.core.outbound import OutboxMessage, OutboxStatus
 from bot.core.people import Citizen
 from bot.core.privacy import mask_openid
+from bot.core.reach import Purpose
 from handlers.channels import BURST_WINDOW, CS_WINDOW, open_window, window_value
 from handlers.services import Services
 
 log = logging.getLogger(__name__)
 
 BURST_EVENTS = frozenset({"subscribe", "scan", "click"})
+DIGEST_MAX_BYTES = 1800  # one customer-service text (WeChat: 2048 bytes) with room to spare
+DIGEST_SEPARATOR = "\n\n"
+JOINED = "joined into outbox "
 
 
 async def record_inbound(services: Services, openid: str, *, event: str = "", kick: bool = True) -> int:
@@ -51,7 +60,10 @@ async def release_held(services: Services, openid: str, *, kick: bool = True) ->
     """Held messages for this user become pending again; returns how many."""
     await services.kv.delete(keys.held_mark(openid))  # first: a message held meanwhile marks it again
     async with services.uow() as uow:
-        held = await uow.outbox.held_for(openid)
+        held = list(await uow.outbox.held_for(openid))
+        for message in join_digests(held):
+            await uow.outbox.save(message)
+        held = [m for m in held if m.status is OutboxStatus.HELD]
         for message in held:
             message.status = OutboxStatus.PENDING
             message.next_attempt_at = None
@@ -62,6 +74,26 @@ async def release_held(services: Services, openid: str, *, kick: bool = True) ->
         if kick:
             services.kick_delivery()
     return len(held)
+
+
+def join_digests(held: list[OutboxMessage]) -> list[OutboxMessage]:
+    """Consecutive digests of one template key (oldest first) join the first of them while the text
+    fits; returns the messages changed (the first ones' text, the joined ones dropped)."""
+    changed: list[OutboxMessage] = []
+    into: OutboxMessage | None = None
+    for message in held:
+        if message.purpose != Purpose.DIGEST:
+            into = None
+            continue
+        text = into.text + DIGEST_SEPARATOR + message.text if into is not None else ""
+        if into is not None and into.template_key == message.template_key and \
+                len(text.encode("utf-8")) <= DIGEST_MAX_BYTES:
+            into.text = text
+            message.status, message.last_error, message.next_attempt_at = OutboxStatus.DROPPED, f"{JOINED}{into.id}", None
+            changed += [m for m in (into, message) if m not in changed]
+        else:
+            into = message
+    return changed
 
 
 async def release_reachable(services: Services) -> int:

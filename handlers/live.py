@@ -327,6 +327,8 @@ async def _file_one(services: Services, question: LiveQuestion) -> bool:
                                 details=f"{fresh.text}\n{details}", qr_station_code=session.station_code)
             ticket, assigner = await tickets.file_in(uow, services, draft, now)
             fresh.ticket_number = ticket.number
+            # the other askers of a merged question follow the ticket (handlers/live_followers.py)
+            await uow.live.add_followers(ticket.number, [o for o in fresh.askers if o != fresh.asker_openid])
             await uow.live.save_question(fresh)
             await uow.commit()
         await assigner.remember()

@@ -76,7 +76,8 @@ def shorten(text: str, limit: int = LINE_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _when(at: datetime) -> str:
+def field_time(at: datetime) -> str:
+    """A time4/time5 template field: 2026年12月1日 10:00."""
     return f"{at.year}年{at.month}月{at.day}日 {at:%H:%M}"
 
 
@@ -90,7 +91,7 @@ def status_message(texts: Texts, ticket: Ticket, text: str, status_key: str, at:
             "character_string1": f"#{ticket.number}",
             "thing2": texts.get(f"notify_status_{status_key}"),
             "thing3": ticket.summary,
-            "time4": _when(at),
+            "time4": field_time(at),
         }),
         created_at=at,
         purpose=Purpose.STATUS,
@@ -147,7 +148,7 @@ def _assignment_data(ticket: Ticket, at: datetime, *, contact: bool = True) -> d
         "thing2": ticket.category,
         "thing3": ticket.place,
         "thing4": ticket.summary,
-        "time5": _when(at),
+        "time5": field_time(at),
     }
     if contact and ticket.share_contact and ticket.phone:
         data["phone_number6"] = ticket.phone

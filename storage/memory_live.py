@@ -14,8 +14,10 @@ from bot.core.ports import ConcurrentUpdate
 
 
 class MemoryLiveRepository:
-    def __init__(self, sessions: Any, questions: Any, committed: Any, ids: Callable[[], int]) -> None:
+    def __init__(self, sessions: Any, questions: Any, committed: Any, ids: Callable[[], int],
+                 followers: Any) -> None:
         self._sessions = sessions
+        self._followers = followers  # ticket number -> (ticket number, the openids following it)
         self._questions = questions
         self._committed = committed  # the questions table: versions as other units of work committed them
         self._ids = ids
@@ -95,6 +97,16 @@ class MemoryLiveRepository:
         found = [q for q in self._questions.values() if q.session_id == session_id and q.asker_openid == openid]
         return self._out(max(found, key=lambda q: q.id or 0, default=None))
 
+    async def add_followers(self, ticket_number: int, openids: Sequence[str]) -> None:
+        known = await self.followers(ticket_number)
+        self._followers.put(ticket_number, (ticket_number, tuple(dict.fromkeys((*known, *openids)))))
+
+    async def followers(self, ticket_number: int) -> Sequence[str]:
+        return list((self._followers.get(ticket_number) or (0, ()))[1])
+
+    async def followed_by(self, openid: str) -> Sequence[int]:
+        return sorted(number for number, openids in self._followers.values() if openid in openids)
+
     def check_versions(self) -> None:
         """At commit: another unit of work may have committed a question we saved."""
         for question_id, version in self._read.items():
@@ -128,5 +140,6 @@ def attach_live_repository(uow: Any, db: Any, stage: Callable[[Any], Any]) -> No
 
     if not hasattr(db, "live_sessions"):
         db.live_sessions, db.live_questions, db.live_ids = Table(), Table(), itertools.count(1)
+        db.live_followers = Table()
     uow.live = MemoryLiveRepository(stage(db.live_sessions), stage(db.live_questions), db.live_questions,
-                                    lambda: next(db.live_ids))
+                                    lambda: next(db.live_ids), stage(db.live_followers))

@@ -1,4 +1,5 @@
-"""SQL tables and repository of live-stream sessions and their questions (storage/memory_live.py
+"""SQL tables and repository of live-stream sessions, their questions and the citizens who follow a
+merged question's ticket (storage/memory_live.py
 has the same semantics). A question's save is an UPDATE … WHERE version = the one read: two hosts
 changing one question at once cannot both win (ConcurrentUpdate for the second)."""
 from __future__ import annotations
@@ -33,6 +34,16 @@ class LiveSessionRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     ended_by: Mapped[str] = mapped_column(String(64), default="")
     filed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LiveTicketFollowerRow(Base):
+    """A citizen who follows a ticket filed for another asker of the same (merged) live question."""
+
+    __tablename__ = "live_ticket_followers"
+
+    ticket_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    openid: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class LiveQuestionRow(Base):
@@ -176,6 +187,21 @@ class SqlLiveRepository:
                                           LiveQuestionRow.asker_openid == openid)
             .order_by(LiveQuestionRow.id.desc()).limit(1).execution_options(populate_existing=True))
         return self._out(_question_of(row)) if row else None
+
+    async def add_followers(self, ticket_number: int, openids: Sequence[str]) -> None:
+        known = set(await self.followers(ticket_number))
+        for position, openid in enumerate(dict.fromkeys(openids), start=len(known)):
+            if openid not in known:
+                self._s.add(LiveTicketFollowerRow(ticket_number=ticket_number, openid=openid, position=position))
+        await self._s.flush()
+
+    async def followers(self, ticket_number: int) -> Sequence[str]:
+        query = select(LiveTicketFollowerRow.openid).where(LiveTicketFollowerRow.ticket_number == ticket_number)
+        return list(await self._s.scalars(query.order_by(LiveTicketFollowerRow.position)))
+
+    async def followed_by(self, openid: str) -> Sequence[int]:
+        query = select(LiveTicketFollowerRow.ticket_number).where(LiveTicketFollowerRow.openid == openid)
+        return list(await self._s.scalars(query.order_by(LiveTicketFollowerRow.ticket_number)))
 
     def take_events(self) -> list[Event]:
         return take_live_events(self.handed_out)

@@ -309,6 +309,16 @@ class LiveRepository(Protocol):
         """Every question of the session, oldest first."""
         ...
     async def last_question(self, session_id: int, openid: str) -> LiveQuestion | None: ...
+    async def add_followers(self, ticket_number: int, openids: Sequence[str]) -> None:
+        """These citizens follow the ticket (askers of a merged live question besides its filer);
+        adding one again changes nothing."""
+        ...
+    async def followers(self, ticket_number: int) -> Sequence[str]:
+        """Who follows the ticket, in the order they were added."""
+        ...
+    async def followed_by(self, openid: str) -> Sequence[int]:
+        """The tickets this citizen follows, lowest number first."""
+        ...
 
 
 class LiveSubscription(Protocol):

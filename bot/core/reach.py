@@ -73,6 +73,7 @@ class Purpose(StrEnum):
     QUEUE = "queue"  # to a station's deputy: a ticket waits for the next shift
     NOTE = "note"  # a citizen's words to the ticket's deputy
     STATUS = "status"  # to the citizen: news of their ticket (always still true as history)
+    DIGEST = "digest"  # may be joined with the recipient's next held digests when released (云直播 answers)
 
 
 def stale_reason(purpose: str, ticket: Ticket | None, recipient_deputy: str | None) -> str | None:

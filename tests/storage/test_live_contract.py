@@ -73,3 +73,18 @@ async def test_the_filing_is_claimed_once(uow_factory) -> None:
     async with uow_factory() as uow:
         assert not await uow.live.claim_filing(session.id, T0)
         assert await uow.live.unfiled(T0 + timedelta(hours=3)) == []
+
+
+async def test_ticket_followers(uow_factory) -> None:
+    async with uow_factory() as uow:
+        await uow.live.add_followers(41, ["oB", "oC"])
+        await uow.live.add_followers(41, ["oC", "oD"])  # oC again: no second row
+        await uow.live.add_followers(7, ["oC"])
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.live.add_followers(41, ["oE"])  # not committed: gone
+    async with uow_factory() as uow:
+        assert list(await uow.live.followers(41)) == ["oB", "oC", "oD"]
+        assert list(await uow.live.followers(8)) == []
+        assert list(await uow.live.followed_by("oC")) == [7, 41]
+        assert list(await uow.live.followed_by("oA")) == []

@@ -195,7 +195,60 @@ async def test_answers_held_outside_the_window_are_coalesced_into_one_message(ri
     gateway = RecordingGateway()
     await delivery.deliver_due(services, gateway)  # they never wrote to us here: no window, held
     await live.act(services, session.id, q2.id, HostAction("answer", "host", text="明天修"))
+    await delivery.deliver_due(services, gateway)
     mine = [m for m in await outbox(services) if m.recipient_openid == CITIZEN]
-    assert len(mine) == 1 and mine[0].status == "held"
-    assert "年底前" in mine[0].text and "明天修" in mine[0].text
-    assert gateway.to(CITIZEN) == []
+    assert [m.status for m in mine] == ["held", "held"] and gateway.to(CITIZEN) == []
+    assert await delivery.record_inbound(services, CITIZEN) == 1  # they write: one message, both answers
+    await delivery.deliver_due(services, gateway)
+    sent = gateway.to(CITIZEN)
+    assert len(sent) == 1 and "年底前" in sent[0].text and "明天修" in sent[0].text
+    async with services.uow() as uow:
+        joined = [m for m in await uow.outbox.list(("dropped",)) if m.recipient_openid == CITIZEN]
+    assert len(joined) == 1 and joined[0].last_error == f"joined into outbox {mine[0].id}"
+
+
+async def test_every_asker_of_a_merged_question_follows_its_ticket(rig) -> None:
+    """The first asker files the ticket; the others follow it: told its number with the filer, see it in
+    我的诉求 and by「#编号」 (without the filer's own notes), and get the deputy's news; a stranger does not."""
+    from bot.core.live import QuestionState
+    from handlers import citizens
+    from handlers.deputies import handle_deputy_message
+    from handlers.live_followers import STATUS_OF
+
+    services, clock, session, d = rig
+    assert all(f"live_follow_{key}" in services.texts for key in STATUS_OF.values())
+    a = await live.ask(services, session.id, CITIZEN, "垃圾站什么时候建好")
+    b = await live.ask(services, session.id, CITIZEN_2, "垃圾站什么时候能建好？")
+    await live.act(services, session.id, b.id, HostAction("merge", "host", into=a.id))
+    await live.end_session(services, session.id, "host")  # at 10:00 on Monday: 东村's deputies are on duty
+    qs = {q.id: q for q in await live.questions(services, session.id)}
+    number = qs[a.id].ticket_number
+    assert qs[b.id].state == QuestionState.MERGED and qs[b.id].ticket_number is None
+    notices = [m for m in await outbox(services) if "已转为工单" in m.text]
+    assert sorted(m.recipient_openid for m in notices) == [CITIZEN, CITIZEN_2]
+    assert all(f"#{number}" in m.text for m in notices)
+    async with services.uow() as uow:
+        ticket = await uow.tickets.get(number)
+        assert ticket.citizen_openid == CITIZEN and list(await uow.live.followers(number)) == [CITIZEN_2]
+        deputy = await uow.deputies.get(ticket.deputy_code)
+    assert f"#{number}" in await citizens.my_tickets_text(services, CITIZEN_2)
+    assert f"#{number}" not in await citizens.my_tickets_text(services, "oStranger")
+
+    await citizens.add_citizen_note(services, CITIZEN, number, "我家电话13912345678，随时联系")
+    refused = await citizens.add_citizen_note(services, CITIZEN_2, number, "我也要补充")
+    assert f"#{number}" in refused and "我也要补充" not in await citizens.ticket_timeline_text(services, CITIZEN, number)
+    before = len(await outbox(services))
+    await handle_deputy_message(services, deputy, f"#{number} 下周开工，月底建好")
+    news = (await outbox(services))[before:]
+    to_follower = [m for m in news if m.recipient_openid == CITIZEN_2]
+    assert len(to_follower) == 1 and "下周开工" in to_follower[0].text and "也问过" in to_follower[0].text
+    assert any(m.recipient_openid == CITIZEN and "下周开工" in m.text for m in news)
+    assert not any("13912345678" in m.text for m in to_follower)
+    await handle_deputy_message(services, deputy, f"办结 #{number} 已经建好")
+    resolved = [m for m in (await outbox(services))[before:] if m.recipient_openid == CITIZEN_2 and "已办结" in m.text]
+    assert len(resolved) == 1 and "已经建好" in resolved[0].text and "打个分" not in resolved[0].text
+
+    timeline = await citizens.ticket_timeline_text(services, CITIZEN_2, number)
+    assert "下周开工" in timeline and "13912345678" not in timeline
+    assert "13912345678" in await citizens.ticket_timeline_text(services, CITIZEN, number)
+    assert "下周开工" not in await citizens.ticket_timeline_text(services, "oStranger", number)
