@@ -47,7 +47,7 @@ from enum import StrEnum
 
 from bot.core import keys
 from bot.core.outbound import Channel, OutboxMessage, OutboxStatus
-from bot.core.ports import StoreUnavailable, WeChatAPIError, WeChatGateway
+from bot.core.ports import LockTimeout, StoreUnavailable, WeChatAPIError, WeChatGateway
 from bot.core.privacy import mask_openid
 from bot.core.reach import Route, stale_reason
 from bot.core.wechat_fields import problems
@@ -77,6 +77,7 @@ STALE = "stale"
 FIELDS_INVALID = "template fields invalid"
 
 SEND_CONCURRENCY = 8  # recipients served at once by one worker
+PUSH_LOCK_WAIT = 1.0  # seconds a pass waits for another one sending to the same user, then leaves it
 
 
 # --- delivery --------------------------------------------------------------------------------------
@@ -103,18 +104,27 @@ async def _deliver_pass(services: Services, gateway: WeChatGateway, limit: int) 
     slots = asyncio.Semaphore(SEND_CONCURRENCY)
     skipped: list[tuple[OutboxMessage, datetime | None]] = []
 
+    async def send_in_order(queue: list[tuple[OutboxMessage, datetime | None]]) -> None:
+        for position, (message, _) in enumerate(queue):
+            if not claim.holds(message):  # the lease ran out and another worker took it
+                return
+            done = await _deliver_one(services, gateway, message)
+            claim.done(message)
+            result.changed += 1
+            if done is _Done.STOPPED:  # the recipient's later messages must not overtake this one
+                skipped.extend(queue[position + 1:])
+                return
+            result.sent += done is _Done.SENT
+
     async def serve(queue: list[tuple[OutboxMessage, datetime | None]]) -> None:
-        async with slots:
-            for position, (message, _) in enumerate(queue):
-                if not claim.holds(message):  # the lease ran out and another worker took it
-                    return
-                done = await _deliver_one(services, gateway, message)
-                claim.done(message)
-                result.changed += 1
-                if done is _Done.STOPPED:  # the recipient's later messages must not overtake this one
-                    skipped.extend(queue[position + 1:])
-                    return
-                result.sent += done is _Done.SENT
+        async with slots, contextlib.AsyncExitStack() as recipient_lock:
+            try:
+                await recipient_lock.enter_async_context(
+                    services.kv.lock(keys.push_lock(queue[0][0].recipient_openid), timeout=PUSH_LOCK_WAIT))
+            except LockTimeout:  # another pass (or worker) is sending to this user: after it
+                skipped.extend(queue)
+                return
+            await send_in_order(queue)
 
     renewing = asyncio.get_running_loop().create_task(claim.keep())
     try:

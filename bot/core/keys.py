@@ -12,6 +12,11 @@ def assign_lock(station_code: str) -> str:
     return f"lock:assign:{station_code}"
 
 
+def push_lock(openid: str) -> str:
+    """One delivery pass at a time sends to a user: their window's count is read, then written."""
+    return f"lock:push:{openid}"
+
+
 def user_lock(openid: str) -> str:
     """Everything for one user runs under this lock before any state is loaded."""
     return f"lock:user:{openid}"

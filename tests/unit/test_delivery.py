@@ -93,6 +93,31 @@ async def test_quota_used_up_and_no_template_holds() -> None:
     assert await statuses(services) == ["sent"] * CS_QUOTA + ["held"]
 
 
+class SlowGateway(RecordingGateway):
+    """WeChat taking its time: each send waits a little, so two passes overlap."""
+
+    async def send_text(self, openid: str, text: str) -> None:
+        await asyncio.sleep(0.02)
+        await super().send_text(openid, text)
+
+
+async def test_two_passes_at_once_never_send_one_user_more_than_the_window_allows() -> None:
+    services, gateway = make_services(), SlowGateway()
+    await record_inbound(services, CITIZEN)
+    for i in range(4):
+        await add(services, f"第{i}条")
+    first = asyncio.create_task(deliver_due(services, gateway))  # claims the four
+    await asyncio.sleep(0.005)
+    for i in range(4, 7):
+        await add(services, f"第{i}条")
+    second = asyncio.create_task(deliver_due(services, gateway))  # claims the three meanwhile
+    await asyncio.gather(first, second)
+    await deliver_due(services, gateway)  # what the second pass left for later
+    texts = [s.text for s in gateway.sent]
+    assert texts == [f"第{i}条" for i in range(CS_QUOTA)]  # five, in order, not seven
+    assert await statuses(services) == ["sent"] * CS_QUOTA + ["held"] * 2
+
+
 async def test_after_48_hours_the_template_is_used() -> None:
     clock = FixedClock()
     services, gateway = make_services(clock, templates=True), RecordingGateway()
