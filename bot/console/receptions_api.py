@@ -90,6 +90,13 @@ async def _body(request: web.Request) -> Any:
         raise BadParam("body", "api_bad_json_object") from None
 
 
+async def _object_body(request: web.Request) -> dict[str, Any]:
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise BadParam("body", "api_bad_json_object")
+    return body
+
+
 def _id(request: web.Request) -> int | None:
     text = request.match_info["id"]
     return int(text) if text.isdigit() and len(text) <= 12 else None
@@ -204,9 +211,7 @@ async def update_reception(request: web.Request) -> web.Response:
     current = await reception_in_scope(deps, account, _id(request))
     if current is None:
         return _not_found(request)
-    body = await _body(request)
-    if not isinstance(body, dict):
-        raise BadParam("body", "api_bad_json_object")
+    body = await _object_body(request)
     if not current.scheduled:
         return _invalid(request, [DomainError("reception_edit_cancelled")], status=409, code="refused")
     try:
@@ -275,9 +280,7 @@ async def record_reception(request: web.Request) -> web.Response:
     reception = await reception_in_scope(deps, account, _id(request))
     if reception is None:
         return _not_found(request)
-    body = await _body(request)
-    if not isinstance(body, dict):
-        raise BadParam("body", "api_bad_json_object")
+    body = await _object_body(request)
     follow_up, issues, errors = _record_from_json(body, deps)
     if not errors:
         errors = error_items(reception_cases.check_follow_up(reception, follow_up, deps.clock.now().date()), deps,
