@@ -144,13 +144,19 @@ def _when(services: Services, at: datetime) -> str:
     return services.texts.get("citizen_when", month=at.month, day=at.day, time=f"{at:%H:%M}")
 
 
+async def _follows(uow: UnitOfWork, ticket: Ticket | None, openid: str) -> bool:
+    """Whether `openid` follows someone else's ticket: another asker of the merged live question it
+    was filed for (handlers/live_followers.py)."""
+    return ticket is not None and ticket.citizen_openid != openid and openid in await uow.live.followers(ticket.number)
+
+
 async def ticket_timeline_text(services: Services, openid: str, number: int) -> str:
     """One ticket's history, only for the citizen who filed it and those who follow it (the other
     askers of a merged live question: they do not see the filer's own entries); others get 'not found'."""
     texts = services.texts
     async with services.uow() as uow:
         ticket = await uow.tickets.get(number)
-        follower = ticket is not None and ticket.citizen_openid != openid and openid in await uow.live.followers(number)
+        follower = await _follows(uow, ticket, openid)
         if ticket is None or (ticket.citizen_openid != openid and not follower):
             return texts.get("citizen_ticket_not_found", number=number)
         codes = {e.actor for e in ticket.timeline}
@@ -204,7 +210,7 @@ async def _add_note(services: Services, openid: str, number: int, text: str, now
     texts = services.texts
     async with services.uow() as uow:
         ticket = await uow.tickets.get(number)
-        if ticket is not None and ticket.citizen_openid != openid and openid in await uow.live.followers(number):
+        if await _follows(uow, ticket, openid):
             return texts.get("live_follow_no_note", number=number)  # the filer's ticket: they can only follow it
         if ticket is None or ticket.citizen_openid != openid:
             return texts.get("citizen_ticket_not_found", number=number)
