@@ -51,6 +51,16 @@ async def console(tmp_path: Path):
         await factory.dispose()
 
 
+async def signed_in(browser, base: str, username: str, **context):
+    """A new page of the console, signed in as `username`."""
+    page = await (await browser.new_context(locale="zh-CN", **context)).new_page()
+    await page.goto(base + "/console/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("main button[type=submit]")
+    return page
+
+
 async def shot(page, name: str) -> None:
     await console_shot(page, f"receptions-{name}")
 
@@ -64,11 +74,7 @@ async def test_create_a_reception_and_send_its_announcement(browser, console) ->
     for openid in subscribers:
         await channels.grant_subscription(rig.services, openid, "tpl-reception")
         wechat.grant_subscription(openid, "tpl-reception")
-    page = await (await browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")).new_page()
-    await page.goto(base + "/console/login")
-    await page.fill("input[name=username]", "shengze")
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("main button[type=submit]")
+    page = await signed_in(browser, base, "shengze", viewport={"width": 1366, "height": 900})
     await page.click("nav >> text=接待日")
     assert "这段时间没有安排接待" in await page.inner_text("main")
     await page.click("text=安排一场接待")
@@ -151,11 +157,7 @@ async def test_the_list_of_broadcasts_with_channels_progress_and_a_retry(browser
     other, _ = await broadcasts.create_broadcast(services, BroadcastRequest("station", "SZ-02", "南麻站的通知",
                                                                             created_by="nanma"))
 
-    page = await (await browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")).new_page()
-    await page.goto(base + "/console/login")
-    await page.fill("input[name=username]", "shengze")
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("main button[type=submit]")
+    page = await signed_in(browser, base, "shengze", viewport={"width": 1366, "height": 900})
     await page.click("nav >> text=群发记录")
     rows = page.locator("tr.bc")
     assert [await r.get_attribute("data-id") for r in await rows.all()] == [str(other.id), str(notice.id),
@@ -182,10 +184,6 @@ async def test_the_list_of_broadcasts_with_channels_progress_and_a_retry(browser
     assert "已发出 12 / 12 人" in await page.inner_text(f"tr.bc[data-id='{notice.id}']")
     assert sorted(c["openid"] for c in wechat.messages() if c["path"].endswith("/subscribe/bizsend")) == FOLLOWERS[1:3]
 
-    station = await (await browser.new_context(locale="zh-CN")).new_page()  # 南麻站: its own only
-    await station.goto(base + "/console/login")
-    await station.fill("input[name=username]", "nanma")
-    await station.fill("input[name=password]", PASSWORD)
-    await station.click("main button[type=submit]")
+    station = await signed_in(browser, base, "nanma")  # 南麻站: its own only
     await station.goto(base + "/console/broadcasts")
     assert [await r.get_attribute("data-id") for r in await station.locator("tr.bc").all()] == [str(other.id)]
