@@ -51,25 +51,27 @@ def bench_name() -> str:
     return f"ztc_bench_{os.environ.get('ZTC_BENCH_RUN', os.getpid())}"
 
 
-async def create_store(store: str) -> None:
+async def create_store(store: str, name: str | None = None) -> None:
+    """The database of a run (`name`: another run's, e.g. bench_wrk's baseline server)."""
     if store == "postgres":
         import asyncpg
 
         conn = await asyncpg.connect(PG_ADMIN)
-        await conn.execute(f'CREATE DATABASE "{bench_name()}"')
+        await conn.execute(f'CREATE DATABASE "{name or bench_name()}"')
         await conn.close()
 
 
-async def drop_store(store: str) -> None:
+async def drop_store(store: str, name: str | None = None) -> None:
+    name = name or bench_name()
     if store == "postgres":
         import asyncpg
         import redis.asyncio as redis
 
         conn = await asyncpg.connect(PG_ADMIN)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{bench_name()}" WITH (FORCE)')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
         client = redis.from_url(REDIS_URL)
-        async for key in client.scan_iter(match=f"{bench_name()}:*"):
+        async for key in client.scan_iter(match=f"{name}:*"):
             await client.delete(key)
         await client.aclose()
 

@@ -14,7 +14,7 @@ queueing). Prints every run and a table of ranges; numbers, not pass/fail. Insta
 Debian when it is missing.
 
     .venv/bin/python bench/bench_wrk.py [--store sqlite|postgres|both] [--repeat 3]
-        [--duration 10] [--connections 50] [--server-core 1] [--wrk-core 0]
+        [--duration 10] [--connections 50] [--server-core 1] [--wrk-core 0] [--loop uvloop|asyncio]
 """
 from __future__ import annotations
 
@@ -122,18 +122,25 @@ def run_wrk(wrk: str, core: int, port: int, file: Path, *, duration: float, conn
     return r
 
 
+def run_id(*, baseline: bool) -> str:
+    """The database and key prefix of a server: the baseline tree's are its own (its schema may be
+    older than this tree's)."""
+    return f"{os.getpid()}{'base' if baseline else ''}"
+
+
 class Server:
     """`bench_wrk.py --serve KIND` in a child process pinned to one core; `tree`: the source tree
     the full path runs from (another checkout, for before/after in one run)."""
 
-    def __init__(self, kind: str, store: str, core: int, tree: Path | None = None, up_days: float = 0) -> None:
+    def __init__(self, kind: str, store: str, core: int, loop: str, tree: Path | None = None,
+                 up_days: float = 0) -> None:
         self.kind, self.store, self.core = kind, store, core
         self.port = free_port()
-        env = {**os.environ, "ZTC_BENCH_RUN": str(os.getpid())}
+        env = {**os.environ, "ZTC_BENCH_RUN": run_id(baseline=tree is not None)}
         tree_args = ["--tree", str(tree)] if tree else []
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(core), sys.executable, __file__, "--serve", kind, "--port", str(self.port),
-             "--store", store, "--up-days", str(up_days), *tree_args], cwd=tree or BENCH.parent, env=env)
+             "--store", store, "--up-days", str(up_days), "--loop", loop, *tree_args], cwd=tree or BENCH.parent, env=env)
 
     async def __aenter__(self) -> Server:
         await wait_ready(self.port, self.proc)
@@ -152,16 +159,16 @@ async def one_repetition(args: argparse.Namespace, wrk: str, store: str, rep: in
     write_requests(warm, 1500, tag + "w", msg_base)
     write_requests(load, args.messages, tag + "l", msg_base + 1_000_000)
     out: dict[str, dict] = {}
-    async with Server("bare", store, args.server_core) as bare:
+    async with Server("bare", store, args.server_core, args.loop) as bare:
         run_wrk(wrk, args.wrk_core, bare.port, warm, **{**run, "duration": 2})
         out["bare"] = run_wrk(wrk, args.wrk_core, bare.port, load, **run, server_pid=bare.proc.pid)
     if args.baseline_tree:
         base_load = tmp / f"base{rep}.txt"
         write_requests(base_load, args.messages, tag + "b", msg_base + 3_000_000)
-        async with Server("full", store, args.server_core, args.baseline_tree, args.up_days) as base:
+        async with Server("full", store, args.server_core, args.loop, args.baseline_tree, args.up_days) as base:
             run_wrk(wrk, args.wrk_core, base.port, warm, **{**run, "duration": 3})
             out["before"] = run_wrk(wrk, args.wrk_core, base.port, base_load, **run, server_pid=base.proc.pid)
-    async with Server("full", store, args.server_core, up_days=args.up_days) as full:
+    async with Server("full", store, args.server_core, args.loop, up_days=args.up_days) as full:
         run_wrk(wrk, args.wrk_core, full.port, warm, **{**run, "duration": 3})
         out["full"] = run_wrk(wrk, args.wrk_core, full.port, load, **run, server_pid=full.proc.pid)
         target = out["bare"]["rate"] * 0.10
@@ -190,7 +197,7 @@ def print_run(store: str, rep: int, out: dict[str, dict]) -> None:
 def print_table(results: dict[str, list[dict[str, dict]]], args: argparse.Namespace) -> None:
     print()
     print(f"{args.connections} connections, server pinned to core {args.server_core}, wrk to core "
-          f"{args.wrk_core}, {args.duration:g} s a run, {args.repeat} repetitions (ranges: min–max), "
+          f"{args.wrk_core}, both on {args.loop}, {args.duration:g} s a run, {args.repeat} repetitions (ranges: min–max), "
           f"{os.cpu_count()} cores on the machine (shared); key-value store up {args.up_days:g} days")
     head = (f"{'store':18}{'server':34}{'msg/s':>14}{'p50 ms':>13}{'p99 ms':>14}{'CPU ms/msg':>12}"
             f"{'full/bare':>12}{'by CPU':>9}")
@@ -235,6 +242,8 @@ async def main() -> None:
                         "(e.g. `git archive main | tar -x -C DIR`): before/after in one run")
     parser.add_argument("--up-days", type=float, default=2.0, help="how long the server's key-value store "
                         "has been up (0: just started; the first 10 min read each message's record)")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the event loop of both "
+                        "servers (uvloop: what `zhitongche serve` runs)")
     parser.add_argument("--serve", choices=["bare", "full"], help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -252,6 +261,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for store in stores:
             await create_store(store)
+            if args.baseline_tree:
+                await create_store(store, f"ztc_bench_{run_id(baseline=True)}")
             try:
                 results[store] = []
                 for rep in range(args.repeat):
@@ -260,8 +271,15 @@ async def main() -> None:
                     results[store].append(out)
             finally:
                 await drop_store(store)
+                if args.baseline_tree:
+                    await drop_store(store, f"ztc_bench_{run_id(baseline=True)}")
     print_table(results, args)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--serve" in sys.argv and sys.argv[sys.argv.index("--loop") + 1] == "uvloop":  # Server passes --loop
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

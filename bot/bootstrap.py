@@ -41,6 +41,7 @@ from handlers.chat.router import Dispatcher
 from handlers.delivery import DeliveryWorker
 from handlers.places import learn_station_places
 from handlers.queue import assign_waiting
+from handlers.read_ahead import ReadAheadKV
 from handlers.services import Services
 from storage.live_feed import feed_for
 
@@ -57,7 +58,7 @@ def subscribe_all(bus: MessageBus, services: Services) -> None:
     # pushes about tickets, stored in the transaction; a deputy's carry the ticket page's link
     notify.register(bus, services.texts, link=partial(ticket_links.ticket_link, services.settings))
     staff_pushes.register(bus, services.texts)  # and about staff actions on them
-    live_notify.register(bus, services.texts, feed_for(services.kv, services.settings))  # 云直播
+    live_notify.register(bus, services.texts, feed_for(services.kv.store, services.settings))  # 云直播
     bus.subscribe(PushFailed, failures.record_push_failure)  # for staff and the next deputy on duty
     bus.subscribe(PushUndeliverable, failures.record_push_failure)  # likewise, for a push nothing can deliver
     # late-bound: the app's delivery worker is built after the Services it needs
@@ -71,7 +72,7 @@ def build_services(settings: Settings, *, uow: UnitOfWorkFactory, kv: KeyValueSt
     commit dispatches the recorded events. `kick_delivery` may be set later (the app's delivery
     worker needs the Services first)."""
     bus = MessageBus()
-    services = Services(uow=BusUnitOfWorkFactory(uow, bus, clock), kv=kv, nlu=nlu, clock=clock,
+    services = Services(uow=BusUnitOfWorkFactory(uow, bus, clock), kv=ReadAheadKV(kv), nlu=nlu, clock=clock,
                         settings=settings, texts=texts or default_texts())
     if kick_delivery is not None:
         services.kick_delivery = kick_delivery

@@ -47,6 +47,7 @@ def check_shareable(settings: Settings, workers: int) -> None:
 def run_server(settings: Settings, host: str, port: int, *, worker: bool = False) -> None:
     """One BotApp behind aiohttp until SIGTERM/SIGINT. As a worker: SO_REUSEPORT, migrations
     left to the parent, and only SIGTERM (from the parent) stops it."""
+    import uvloop
     from aiohttp import web
 
     from bot.bootstrap import BotApp, PathOnlyAccessLogger
@@ -66,8 +67,9 @@ def run_server(settings: Settings, host: str, port: int, *, worker: bool = False
             log.info("worker pid %d serving on %s:%d", os.getpid(), host, port)
         return bot.web_app
 
+    # uvloop: about a quarter less CPU per message than asyncio's own loop (bench/bench_wrk.py)
     web.run_app(app_factory(), host=host, port=port, access_log_class=PathOnlyAccessLogger,
-                reuse_port=worker or None, handle_signals=not worker,
+                loop=uvloop.new_event_loop(), reuse_port=worker or None, handle_signals=not worker,
                 shutdown_timeout=CHILD_SHUTDOWN if worker else 60.0,
                 print=None if worker else print)
 

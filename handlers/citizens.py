@@ -11,7 +11,7 @@ from bot.core.errors import DomainError
 from bot.core.people import Citizen, Station
 from bot.core.ports import UnitOfWork
 from bot.core.privacy import mask_openid
-from bot.core.tickets import CITIZEN, SYSTEM, Ticket, TicketStatus, TimelineKind
+from bot.core.tickets import CITIZEN, SYSTEM, Ticket, TicketBrief, TicketStatus, TimelineKind
 from handlers import channels
 from handlers.notify import ASSIGNMENT, HEADING_SUMMARY_MAX, relay_refusal, shorten, station_label
 from handlers.services import Services, lookup_remembering_misses, retry_on_conflict
@@ -111,19 +111,14 @@ async def filed_text(services: Services, ticket: Ticket) -> str:
 
 
 # --- my tickets ---------------------------------------------------------------------------------
-def _status(services: Services, ticket: Ticket) -> str:
+def _status(services: Services, ticket: Ticket | TicketBrief) -> str:
     return str(services.texts.raw("citizen_status").get(str(ticket.status), str(ticket.status)))
 
 
 async def my_tickets_text(services: Services, openid: str) -> str:
     texts = services.texts
     async with services.uow() as uow:
-        tickets = list(await uow.tickets.list_for_citizen(openid))
-        for number in await uow.live.followed_by(openid):  # a live question they asked too
-            followed = await uow.tickets.get(number)
-            if followed is not None and followed.citizen_openid != openid:
-                tickets.append(followed)
-    tickets.sort(key=lambda t: t.number, reverse=True)
+        tickets = await uow.tickets.briefs_for_citizen(openid)  # with a live question they asked too
     if not tickets:
         return texts.get("citizen_no_tickets")
     lines = [texts.get("citizen_tickets_header", count=len(tickets))]

@@ -50,6 +50,11 @@ BIND_FAILURE_WINDOW = timedelta(hours=1)
 MY_TICKETS_MAX = 10  # lines in 我的工单: one chat bubble (2048 bytes), the oldest first
 
 
+def bound_deputy_keys(openid: str) -> list[str]:
+    """What bound_deputy reads first (one round trip)."""
+    return [keys.not_a_deputy(openid), keys.BOUND_DEPUTIES]
+
+
 async def bound_deputy(services: Services, openid: str) -> Deputy | None:
     """The deputy bound to this WeChat account, if any (bind_deputy forgets a remembered miss)."""
 
@@ -58,7 +63,7 @@ async def bound_deputy(services: Services, openid: str) -> Deputy | None:
             return await uow.deputies.by_openid(openid)
 
     # most senders are citizens: one look at the bound accounts (and at a remembered miss)
-    miss, bound = await services.kv.get_many([keys.not_a_deputy(openid), keys.BOUND_DEPUTIES])
+    miss, bound = await services.kv.get_many(bound_deputy_keys(openid))
     if miss is not None:
         return None
     if bound is None:

@@ -12,6 +12,7 @@ from bot.core.ports import NLU, ConcurrentUpdate, KeyValueStore, UnitOfWorkFacto
 from bot.core.tickets import CITIZEN, Attachment
 from bot.settings import Settings
 from bot.texts import Texts
+from handlers.read_ahead import ReadAheadKV
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def _no_kick() -> None:
 @dataclass
 class Services:
     uow: UnitOfWorkFactory  # its commits dispatch domain events (handlers/bus.py)
-    kv: KeyValueStore
+    kv: ReadAheadKV  # the store, with the message's reads read ahead (the dispatcher's)
     nlu: NLU
     clock: Clock
     settings: Settings

@@ -81,16 +81,15 @@ async def file_in(uow: UnitOfWork, services: Services, draft: ReportDraft, now: 
     deputy, in `uow` (not committed). The caller holds keys.assign_lock of that station and calls
     `assigner.remember()` after its commit."""
     code = station_code or await route(uow, draft)
+    assigner = Assigner(uow, services.kv, now)
+    deputy = await assigner.pick(code)  # before it is numbered: one INSERT stores it assigned
     ticket = await uow.tickets.add(Ticket.file(
         citizen_openid=draft.citizen_openid, category=draft.category, summary=draft.summary,
         place=draft.place, details=draft.details, station_code=code, at=now, phone=draft.phone,
         share_contact=draft.share_contact, attachments=draft.attachments, filed_by=draft.filed_by,
-        reception_id=draft.reception_id,
+        reception_id=draft.reception_id, deputy_code=deputy.code if deputy else None,
     ))
-    assigner = Assigner(uow, services.kv, now)
-    deputy = await assigner.pick(code)
-    ticket.start(deputy.code if deputy else None, now)
-    await uow.tickets.save(ticket)
+    ticket.announce()
     return ticket, assigner
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,7 @@ from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFail
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.ports import ConcurrentUpdate
 from bot.core.receptions import Follow, Reception
-from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketStatus, take_events
+from bot.core.tickets import FIRST_TICKET_NUMBER, Ticket, TicketBrief, TicketStatus, take_events
 from storage.memory_live import attach_live_repository
 from storage.memory_people import (
     BindCode,
@@ -74,8 +74,10 @@ class MemoryDatabase:
 
 # --- repositories (stations, deputies, duty, citizens, bind codes: storage/memory_people.py) --------
 class MemoryTicketRepository:
-    def __init__(self, rows: Staged[int, Ticket], numbers: Callable[[], int], versions: dict[int, int]) -> None:
+    def __init__(self, rows: Staged[int, Ticket], numbers: Callable[[], int], versions: dict[int, int],
+                 followed_by: Callable[[str], Awaitable[Sequence[int]]]) -> None:
         self._rows = rows
+        self._followed_by = followed_by  # the live repository's: tickets a citizen follows
         self._numbers = numbers
         self._versions = versions  # committed, shared by all units of work
         self._read: dict[int, int] = {}  # number -> version when first handed out here
@@ -125,6 +127,11 @@ class MemoryTicketRepository:
     async def list_for_citizen(self, openid: str) -> Sequence[Ticket]:
         found = [t for t in self._rows.values() if t.citizen_openid == openid]
         return self._list(sorted(found, key=lambda t: t.number, reverse=True))  # newest first
+
+    async def briefs_for_citizen(self, openid: str) -> Sequence[TicketBrief]:
+        followed = set(await self._followed_by(openid))
+        found = [t for t in self._rows.values() if t.citizen_openid == openid or t.number in followed]
+        return [TicketBrief(t.number, t.summary, t.status) for t in sorted(found, key=lambda t: t.number, reverse=True)]
 
     async def list_open_for_deputy(self, deputy_code: str) -> Sequence[Ticket]:
         found = [t for t in self._rows.values() if t.deputy_code == deputy_code and t.status.is_open]
@@ -292,7 +299,8 @@ class MemoryUnitOfWork:
         self.stations = MemoryStationRepository(stage(db.stations))
         self.deputies = MemoryDeputyRepository(stage(db.deputies))
         self.duty = MemoryDutyRepository(stage(db.duty))
-        self.tickets = MemoryTicketRepository(stage(db.tickets), lambda: next(db.ticket_numbers), db.ticket_versions)
+        self.tickets = MemoryTicketRepository(stage(db.tickets), lambda: next(db.ticket_numbers), db.ticket_versions,
+                                              lambda openid: self.live.followed_by(openid))
         self.citizens = MemoryCitizenRepository(stage(db.citizens))
         self.outbox = MemoryOutboxRepository(stage(db.outbox), lambda: next(db.outbox_ids), clock,
                                              stage(db.push_failures))

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -87,6 +88,16 @@ class DutyShiftRow(Base):
     weekday: Mapped[int | None] = mapped_column(SmallInteger)
     start: Mapped[time] = mapped_column(Time)
     end: Mapped[time] = mapped_column(Time)
+
+
+class DirectoryVersionRow(Base):
+    """One row: changed by triggers whenever stations, deputies or duty_shifts change (migration
+    0015), so each process can keep those three tables as a snapshot (storage/sql_directory.py)."""
+
+    __tablename__ = "directory_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
 
 
 class TicketRow(Base):
@@ -343,6 +354,12 @@ class MassBudgetRow(Base):
     openid: Mapped[str] = mapped_column(String(128), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     used: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
+def data_tables() -> list[str]:
+    """Every table but directory_version, whose one row the triggers keep: what a reset of the
+    database to empty (tests, benchmarks) truncates."""
+    return [t.name for t in Base.metadata.sorted_tables if t.name != DirectoryVersionRow.__tablename__]
 
 
 SEED_SQLITE_TICKET_SEQUENCE = (

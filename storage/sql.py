@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
@@ -20,8 +20,9 @@ from bot.core.events import Event
 from bot.core.inbound import LateInbound, ProcessedInbound, inbound_from_json, inbound_to_json
 from bot.core.outbound import UNDELIVERED, OutboxMessage, OutboxStatus, PushFailure
 from bot.core.ports import ConcurrentUpdate, StoreUnavailable
-from bot.core.tickets import CLOSED_STATUSES, Ticket, TicketStatus, take_events
+from bot.core.tickets import CLOSED_STATUSES, Ticket, TicketBrief, TicketStatus, take_events
 from storage.models import BindCodeRow, LateInboundRow, OutboxRow, ProcessedInboundRow, PushFailureRow, TicketRow
+from storage.sql_directory import DirectoryCache, DirectoryView
 from storage.sql_engine import create_engine_for, is_outage
 from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
 from storage.sql_receptions import (
@@ -30,7 +31,7 @@ from storage.sql_receptions import (
     SqlReceptionRepository,
     SqlReminderRepository,
 )
-from storage.sql_live import SqlLiveRepository  # also registers the live tables
+from storage.sql_live import LiveTicketFollowerRow, SqlLiveRepository  # also registers the live tables
 from storage.sql_people import SqlCitizenRepository, SqlDeputyRepository, SqlDutyRepository, SqlStationRepository
 from storage.sql_staff import attach_staff_repositories  # also registers the console tables
 
@@ -95,6 +96,15 @@ class SqlTicketRepository:
             select(TicketRow).where(TicketRow.citizen_openid == openid).order_by(TicketRow.number.desc())
         )
 
+    async def briefs_for_citizen(self, openid: str) -> Sequence[TicketBrief]:
+        followed = select(LiveTicketFollowerRow.ticket_number).where(LiveTicketFollowerRow.openid == openid)
+        rows = await self._s.execute(
+            select(TicketRow.number, TicketRow.summary, TicketRow.status)
+            .where(or_(TicketRow.citizen_openid == openid, TicketRow.number.in_(followed)))
+            .order_by(TicketRow.number.desc())
+        )
+        return [TicketBrief(number, summary, TicketStatus(status)) for number, summary, status in rows]
+
     async def list_open_for_deputy(self, deputy_code: str) -> Sequence[Ticket]:
         return await self._list(
             select(TicketRow).where(TicketRow.deputy_code == deputy_code, _OPEN).order_by(TicketRow.number)
@@ -140,6 +150,12 @@ class SqlOutboxRepository:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self._s = session
         self._clock = clock
+        # the rows added or claimed here: the session holds them weakly, and a save would read them again
+        self._rows: dict[int, OutboxRow] = {}
+
+    def _out(self, row: OutboxRow) -> OutboxMessage:
+        self._rows[row.id] = row
+        return message_of(row)
 
     async def add(self, message: OutboxMessage) -> OutboxMessage:
         if message.created_at is None:
@@ -148,7 +164,7 @@ class SqlOutboxRepository:
         self._s.add(row)
         await self._s.flush()
         message.id = row.id
-        return message_of(row)
+        return self._out(row)
 
     async def due(self, now: datetime, limit: int = 50) -> Sequence[OutboxMessage]:
         query = (
@@ -163,7 +179,7 @@ class SqlOutboxRepository:
         if self._s.bind.dialect.name == "postgresql":
             # several delivery workers: each takes rows the others are not holding
             query = query.with_for_update(skip_locked=True)
-        return [message_of(r) for r in await self._s.scalars(query)]
+        return [self._out(r) for r in await self._s.scalars(query)]
 
     async def next_due(self) -> datetime | None:
         return await self._s.scalar(select(func.min(OutboxRow.next_attempt_at))
@@ -191,7 +207,7 @@ class SqlOutboxRepository:
         return [message_of(r) for r in rows]
 
     async def save(self, message: OutboxMessage) -> None:
-        row = await self._s.get(OutboxRow, message.id) if message.id is not None else None
+        row = None if message.id is None else self._rows.get(message.id) or await self._s.get(OutboxRow, message.id)
         if row is None:
             raise LookupError(f"no outbox message {message.id}")
         assign_changed(row, message_fields(message))
@@ -203,8 +219,10 @@ class SqlOutboxRepository:
         return [message_of(r) for r in rows]
 
     async def record_failure(self, failure: PushFailure) -> None:
-        # merge: a held message filed as unreachable may fail for good later (one row per message)
-        await self._s.merge(PushFailureRow(**vars(failure)))
+        # one row per message: a held message filed as unreachable may fail for good later
+        values = vars(failure)
+        await self._s.execute(_insert_for(self._s)(PushFailureRow).values(**values).on_conflict_do_update(
+            index_elements=[PushFailureRow.message_id], set_={k: v for k, v in values.items() if k != "message_id"}))
 
     async def failures(self, station_code: str | None = None, *, untold: bool = False) -> Sequence[PushFailure]:
         query = select(PushFailureRow).order_by(PushFailureRow.failed_at.desc(), PushFailureRow.message_id.desc())
@@ -333,16 +351,18 @@ class SqlUnitOfWork:
     reminders: SqlReminderRepository
     live: SqlLiveRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock, directory: DirectoryCache) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._directory_cache = directory
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> SqlUnitOfWork:
         session = self._session = self._sessions()
-        self.stations = SqlStationRepository(session)
-        self.deputies = SqlDeputyRepository(session)
-        self.duty = SqlDutyRepository(session)
+        self._directory = DirectoryView(self._directory_cache, session)
+        self.stations = SqlStationRepository(session, self._directory)
+        self.deputies = SqlDeputyRepository(session, self._directory)
+        self.duty = SqlDutyRepository(session, self._directory)
         self.tickets = SqlTicketRepository(session)
         self.citizens = SqlCitizenRepository(session)
         self.outbox = SqlOutboxRepository(session, self._clock)
@@ -387,6 +407,8 @@ class SqlUnitOfWork:
         self.tickets._seen.clear()
         self.tickets.handed_out.clear()  # their events were never stored
         self.duty._by_station.clear()
+        self.outbox._rows.clear()
+        self._directory.forget()
         self.live.forget()
 
 
@@ -398,9 +420,10 @@ class SqlUnitOfWorkFactory:
         self.engine = create_engine_for(database_url, **engine_kwargs)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._clock = clock or SystemClock()
+        self._directory = DirectoryCache()
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._sessions, self._clock)
+        return SqlUnitOfWork(self._sessions, self._clock, self._directory)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -18,6 +18,13 @@ from storage.models import (
 )
 
 
+def columns_of(model: Any) -> list[Any]:
+    """The model's mapped columns, for a list read as plain rows: what it maps to a domain copy
+    anyway, without building (and tracking) an ORM object per row. Still an ORM select: the
+    session's pending changes are flushed first."""
+    return [getattr(model, c.key) for c in model.__mapper__.column_attrs]
+
+
 def station_of(row: StationRow) -> Station:
     return Station(
         code=row.code,

@@ -10,13 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from storage.models import CitizenRow, DeputyRow, DutyShiftRow, StationRow
-from storage.sql_mapping import assign_changed, deputy_of, shift_of, station_of
+from storage.sql_directory import DirectoryView
+from storage.sql_mapping import assign_changed, deputy_of, station_of
 
 
 class _Rows:
     """Keeps the rows a unit of work read alive: the session's identity map holds rows weakly, so
     a row mapped to a domain copy and dropped was read again by the next `get` of the same key
-    (a filing read each on-duty deputy twice, a scene note its citizen twice). A locking read
+    (a scene note read its citizen twice). A locking read
     (`for_update`) still goes to the database and refreshes the row."""
 
     def __init__(self, session: AsyncSession) -> None:
@@ -30,23 +31,27 @@ class _Rows:
         return row
 
 
-def _columns(model: Any) -> list[Any]:
-    """The model's mapped columns, for a list read as plain rows: what it maps to a domain copy
-    anyway, without building (and tracking) an ORM object per row. Still an ORM select: the
-    session's pending changes are flushed first."""
-    return [getattr(model, c.key) for c in model.__mapper__.column_attrs]
+class _Directory(_Rows):
+    """Reads from the process's snapshot (storage/sql_directory.py); locking reads and writes go
+    to the tables."""
+
+    def __init__(self, session: AsyncSession, directory: DirectoryView) -> None:
+        super().__init__(session)
+        self._directory = directory
 
 
-class SqlStationRepository(_Rows):
+class SqlStationRepository(_Directory):
     async def get(self, code: str, *, for_update: bool = False) -> Station | None:
+        if not for_update:
+            return (await self._directory.get()).station_by_code.get(code)
         row = await self._get(StationRow, code, for_update)
         return station_of(row) if row else None
 
     async def list(self) -> Sequence[Station]:
-        rows = await self._s.execute(select(*_columns(StationRow)).order_by(StationRow.code))
-        return [station_of(r) for r in rows]
+        return list((await self._directory.get()).stations)
 
     async def upsert(self, station: Station) -> bool:
+        self._directory.wrote()
         row = await self._s.get(StationRow, station.code)
         if row is not None and station_of(row) == station:
             return False
@@ -65,24 +70,22 @@ class SqlStationRepository(_Rows):
         return True
 
 
-class SqlDeputyRepository(_Rows):
+class SqlDeputyRepository(_Directory):
     async def get(self, code: str, *, for_update: bool = False) -> Deputy | None:
+        if not for_update:
+            return (await self._directory.get()).deputy_by_code.get(code)
         row = await self._get(DeputyRow, code, for_update)
         return deputy_of(row) if row else None
 
     async def by_openid(self, openid: str) -> Deputy | None:
-        row = await self._s.scalar(select(DeputyRow).where(DeputyRow.openid == openid))
-        if row is not None:
-            self._rows.append(row)
-        return deputy_of(row) if row else None
+        return (await self._directory.get()).deputy_by_openid.get(openid)
 
     async def list(self, station_code: str | None = None) -> Sequence[Deputy]:
-        query = select(*_columns(DeputyRow)).order_by(DeputyRow.code)
-        if station_code is not None:
-            query = query.where(DeputyRow.station_code == station_code)
-        return [deputy_of(r) for r in await self._s.execute(query)]
+        deputies = (await self._directory.get()).deputies
+        return [d for d in deputies if station_code is None or d.station_code == station_code]
 
     async def upsert(self, deputy: Deputy) -> bool:
+        self._directory.wrote()
         row = await self._s.get(DeputyRow, deputy.code)
         fields = {
             "name": deputy.name,
@@ -99,6 +102,7 @@ class SqlDeputyRepository(_Rows):
         return True
 
     async def bind(self, code: str, openid: str) -> None:
+        self._directory.wrote()
         if await self._s.get(DeputyRow, code) is None:
             raise LookupError(f"no deputy {code!r}")
         # one WeChat account speaks for one deputy: a re-bind moves the account (openid is unique,
@@ -109,6 +113,7 @@ class SqlDeputyRepository(_Rows):
         await self._s.execute(update(DeputyRow).where(DeputyRow.code == code).values(openid=openid))
 
     async def unbind(self, code: str) -> str | None:
+        self._directory.wrote()
         row = await self._get(DeputyRow, code, True)
         if row is None:
             raise LookupError(f"no deputy {code!r}")
@@ -118,18 +123,15 @@ class SqlDeputyRepository(_Rows):
 
 
 class SqlDutyRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, directory: DirectoryView) -> None:
         self._s = session
+        self._directory = directory
         # a roster import upserts hundreds of shifts: load each station's rows once, not per shift
         self._by_station: dict[str, dict[tuple[str, str, Any], DutyShiftRow]] = {}
 
     async def list(self, station_code: str | None = None) -> Sequence[DutyShift]:
-        query = select(DutyShiftRow).order_by(
-            DutyShiftRow.station_code, DutyShiftRow.deputy_code, DutyShiftRow.day_key, DutyShiftRow.start
-        )
-        if station_code is not None:
-            query = query.where(DutyShiftRow.station_code == station_code)
-        return [shift_of(r) for r in await self._s.scalars(query)]
+        shifts = (await self._directory.get()).shifts
+        return [s for s in shifts if station_code is None or s.station_code == station_code]
 
     async def _station_rows(self, station_code: str) -> dict[tuple[str, str, Any], DutyShiftRow]:
         rows = self._by_station.get(station_code)
@@ -139,6 +141,7 @@ class SqlDutyRepository:
         return rows
 
     async def upsert(self, shift: DutyShift) -> bool:
+        self._directory.wrote()
         key = shift.day_key
         rows = await self._station_rows(shift.station_code)
         row = rows.get((shift.deputy_code, key, shift.start))

@@ -19,7 +19,7 @@ from bot.core.parse import ParseResult
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from bot.core.staff import AuditLogRepository, StaffRepository, TicketNoteRepository
 from bot.core.receptions import Follow, Reception
-from bot.core.tickets import Ticket
+from bot.core.tickets import Ticket, TicketBrief
 
 
 class ConcurrentUpdate(Exception):
@@ -130,6 +130,10 @@ class TicketRepository(Protocol):
         Raises ConcurrentUpdate (here or at commit) when the ticket changed since it was read."""
         ...
     async def list_for_citizen(self, openid: str) -> Sequence[Ticket]: ...
+    async def briefs_for_citizen(self, openid: str) -> Sequence[TicketBrief]:
+        """The tickets the citizen filed or follows (another asker of a merged live question),
+        newest first."""
+        ...
     async def list_open_for_deputy(self, deputy_code: str) -> Sequence[Ticket]: ...
     async def open_counts(self, deputy_codes: Sequence[str]) -> dict[str, int]: ...
     async def waiting(self, station_code: str | None = None) -> Sequence[Ticket]:

@@ -100,6 +100,15 @@ class TimelineEntry:
     text: str = ""
 
 
+@dataclass(frozen=True)
+class TicketBrief:
+    """A line of a citizen's list: what 我的诉求 shows, read without the timeline."""
+
+    number: int
+    summary: str
+    status: TicketStatus
+
+
 @dataclass
 class Ticket:
     number: int
@@ -126,15 +135,20 @@ class Ticket:
     def file(cls, *, citizen_openid: str, category: str, summary: str, place: str, details: str,
              station_code: str, at: datetime, phone: str | None = None, share_contact: bool = False,
              attachments: list[Attachment] | None = None, filed_by: str = CITIZEN,
-             reception_id: int | None = None) -> Ticket:
-        """A new report for `station_code`, not numbered yet: the repository numbers it on add,
-        then `start` decides who takes it. `filed_by` is a staff username for a visitor's report."""
-        return cls(
+             reception_id: int | None = None, deputy_code: str | None = None) -> Ticket:
+        """A new report for `station_code` going to the on-duty `deputy_code` (None: it waits in the
+        station queue), not numbered yet: the repository numbers it on add (one INSERT stores it
+        assigned), then `announce` records that it was filed. `filed_by` is a staff username for
+        a visitor's report."""
+        ticket = cls(
             number=0, citizen_openid=citizen_openid, category=category, summary=summary, place=place,
             details=details, station_code=station_code, created_at=at, phone=phone,
             share_contact=share_contact, attachments=list(attachments or ()), reception_id=reception_id,
             timeline=[TimelineEntry(at, TimelineKind.FILED, filed_by, station_code)],
         )
+        if deputy_code is not None:
+            ticket._set_deputy(deputy_code, at)
+        return ticket
 
     @property
     def from_visitor(self) -> bool:
@@ -162,11 +176,9 @@ class Ticket:
         self.status = TicketStatus.ASSIGNED
         self.timeline.append(TimelineEntry(at, TimelineKind.ASSIGNED, deputy_code))
 
-    def start(self, deputy_code: str | None, at: datetime) -> None:
-        """The numbered new ticket goes to the deputy on duty, or (None) waits in its station queue."""
-        if deputy_code is not None:
-            self._set_deputy(deputy_code, at)
-        self.events.append(TicketFiled(self.number, self.station_code, deputy_code, at))
+    def announce(self) -> None:
+        """The new ticket, numbered: it was filed (and given to its deputy, if it has one)."""
+        self.events.append(TicketFiled(self.number, self.station_code, self.deputy_code, self.created_at))
 
     def assign(self, deputy_code: str, at: datetime, *, station_code: str | None = None) -> None:
         """To this deputy (a queue drain, or staff); staff may move it to the deputy's station.

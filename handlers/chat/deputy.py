@@ -23,4 +23,4 @@ async def _command(ctx: Context) -> str | None:
 
 
 binding = Router("deputy-binding", _bind, kinds=frozenset({"text"}))
-commands = Router("deputy-commands", _command, kinds=frozenset({"text"}))
+commands = Router("deputy-commands", _command, kinds=frozenset({"text"}), reads=deputies.bound_deputy_keys)

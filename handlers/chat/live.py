@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from bot.core import keys
 from bot.core.live import LiveSession, LiveStatus
 from bot.core.privacy import mask_openid
 from dialogues.commands import ticket_note, ticket_number
@@ -131,4 +132,5 @@ def _reminder(ctx: Context) -> str:
 
 join = Router("live-join", _join_by_qr, kinds=frozenset({"scan", "subscribe"}))
 scene = Scene(NAME, _in_scene, kinds=MESSAGES, ttl=lambda services: TTL, reminder=_reminder,
-              start=Router("live-start", _start, kinds=frozenset({"text", "click:live"})))
+              start=Router("live-start", _start, kinds=frozenset({"text", "click:live"}),
+                           reads=lambda openid: (keys.LIVE_KEYWORDS,)))

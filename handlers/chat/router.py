@@ -57,11 +57,17 @@ def _attachment_of(inbound: Inbound) -> Attachment | None:
     return None
 
 
+def _no_reads(openid: str) -> Sequence[str]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Router:
     name: str
     handle: Handler
     kinds: frozenset[str]
+    # the key-value keys its handler reads for this user: read ahead with the scene (handlers/read_ahead.py)
+    reads: Callable[[str], Sequence[str]] = _no_reads
 
     def takes(self, kind: str) -> bool:
         return kind in self.kinds
@@ -162,6 +168,8 @@ class Dispatcher:
         self._after_scenes = scene_positions[-1] + 1 if scene_positions else 0
         self.store = SceneStore(services.kv, services.clock, services.uow)
         self.words = Words.from_texts(services.texts)
+        plain = [r.start if isinstance(r, Scene) else r for r in self.routers]
+        self._readers = tuple(r for r in plain if r is not None and r.reads is not _no_reads)
 
     async def handle(self, inbound: Inbound) -> str | None:
         if not inbound.openid:
@@ -203,7 +211,16 @@ class Dispatcher:
 
     async def _handle_locked(self, inbound: Inbound) -> str | None:
         ctx = Context(self.services, inbound, self.words, self.store, self.scenes)
-        state, checked, epoch = await self.store.load_checked(inbound.openid)
+        reads = [key for r in self._readers if r.takes(ctx.kind) for key in r.reads(inbound.openid)]
+        await self.services.kv.read_ahead([*self.store.read_keys(inbound.openid), *reads])
+        try:
+            return await self._answer(ctx)
+        finally:
+            self.services.kv.done()
+
+    async def _answer(self, ctx: Context) -> str | None:
+        inbound = ctx.inbound
+        state, checked, epoch = await self.store.load_checked(inbound.openid)  # read ahead
         if state is not None and state.scene not in self.scenes:  # a mode since removed
             await self.store.clear(inbound.openid)
             state = None

@@ -64,11 +64,15 @@ class SceneStore:
     async def load(self, openid: str) -> SceneState | None:
         return (await self.load_checked(openid))[0]
 
+    @staticmethod
+    def read_keys(openid: str) -> list[str]:
+        """What load_checked reads."""
+        return [keys.scene(openid), keys.scene_checked(openid), keys.STORE_EPOCH]
+
     async def load_checked(self, openid: str) -> tuple[SceneState | None, bool, str | None]:
         """The state, whether `lost()` already found nothing lost for this user, and the store's
         epoch as stored (None: none yet), for `lost()` — one round trip."""
-        raw, checked, epoch = await self.kv.get_many([keys.scene(openid), keys.scene_checked(openid),
-                                                      keys.STORE_EPOCH])
+        raw, checked, epoch = await self.kv.get_many(self.read_keys(openid))
         return await self._parse(openid, raw), checked is not None, epoch
 
     async def _parse(self, openid: str, raw: str | None) -> SceneState | None:

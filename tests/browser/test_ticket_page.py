@@ -49,10 +49,10 @@ async def test_the_ticket_page_reads_well_on_a_small_phone(browser, tmp_path) ->
                             place="松陵街道 江村三组", details=DETAILS, station_code="SL-01", at=clock.now(),
                             phone="13912345678", share_contact=True,
                             attachments=[Attachment("image", media_id="m1", url=photo),
-                                         Attachment("voice", media_id="v1", text="桥头那几根路灯一直不亮")])
+                                         Attachment("voice", media_id="v1", text="桥头那几根路灯一直不亮")],
+                            deputy_code="D001")
         stored = await uow.tickets.add(filed)
-        stored.start("D001", clock.now())
-        await uow.tickets.save(stored)
+        stored.announce()
         await uow.commit()
     server = TestServer(bot.web_app)
     await server.start_server()

@@ -63,7 +63,7 @@ async def build_rig(uow_factory, must_change: bool = False, **console: object) -
     add_console_routes(app, uow_factory=services.uow, engine=uow_factory.engine, clock=clock,
                        settings=console.pop("settings", None) or Settings(), texts=default_texts(), services=services,
                        **console)
-    app[live_api.SERVICES], app[live_api.FEED] = services, feed_for(services.kv, Settings())  # 云直播, as bootstrap
+    app[live_api.SERVICES], app[live_api.FEED] = services, feed_for(services.kv.store, Settings())  # 云直播, as bootstrap
     return ConsoleRig(app, numbers, tokens, clock, services)
 
 

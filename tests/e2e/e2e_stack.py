@@ -119,13 +119,13 @@ REDIS_URL = os.environ.get("ZTC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 async def truncate(database_url: str) -> None:
     """The run's own PostgreSQL database is shared by the tests of this run: start each empty."""
     from storage.migrate import upgrade
-    from storage.models import Base
+    from storage.models import data_tables
     from sqlalchemy.ext.asyncio import create_async_engine
 
     await asyncio.to_thread(upgrade, database_url)
     engine = create_async_engine(database_url)
     async with engine.begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        tables = ", ".join(f'"{name}"' for name in data_tables())
         await conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     await engine.dispose()
 

@@ -204,12 +204,12 @@ class Rig:
 
         from storage.importer import import_file
         from storage.migrate import upgrade
-        from storage.models import Base
+        from storage.models import data_tables
 
         await asyncio.to_thread(upgrade, self.database_url)
         engine = create_async_engine(self.database_url)
         async with engine.begin() as conn:
-            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            tables = ", ".join(f'"{name}"' for name in data_tables())
             await conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         await engine.dispose()
         factory = self.uow_factory()

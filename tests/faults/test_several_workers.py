@@ -85,8 +85,7 @@ async def add_waiting_ticket(rig: Rig) -> int:
         ticket = await uow.tickets.add(Ticket.file(
             citizen_openid="oCitizen_fault_workers_queue", category="市政设施", summary="井盖松动",
             place="江村", details="", station_code="SL-01", at=now))
-        ticket.start(None, now)
-        await uow.tickets.save(ticket)
+        ticket.announce()
         await uow.commit()
         return ticket.number
 

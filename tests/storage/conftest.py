@@ -10,7 +10,7 @@ import pytest
 
 from storage.memory import MemoryUnitOfWorkFactory
 from storage.migrate import upgrade
-from storage.models import Base
+from storage.models import data_tables
 from storage.sql import SqlUnitOfWorkFactory
 
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
@@ -55,7 +55,7 @@ async def _sql_factory(kind: str, url: str) -> SqlUnitOfWorkFactory:
     factory = SqlUnitOfWorkFactory(url)
     if kind == "postgres":
         # the run's database is shared by all tests: start from empty tables (and numbers at 1001)
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        tables = ", ".join(f'"{name}"' for name in data_tables())
         async with factory.engine.begin() as conn:
             await conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
     return factory

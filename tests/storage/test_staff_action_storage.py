@@ -13,13 +13,10 @@ async def test_visitor_ticket_and_duplicate_round_trip(uow_factory) -> None:
     async with uow_factory() as uow:
         visitor = await uow.tickets.add(Ticket.file(
             citizen_openid=VISITOR, category="其他", summary="来访", place="东村", details="", station_code="S1",
-            at=AT, phone="13912345678", share_contact=False, filed_by="wang", reception_id=7))
-        visitor.start("D001", AT)
-        await uow.tickets.save(visitor)
+            at=AT, phone="13912345678", share_contact=False, filed_by="wang", reception_id=7, deputy_code="D001"))
         dup = await uow.tickets.add(Ticket.file(
             citizen_openid="oCitizen1", category="其他", summary="重复", place="东村", details="", station_code="S1",
-            at=AT))
-        dup.start("D001", AT)
+            at=AT, deputy_code="D001"))
         dup.close_as_duplicate(visitor.number, "wang", AT)
         await uow.tickets.save(dup)
         await uow.commit()

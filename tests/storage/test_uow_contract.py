@@ -12,7 +12,7 @@ from bot.core.inbound import Inbound, InboundKind, LateInbound, ProcessedInbound
 from bot.core.outbound import OutboxMessage, PushFailure
 from bot.core.people import Citizen, Deputy, DutyShift, Station, StationKind
 from bot.core.ports import ConcurrentUpdate
-from bot.core.tickets import Attachment, Ticket, TicketStatus, TimelineEntry
+from bot.core.tickets import Attachment, Ticket, TicketBrief, TicketStatus, TimelineEntry
 
 T0 = datetime(2026, 12, 1, 9, 30)
 
@@ -481,6 +481,28 @@ async def test_ticket_queries(uow_factory) -> None:
         assert [t.number for t in await uow.tickets.waiting()] == [c.number, e.number]
         assert [t.number for t in await uow.tickets.waiting("S01")] == [e.number]
         assert [t.number for t in await uow.tickets.waiting("S02")] == [c.number]
+
+
+async def test_briefs_for_citizen_are_their_own_and_followed_tickets_newest_first(uow_factory) -> None:
+    a = await add_ticket(uow_factory, openid="c1")
+    b = await add_ticket(uow_factory, openid="c2")  # a merged live question c1 asked too
+    c = await add_ticket(uow_factory, openid="c1", summary="桥头护栏断了")
+    await add_ticket(uow_factory, openid="c3")
+    async with uow_factory() as uow:
+        await uow.live.add_followers(b.number, ["c1"])
+        await uow.live.add_followers(a.number, ["c1"])  # following one's own: listed once
+        x = await uow.tickets.get(a.number)
+        x.assign("D001", T0)
+        await uow.tickets.save(x)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert list(await uow.tickets.briefs_for_citizen("c1")) == [
+            TicketBrief(c.number, "桥头护栏断了", TicketStatus.FILED),
+            TicketBrief(b.number, "村口路灯坏了一个星期", TicketStatus.FILED),
+            TicketBrief(a.number, "村口路灯坏了一个星期", TicketStatus.ASSIGNED),
+        ]
+        assert [t.number for t in await uow.tickets.briefs_for_citizen("c2")] == [b.number]
+        assert await uow.tickets.briefs_for_citizen("nobody") == []
 
 
 async def test_awaiting_rating_is_newest_unrated_resolved(uow_factory) -> None:

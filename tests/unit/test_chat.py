@@ -21,6 +21,7 @@ from bot.texts import Texts
 from fakes import RecordingGateway, stale_saves
 from handlers import delivery, deputies, tickets
 from handlers.chat import ROUTERS
+from handlers.read_ahead import ReadAheadKV
 from handlers.chat.router import Dispatcher
 from handlers.services import Services
 from storage.kv import MemoryKeyValueStore
@@ -674,7 +675,7 @@ async def test_a_filed_report_is_reported_filed_whatever_fails_after_the_commit(
 ) -> None:
     w = world
     kv = FailingKV()
-    w.kv = w.services.kv = kv
+    w.kv, w.services.kv = kv, ReadAheadKV(kv)
     await walk_to_confirm(w)
     kv.broken = broken
     reply = await w.say("是")
