@@ -18,6 +18,10 @@ from storage.models import DeputyRow, DirectoryVersionRow, DutyShiftRow, Station
 from storage.sql_mapping import columns_of, deputy_of, shift_of, station_of
 
 
+# built once: every unit of work that reads the directory runs it
+_VERSION = select(DirectoryVersionRow.version).where(DirectoryVersionRow.id == 1)
+
+
 @dataclass(frozen=True)
 class Directory:
     version: int
@@ -64,7 +68,7 @@ class DirectoryView:
         if self._wrote:
             self._checked = await self._load(-1)
             return self._checked
-        version = await self._s.scalar(select(DirectoryVersionRow.version).where(DirectoryVersionRow.id == 1))
+        version = await self._s.scalar(_VERSION)
         current = self._cache.current
         if current is None or current.version != version:
             current = await self._load(-1 if version is None else version)
