@@ -200,7 +200,7 @@ def print_table(results: dict[str, list[dict[str, dict]]], args: argparse.Namesp
           f"{args.wrk_core}, both on {args.loop}, {args.duration:g} s a run, {args.repeat} repetitions (ranges: min–max), "
           f"{os.cpu_count()} cores on the machine (shared); key-value store up {args.up_days:g} days")
     head = (f"{'store':18}{'server':34}{'msg/s':>14}{'p50 ms':>13}{'p99 ms':>14}{'CPU ms/msg':>12}"
-            f"{'full/bare':>12}{'by CPU':>9}")
+            f"{'full/bare':>14}{'by CPU':>14}")
     print(head)
     print("-" * len(head))
     for store, reps in results.items():
@@ -223,7 +223,7 @@ def print_table(results: dict[str, list[dict[str, dict]]], args: argparse.Namesp
             p99 = [r[key]["p99_us"] / 1000 for r in reps]
             cpu = [r[key]["cpu_ms"] for r in reps]
             print(f"{label:18}{name:34}{fmt_range(rates):>14}{fmt_range(p50, 1):>13}{fmt_range(p99, 1):>14}"
-                  f"{fmt_range(cpu, 2):>12}{ratio:>12}{cpu_ratio:>9}")
+                  f"{fmt_range(cpu, 2):>12}{ratio:>14}{cpu_ratio:>14}")
     print("targets (issue 12): full ≥ 10 % of bare; p99 ≤ 50 ms at 50 connections. `by CPU`: bare's CPU per "
           "message over the full path's — the throughput ratio a core of its own would give")
 
