@@ -12,6 +12,7 @@ import re
 import signal
 import time
 from datetime import datetime, timedelta
+from datetime import time as time_of_day
 from typing import Any
 
 import pytest
@@ -102,6 +103,8 @@ async def add_reception_in_half_an_hour(rig: Rig, topic: str) -> None:
 
     clock = SystemClock()
     start = (clock.now() + timedelta(minutes=30)).replace(second=0, microsecond=0)
+    if start.time() >= time_of_day(23, 30):  # its half hour must end that day: midnight, still within the hour
+        start = datetime.combine(start.date() + timedelta(days=1), time_of_day(0, 0))
     factory = rig.uow_factory()
     try:
         services = build_services(Settings(), uow=factory, kv=MemoryKeyValueStore(), nlu=None,  # type: ignore[arg-type]
