@@ -46,23 +46,23 @@ PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def bench_name() -> str:
-    """Database and key prefix of this run's own (the parent's pid, shared with its servers)."""
-    return f"ztc_bench_{os.environ.get('ZTC_BENCH_RUN', os.getpid())}"
+def bench_name(run: str | None = None) -> str:
+    """Database and key prefix of this run's own (the parent's pid, shared with its servers), or of
+    `run` (bench_wrk's baseline server)."""
+    return f"ztc_bench_{run or os.environ.get('ZTC_BENCH_RUN', os.getpid())}"
 
 
-async def create_store(store: str, name: str | None = None) -> None:
-    """The database of a run (`name`: another run's, e.g. bench_wrk's baseline server)."""
+async def create_store(store: str, run: str | None = None) -> None:
     if store == "postgres":
         import asyncpg
 
         conn = await asyncpg.connect(PG_ADMIN)
-        await conn.execute(f'CREATE DATABASE "{name or bench_name()}"')
+        await conn.execute(f'CREATE DATABASE "{bench_name(run)}"')
         await conn.close()
 
 
-async def drop_store(store: str, name: str | None = None) -> None:
-    name = name or bench_name()
+async def drop_store(store: str, run: str | None = None) -> None:
+    name = bench_name(run)
     if store == "postgres":
         import asyncpg
         import redis.asyncio as redis

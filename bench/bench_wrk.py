@@ -262,7 +262,7 @@ async def main() -> None:
         for store in stores:
             await create_store(store)
             if args.baseline_tree:
-                await create_store(store, f"ztc_bench_{run_id(baseline=True)}")
+                await create_store(store, run_id(baseline=True))
             try:
                 results[store] = []
                 for rep in range(args.repeat):
@@ -272,7 +272,7 @@ async def main() -> None:
             finally:
                 await drop_store(store)
                 if args.baseline_tree:
-                    await drop_store(store, f"ztc_bench_{run_id(baseline=True)}")
+                    await drop_store(store, run_id(baseline=True))
     print_table(results, args)
 
 

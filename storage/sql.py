@@ -103,11 +103,11 @@ class SqlTicketRepository:
         except StaleDataError as error:
             raise ConcurrentUpdate(f"ticket #{ticket.number} changed meanwhile") from error
 
-    async def _list(self, query: Any) -> list[Ticket]:
-        return [self._out(r) for r in await self._s.scalars(query)]
+    async def _list(self, query: Any, params: dict[str, Any] | None = None) -> list[Ticket]:
+        return [self._out(r) for r in await self._s.scalars(query, params)]
 
     async def list_for_citizen(self, openid: str) -> Sequence[Ticket]:
-        return [self._out(r) for r in await self._s.scalars(_FOR_CITIZEN, {"openid": openid})]
+        return await self._list(_FOR_CITIZEN, {"openid": openid})
 
     async def briefs_for_citizen(self, openid: str) -> Sequence[TicketBrief]:
         rows = await self._s.execute(_BRIEFS_FOR_CITIZEN, {"openid": openid})

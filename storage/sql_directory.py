@@ -24,7 +24,7 @@ _VERSION = select(DirectoryVersionRow.version).where(DirectoryVersionRow.id == 1
 
 @dataclass(frozen=True)
 class Directory:
-    version: int
+    version: int | None  # None: read for one unit of work, never shared
     stations: tuple[Station, ...]  # by code
     deputies: tuple[Deputy, ...]  # by code
     shifts: tuple[DutyShift, ...]  # by station, deputy, day, start
@@ -63,21 +63,23 @@ class DirectoryView:
         self._checked, self._wrote = None, False
 
     async def get(self) -> Directory:
-        if self._checked is not None:
-            return self._checked
-        if self._wrote:
-            self._checked = await self._load(-1)
-            return self._checked
+        if self._checked is None:
+            self._checked = await self._read()
+        return self._checked
+
+    async def _read(self) -> Directory:
+        if self._wrote:  # its own writes, not committed: for this unit of work alone
+            return await self._load(None)
         version = await self._s.scalar(_VERSION)
         current = self._cache.current
-        if current is None or current.version != version:
-            current = await self._load(-1 if version is None else version)
-            if version is not None:  # no row (a database emptied by hand): nothing can be trusted
-                self._cache.current = current
-        self._checked = current
+        if current is not None and version is not None and current.version == version:
+            return current
+        current = await self._load(version)
+        if version is not None:  # no row (a database emptied by hand): nothing can be trusted
+            self._cache.current = current
         return current
 
-    async def _load(self, version: int) -> Directory:
+    async def _load(self, version: int | None) -> Directory:
         stations = await self._s.execute(select(*columns_of(StationRow)).order_by(StationRow.code))
         deputies = await self._s.execute(select(*columns_of(DeputyRow)).order_by(DeputyRow.code))
         shifts = await self._s.execute(select(*columns_of(DutyShiftRow)).order_by(
