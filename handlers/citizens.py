@@ -15,6 +15,7 @@ from bot.core.tickets import CITIZEN, SYSTEM, Ticket, TicketBrief, TicketStatus,
 from handlers import channels
 from handlers.notify import ASSIGNMENT, HEADING_SUMMARY_MAX, relay_refusal, shorten, station_label
 from handlers.services import Services, lookup_remembering_misses, retry_on_conflict
+from handlers.tickets import Filed
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +91,11 @@ async def bound_station(services: Services, openid: str) -> Station | None:
     return await lookup_remembering_misses(services.kv, keys.no_station(openid), NO_STATION_TTL, load)
 
 
-async def filed_text(services: Services, ticket: Ticket) -> str:
+async def filed_text(services: Services, filed: Filed) -> str:
     """The answer to the citizen's 是: where the new ticket went, as it really is (the on-duty
     deputy, or the station queue). It is the only message about the filing (no push repeats it)."""
-    try:
-        async with services.uow() as uow:
-            station = await uow.stations.get(ticket.station_code)
-            deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
-    except Exception:  # noqa: BLE001 - the ticket is filed: say so even without the names
-        log.exception("names for the filing reply of #%d could not be read", ticket.number)
-        station = deputy = None
-    label = station_label(services.texts, station, ticket.station_code)
+    ticket, deputy = filed.ticket, filed.deputy
+    label = station_label(services.texts, filed.station, ticket.station_code)
     if ticket.deputy_code:
         name = deputy.name if deputy is not None else ticket.deputy_code
         reach = await channels.reach_text(services, deputy.openid if deputy else "", ASSIGNMENT,

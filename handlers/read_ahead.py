@@ -1,16 +1,17 @@
 """The key-value reads of one message in one round trip.
 
-On Redis each read is a round trip (~0.2 ms of CPU in redis-py, more in wall time), and a
+On Redis each read is a round trip (~0.1 ms of CPU in redis-py, more in wall time), and a
 citizen's message reads several keys: its scene, whether it is a deputy, the live keywords. The
-dispatcher reads them all at once (`read_ahead`, the keys the routers declare) and the handlers'
-own reads of those keys are answered from that, for the rest of the message. A write goes through
+dispatcher reads them all with the user's lock, in the round trip that takes it (`lock(read=…)`,
+the keys the routers declare), and the handlers' own reads of those keys are answered from that,
+for the rest of the message. A write goes through
 to the store and drops the key from the read-ahead, so a handler never reads its own stale write;
 another worker's write within the few milliseconds of one message is not seen (as if it had come
 just after the read)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -23,10 +24,6 @@ class ReadAheadKV:
         self.store = kv
         # the message's read-ahead: set in its handler's task, so other messages never see it
         self._read: ContextVar[dict[str, str | None] | None] = ContextVar(f"kv_read_ahead_{id(self)}", default=None)
-
-    async def read_ahead(self, keys: Sequence[str]) -> None:
-        """Read `keys` in one round trip, for the rest of this message (`done` ends it)."""
-        self._read.set(dict(zip(keys, await self.store.get_many(keys), strict=True)))
 
     def done(self) -> None:
         """The message is answered: tasks it started (they copy its context) read the store."""
@@ -78,8 +75,14 @@ class ReadAheadKV:
         self._forget(key, seen_key, epoch_key)
         return await self.store.claim(key, value, ttl, seen_key=seen_key, seen_ttl=seen_ttl, epoch_key=epoch_key)
 
-    def lock(self, key: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
-        return self.store.lock(key, timeout)
+    @asynccontextmanager
+    async def lock(self, key: str, timeout: float = 10.0, *,
+                   read: Sequence[str] = ()) -> AsyncIterator[list[str | None]]:
+        """`read`: what was read with the lock is also this message's read-ahead (`done` ends it)."""
+        async with self.store.lock(key, timeout, read=read) as values:
+            if read:
+                self._read.set(dict(zip(read, values, strict=True)))
+            yield values
 
     async def close(self) -> None:
         await self.store.close()

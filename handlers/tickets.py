@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.core import keys
-from bot.core.people import Deputy
+from bot.core.people import Deputy, Station
 from bot.core.ports import UnitOfWork
 from bot.core.privacy import mask_openid
 from bot.core.staff import AuditEntry
@@ -23,24 +24,39 @@ from handlers.services import ReportDraft, Services
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Filed:
+    """A filed ticket and the names its reply shows, read in the unit of work that filed it."""
+
+    ticket: Ticket
+    station: Station | None
+    deputy: Deputy | None
+
+
 async def submit_report(services: Services, draft: ReportDraft,
-                        audit: Callable[[Ticket], AuditEntry] | None = None, *,
-                        station_code: str | None = None) -> Ticket:
+                        audit: Callable[[Ticket], AuditEntry] | None = None) -> Ticket:
     """File the report as a new ticket (all in one unit of work) and return it. `audit` (staff
-    filing for a visitor) gives the audit entry stored with it; `station_code`: already routed.
+    filing for a visitor) gives the audit entry stored with it.
 
     Once the unit of work is committed the ticket exists: nothing after that (round robin state,
     releasing the lock, kicking delivery) may make this raise, or the citizen would be told the
     report failed and send 是 again, filing it twice. Such failures are logged."""
+    return (await _file(services, draft, audit)).ticket
+
+
+async def _file(services: Services, draft: ReportDraft, audit: Callable[[Ticket], AuditEntry] | None = None, *,
+                station_code: str | None = None) -> Filed:
+    """submit_report, with the station and deputy names; `station_code`: already routed."""
     now = services.clock.now()
     filed: Ticket | None = None
+    station: Station | None = None
     deputy: Deputy | None = None
     code = station_code or await _route(services, draft)  # before the lock: only this station's assignments wait
     try:
         async with services.kv.lock(keys.assign_lock(code)):
             async with services.uow() as uow:
                 ticket, assigner = await file_in(uow, services, draft, now, code)
-                deputy = await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
+                station, deputy = await _names(uow, ticket)
                 if audit is not None:
                     await uow.audit.add(audit(ticket))
                 await uow.commit()  # the pushes are stored here too, and delivery is kicked
@@ -55,7 +71,12 @@ async def submit_report(services: Services, draft: ReportDraft,
 
     log.info("ticket #%d from %s filed at %s, %s", filed.number, mask_openid(draft.citizen_openid),
              filed.station_code, f"assigned to {deputy.code}" if deputy else "queued")
-    return filed
+    return Filed(filed, station, deputy)
+
+
+async def _names(uow: UnitOfWork, ticket: Ticket) -> tuple[Station | None, Deputy | None]:
+    station = await uow.stations.get(ticket.station_code)
+    return station, await uow.deputies.get(ticket.deputy_code) if ticket.deputy_code else None
 
 
 async def route(uow: UnitOfWork, draft: ReportDraft) -> str:
@@ -93,15 +114,17 @@ async def file_in(uow: UnitOfWork, services: Services, draft: ReportDraft, now: 
     return ticket, assigner
 
 
-async def file_form(services: Services, draft: ReportDraft, started_at: str) -> Ticket:
+async def file_form(services: Services, draft: ReportDraft, started_at: str) -> Filed:
     """The ticket of a citizen's report form: the one already filed from this very form (same
     citizen, same answers, filed after the form started), so that a form left behind after its
     submit is not filed again; else a new one (submit_report). The look for it and the routing
     read in one unit of work."""
     async with services.uow() as uow:
         filed = await _filed_from_form(uow, draft, started_at)
-        code = None if filed is not None else await route(uow, draft)
-    return filed if filed is not None else await submit_report(services, draft, station_code=code)
+        if filed is not None:
+            return Filed(filed, *await _names(uow, filed))
+        code = await route(uow, draft)
+    return await _file(services, draft, station_code=code)
 
 
 async def _filed_from_form(uow: UnitOfWork, draft: ReportDraft, started_at: str) -> Ticket | None:

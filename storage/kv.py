@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.core.ports import Claim, LockTimeout, StoreUnavailable
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 LOCK_LEASE = 3.0  # seconds a lock outlives its holder's last renewal
 LOCK_RENEW_EVERY = 1.0
+LOCK_POLL = 0.005  # seconds between tries of a held lock (Redis has no wait on a key)
 REDIS_SOCKET_TIMEOUT = 2.0  # a hung Redis is an outage (StoreUnavailable), not a hung request
 
 
@@ -156,7 +157,8 @@ class MemoryKeyValueStore:
         return Claim(owned, first_seen, _epoch(await self.get(epoch_key)))
 
     @asynccontextmanager
-    async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
+    async def lock(self, key: str, timeout: float = 10.0, *,
+                   read: Sequence[str] = ()) -> AsyncIterator[list[str | None]]:
         lease = self._locks.setdefault(key, _MemoryLease())
         lease.users += 1
         me = object()
@@ -171,7 +173,7 @@ class MemoryKeyValueStore:
 
             try:
                 async with _renewing(renew, self._renew_every, key, self._renewals):
-                    yield
+                    yield await self.get_many(read)
             finally:
                 if lease.holder is me:
                     lease.release()
@@ -221,6 +223,13 @@ def _reachable(method: F) -> F:
 
 
 # KEYS[1] keeps its value for ARGV[2] more milliseconds only if it still holds ARGV[1]
+_RELEASE_IF_HELD = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
 _EXTEND_IF_HELD = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
@@ -256,6 +265,7 @@ class RedisKeyValueStore:
         self._client = redis.from_url(url, decode_responses=True, socket_timeout=REDIS_SOCKET_TIMEOUT,
                                       socket_connect_timeout=REDIS_SOCKET_TIMEOUT)
         self._extend_if_held = self._client.register_script(_EXTEND_IF_HELD)
+        self._release_if_held = self._client.register_script(_RELEASE_IF_HELD)
         self._claim = self._client.register_script(_CLAIM)
         self._prefix = prefix
         self._lock_lease = lock_lease
@@ -317,31 +327,42 @@ class RedisKeyValueStore:
         return Claim(bool(owned), bool(first_seen), _epoch(epoch))
 
     @asynccontextmanager
-    async def lock(self, key: str, timeout: float = 10.0) -> AsyncIterator[None]:
-        lock = self._client.lock(
-            self._key("lock:" + key), timeout=self._lock_lease, sleep=0.005, blocking_timeout=timeout
-        )
-        if not await _reachable(lock.acquire)():
-            raise LockTimeout(printable_key(key))
+    async def lock(self, key: str, timeout: float = 10.0, *,
+                   read: Sequence[str] = ()) -> AsyncIterator[list[str | None]]:
+        name, token, lease = self._key("lock:" + key), secrets.token_hex(8), _millis(self._lock_lease)
+        values = await self._acquire(name, token, lease, timeout, [self._key(k) for k in read], key)
 
-        async def renew() -> bool:
-            try:
-                await _reachable(lock.reacquire)()  # the lease starts over at LOCK_LEASE
-            except LockError:  # not ours any more
-                return False
-            return True
+        async def renew() -> bool:  # the lease starts over, if it is still ours
+            return bool(await _reachable(self._extend_if_held)(keys=[name], args=[token, lease]))
 
         try:
             async with _renewing(renew, self._renew_every, key, self._renewals):
-                yield
+                yield values
         finally:
             try:
-                await _reachable(lock.release)()
-            except LockError:
-                # the lease ran out while we held it; another worker may own it now, leave it be
-                logger.warning("lock %s expired before release", printable_key(key))
+                released = await _reachable(self._release_if_held)(keys=[name], args=[token])
             except StoreUnavailable:
-                pass  # Redis is down: the lease runs out by itself
+                released = True  # Redis is down: the lease runs out by itself
+            if not released:  # the lease ran out while we held it; another worker may own it now
+                logger.warning("lock %s expired before release", printable_key(key))
+
+    async def _acquire(self, name: str, token: str, lease: int, timeout: float, read: list[str],
+                       key: str) -> list[str | None]:
+        """SET NX with the lease, polled until `timeout`; the `read` keys come in the same round trip."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if read:
+                pipe = self._client.pipeline(transaction=False)
+                pipe.set(name, token, px=lease, nx=True)
+                pipe.mget(read)
+                taken, values = await _reachable(pipe.execute)()
+            else:
+                taken, values = await _reachable(self._client.set)(name, token, px=lease, nx=True), []
+            if taken:
+                return [None if v is None else str(v) for v in values]
+            if time.monotonic() >= deadline:
+                raise LockTimeout(printable_key(key))
+            await asyncio.sleep(LOCK_POLL)
 
     async def close(self) -> None:
         for task in list(self._renewals):

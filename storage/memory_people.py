@@ -110,6 +110,14 @@ class MemoryCitizenRepository:
     async def save(self, citizen: Citizen) -> None:
         self._rows.put(citizen.openid, citizen)
 
+    async def note_scene(self, openid: str, scene: str, started_at: datetime | None) -> None:
+        citizen = self._rows.get(openid)
+        if citizen is None and not scene:
+            return
+        citizen = citizen or Citizen(openid=openid)
+        citizen.scene, citizen.scene_started_at = scene, started_at
+        self._rows.put(openid, citizen)
+
 
 class MemoryBindCodeRepository:
     def __init__(self, rows: Staged[str, BindCode]) -> None:

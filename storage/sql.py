@@ -24,7 +24,15 @@ from bot.core.tickets import CLOSED_STATUSES, Ticket, TicketBrief, TicketStatus,
 from storage.models import BindCodeRow, LateInboundRow, OutboxRow, ProcessedInboundRow, PushFailureRow, TicketRow
 from storage.sql_directory import DirectoryCache, DirectoryView
 from storage.sql_engine import create_engine_for, is_outage
-from storage.sql_mapping import append_children, assign_changed, message_fields, message_of, ticket_fields, ticket_of
+from storage.sql_mapping import (
+    append_children,
+    assign_changed,
+    insert_for,
+    message_fields,
+    message_of,
+    ticket_fields,
+    ticket_of,
+)
 from storage.sql_receptions import (
     SqlBroadcastRepository,
     SqlFollowRepository,
@@ -225,7 +233,7 @@ class SqlOutboxRepository:
     async def record_failure(self, failure: PushFailure) -> None:
         # one row per message: a held message filed as unreachable may fail for good later
         values = vars(failure)
-        await self._s.execute(_insert_for(self._s)(PushFailureRow).values(**values).on_conflict_do_update(
+        await self._s.execute(insert_for(self._s)(PushFailureRow).values(**values).on_conflict_do_update(
             index_elements=[PushFailureRow.message_id], set_={k: v for k, v in values.items() if k != "message_id"}))
 
     async def failures(self, station_code: str | None = None, *, untold: bool = False) -> Sequence[PushFailure]:
@@ -272,7 +280,7 @@ class SqlLateInboundRepository:
 
     async def keep(self, entry: LateInbound) -> None:
         await self._s.execute(
-            _insert_for(self._s)(LateInboundRow)
+            insert_for(self._s)(LateInboundRow)
             .values(key=entry.key, inbound=inbound_to_json(entry.inbound), kept_at=entry.kept_at,
                     next_try_at=entry.next_try_at, attempts=entry.attempts)
             .on_conflict_do_nothing(index_elements=[LateInboundRow.key]))
@@ -295,13 +303,6 @@ class SqlLateInboundRepository:
                               .execution_options(synchronize_session=False))
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    """The dialect's INSERT (with ON CONFLICT)."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
 class SqlBindCodeRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._s = session
@@ -319,7 +320,7 @@ class SqlBindCodeRepository:
             return True
         # a new code; ON CONFLICT: the code exists and is valid (or a concurrent create won)
         created = await self._s.execute(
-            _insert_for(self._s)(BindCodeRow)
+            insert_for(self._s)(BindCodeRow)
             .values(code=code, **values)
             .on_conflict_do_nothing(index_elements=[BindCodeRow.code])
             .returning(BindCodeRow.code)

@@ -157,3 +157,10 @@ def assign_changed(row: Any, fields: dict[str, Any]) -> None:
     for name, value in fields.items():
         if getattr(row, name) != value:  # untouched attributes keep the row clean
             setattr(row, name, value)
+
+
+def insert_for(session: Any) -> Any:
+    """The session's dialect's INSERT (with ON CONFLICT)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from bot.core.people import Citizen, Deputy, DutyShift, Station
 from storage.models import CitizenRow, DeputyRow, DutyShiftRow, StationRow
 from storage.sql_directory import DirectoryView
-from storage.sql_mapping import assign_changed, deputy_of, station_of
+from storage.sql_mapping import assign_changed, deputy_of, insert_for, station_of
 
 
 class _Rows:
@@ -184,3 +185,15 @@ class SqlCitizenRepository(_Rows):
             self._s.add(CitizenRow(openid=citizen.openid, **fields))
         else:
             assign_changed(row, fields)
+
+    async def note_scene(self, openid: str, scene: str, started_at: datetime | None) -> None:
+        fields = {"scene": scene, "scene_started_at": started_at}
+        if scene:
+            insert = insert_for(self._s)(CitizenRow).values(openid=openid, **fields)
+            await self._s.execute(insert.on_conflict_do_update(index_elements=[CitizenRow.openid], set_=fields))
+        else:
+            await self._s.execute(update(CitizenRow).where(CitizenRow.openid == openid).values(**fields)
+                                  .execution_options(synchronize_session=False))
+        row = self._s.identity_map.get(identity_key(CitizenRow, openid))
+        if row is not None:  # what this unit of work read of the citizen is stale now
+            self._s.expire(row)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.broadcasts import LEASE_EXPIRED, Broadcast, BroadcastSend, Channel, SendStatus
 from bot.core.receptions import Follow, FollowUp, Reception, ReceptionStatus
 from storage.models import BroadcastRow, BroadcastSendRow, FollowRow, MassBudgetRow, ReceptionRow, ReminderRow, TownTagRow
-from storage.sql_mapping import assign_changed
+from storage.sql_mapping import assign_changed, insert_for
 
 
 def reception_of(row: ReceptionRow) -> Reception:
@@ -225,9 +225,7 @@ class SqlBroadcastRepository:
     async def count_mass(self, openids: Sequence[str], month: str) -> None:
         if not openids:
             return
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        dialect_insert = postgresql.insert if self._s.bind.dialect.name == "postgresql" else sqlite.insert
+        dialect_insert = insert_for(self._s)
         statement = dialect_insert(MassBudgetRow)
         await self._s.execute(
             statement.on_conflict_do_update(index_elements=[MassBudgetRow.openid, MassBudgetRow.month],
@@ -240,9 +238,7 @@ class SqlReminderRepository:
         self._s = session
 
     async def claim(self, reception_id: int, kind: str, openids: Sequence[str], at: datetime) -> bool:
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        dialect_insert = postgresql.insert if self._s.bind.dialect.name == "postgresql" else sqlite.insert
+        dialect_insert = insert_for(self._s)
         # ON CONFLICT: a second worker waits for the first's commit, then inserts nothing
         result = await self._s.execute(
             dialect_insert(ReminderRow).values(reception_id=reception_id, kind=kind, openids=list(openids), at=at)

@@ -80,9 +80,11 @@ class KeyValueStore(Protocol):
         store's claims began (set to now if missing: a new store, or one that came back empty)."""
         ...
 
-    def lock(self, key: str, timeout: float = 10.0) -> AbstractAsyncContextManager[None]:
+    def lock(self, key: str, timeout: float = 10.0, *,
+             read: Sequence[str] = ()) -> AbstractAsyncContextManager[list[str | None]]:
         """Mutual exclusion across all workers sharing the store; waits at most `timeout` s.
-        Held on a short lease that the holder renews while alive: a dead holder blocks briefly."""
+        Held on a short lease that the holder renews while alive: a dead holder blocks briefly.
+        Gives the values of `read` as they were when it was taken (in the same round trip)."""
         ...
 
     async def close(self) -> None: ...
@@ -147,6 +149,10 @@ class TicketRepository(Protocol):
 class CitizenRepository(Protocol):
     async def get(self, openid: str) -> Citizen | None: ...
     async def save(self, citizen: Citizen) -> None: ...
+    async def note_scene(self, openid: str, scene: str, started_at: datetime | None) -> None:
+        """The chat scene last entered and when ("" and None: left), the rest of the row as it
+        is; a citizen without a row gets one only for a scene entered. One statement."""
+        ...
 
 
 class OutboxRepository(Protocol):

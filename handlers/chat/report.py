@@ -150,7 +150,7 @@ async def _submit(ctx: Context, form: ReportForm) -> str:
     )
     try:
         # a form whose ticket was filed but not cleared (the store failed) is not filed twice
-        ticket = await tickets.file_form(ctx.services, draft, form.started_at)
+        filed = await tickets.file_form(ctx.services, draft, form.started_at)
     except Exception:  # noqa: BLE001 - keep the form so "是" can be sent again
         log.exception("submitting the report of %s failed", mask_openid(form.openid))
         await ctx.save(form.to_data())
@@ -160,8 +160,8 @@ async def _submit(ctx: Context, form: ReportForm) -> str:
         await ctx.leave()
     except Exception:  # noqa: BLE001
         log.exception("ticket #%d of %s is filed, but its form could not be cleared",
-                      ticket.number, mask_openid(form.openid))
-    return await citizens.filed_text(ctx.services, ticket)
+                      filed.ticket.number, mask_openid(form.openid))
+    return await citizens.filed_text(ctx.services, filed)
 
 
 def _looks_like_answer(ctx: Context) -> bool:

@@ -174,17 +174,29 @@ class Dispatcher:
     async def handle(self, inbound: Inbound) -> str | None:
         if not inbound.openid:
             return None
-        # before any state is loaded: two quick messages of one user never race on it
-        async with self.services.kv.lock(keys.user_lock(inbound.openid), timeout=self.services.settings.user_lock_wait):
-            with handling_inbound(inbound.dedupe_key) as scope:
-                # a retry after a crash or a Redis loss: answered from the record of its effect
-                done = None if FIRST_DELIVERY.get() else await self._processed(inbound)
-                if done is not None:
-                    return done
-                reply = await self._handle_locked(inbound)
-                if scope.recorded is not None and reply:
-                    await self._remember_reply(scope.recorded.key, reply)
-                return reply
+        kv = self.services.kv
+        # before any state is loaded: two quick messages of one user never race on it; what the
+        # message reads of the key-value store comes with the lock, in one round trip
+        async with kv.lock(keys.user_lock(inbound.openid), timeout=self.services.settings.user_lock_wait,
+                           read=self._reads(inbound)):
+            try:
+                with handling_inbound(inbound.dedupe_key) as scope:
+                    # a retry after a crash or a Redis loss: answered from the record of its effect
+                    done = None if FIRST_DELIVERY.get() else await self._processed(inbound)
+                    if done is not None:
+                        return done
+                    reply = await self._answer(Context(self.services, inbound, self.words, self.store, self.scenes))
+                    if scope.recorded is not None and reply:
+                        await self._remember_reply(scope.recorded.key, reply)
+                    return reply
+            finally:
+                kv.done()
+
+    def _reads(self, inbound: Inbound) -> list[str]:
+        """The keys the user's scene and the routers that take this message read."""
+        kind = kind_of(inbound)
+        return [*self.store.read_keys(inbound.openid),
+                *(key for r in self._readers if r.takes(kind) for key in r.reads(inbound.openid))]
 
     async def _processed(self, inbound: Inbound) -> str | None:
         """The answer to a message whose effect is already stored (a retry after a crash or after
@@ -209,18 +221,9 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - the effect is stored; a retry then gets a general answer
             log.exception("could not store the reply of inbound %s", key)
 
-    async def _handle_locked(self, inbound: Inbound) -> str | None:
-        ctx = Context(self.services, inbound, self.words, self.store, self.scenes)
-        reads = [key for r in self._readers if r.takes(ctx.kind) for key in r.reads(inbound.openid)]
-        await self.services.kv.read_ahead([*self.store.read_keys(inbound.openid), *reads])
-        try:
-            return await self._answer(ctx)
-        finally:
-            self.services.kv.done()
-
     async def _answer(self, ctx: Context) -> str | None:
         inbound = ctx.inbound
-        state, checked, epoch = await self.store.load_checked(inbound.openid)  # read ahead
+        state, checked, epoch = await self.store.load_checked(inbound.openid)  # read with the lock
         if state is not None and state.scene not in self.scenes:  # a mode since removed
             await self.store.clear(inbound.openid)
             state = None

@@ -20,7 +20,6 @@ from typing import Any
 from bot.core.privacy import mask_openid
 from bot.core import keys
 from bot.core.clock import Clock
-from bot.core.people import Citizen
 from bot.core.ports import KeyValueStore, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -141,14 +140,7 @@ class SceneStore:
     async def _note(self, openid: str, scene: str, at: datetime | None) -> None:
         """The durable note of the scene last entered ("" once it is left)."""
         async with self.uow() as uow:
-            citizen = await uow.citizens.get(openid)
-            if citizen is None and not scene:
-                return
-            citizen = citizen or Citizen(openid=openid)
-            if (citizen.scene, citizen.scene_started_at) == (scene, at):
-                return
-            citizen.scene, citizen.scene_started_at = scene, at
-            await uow.citizens.save(citizen)
+            await uow.citizens.note_scene(openid, scene, at)
             await uow.commit()
 
 

@@ -187,6 +187,24 @@ async def test_lock_does_not_touch_value_of_same_key(kv) -> None:
     assert await kv.get("token") == "abc"
 
 
+async def test_lock_gives_what_it_was_asked_to_read_when_taken(stores) -> None:
+    holder, waiter = stores(), stores()
+    await holder.set("scene", "form")
+    async with holder.lock("citizen:o1", timeout=1, read=["scene", "missing"]) as values:
+        assert values == ["form", None]
+        entered = asyncio.create_task(_lock_and_read(waiter, "citizen:o1", ["scene"]))
+        await asyncio.sleep(0.05)
+        await holder.set("scene", "filed")  # before the waiter gets the lock: it reads this
+    assert await asyncio.wait_for(entered, 5) == ["filed"]
+    async with holder.lock("citizen:o1", timeout=1) as nothing:
+        assert nothing == []
+
+
+async def _lock_and_read(store, key: str, read: list[str]) -> list[str | None]:
+    async with store.lock(key, timeout=5, read=read) as values:
+        return values
+
+
 def stop_renewing(store) -> None:
     """What a worker's death does to its locks: nobody renews their leases any more."""
     for task in list(store._renewals):

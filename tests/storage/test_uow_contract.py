@@ -544,6 +544,27 @@ async def test_citizen_save_and_update(uow_factory) -> None:
         assert await uow.citizens.get("o1") == Citizen("o1", "S02", False)
 
 
+async def test_citizen_scene_note_keeps_the_rest_of_the_row(uow_factory) -> None:
+    async with uow_factory() as uow:
+        await uow.citizens.note_scene("o1", "", None)  # left a scene it never noted: no row
+        await uow.citizens.save(Citizen("o2", station_code="S01", subscribed=False))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.citizens.get("o1") is None
+        await uow.citizens.note_scene("o1", "report", T0)
+        assert (await uow.citizens.get("o2")).scene == ""
+        await uow.citizens.note_scene("o2", "report", T0)
+        assert (await uow.citizens.get("o2")).scene == "report"  # seen by the same unit of work
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.citizens.get("o1") == Citizen("o1", scene="report", scene_started_at=T0)
+        assert await uow.citizens.get("o2") == Citizen("o2", "S01", False, "report", T0)
+        await uow.citizens.note_scene("o2", "", None)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.citizens.get("o2") == Citizen("o2", "S01", False)
+
+
 # --- outbox --------------------------------------------------------------------------------------
 async def test_outbox_add_due_save(uow_factory) -> None:
     async with uow_factory() as uow:

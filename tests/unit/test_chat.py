@@ -23,7 +23,6 @@ from handlers import delivery, deputies, tickets
 from handlers.chat import ROUTERS
 from handlers.read_ahead import ReadAheadKV
 from handlers.chat.router import Dispatcher
-from handlers.services import Services
 from storage.kv import MemoryKeyValueStore
 from storage.memory import MemoryUnitOfWorkFactory
 
@@ -377,19 +376,19 @@ async def test_an_abandoned_form_expires_and_files_nothing(world: World) -> None
 
 async def test_a_failed_submit_keeps_the_form_for_another_try(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     w = world
-    real = tickets.submit_report
+    real = tickets.file_in
 
-    async def broken(services: Services, draft: Any) -> Ticket:
+    async def broken(*args: Any) -> Ticket:
         raise RuntimeError("database down")
 
-    monkeypatch.setattr(tickets, "submit_report", broken)
+    monkeypatch.setattr(tickets, "file_in", broken)
     await w.say("我们村口的路灯坏了一个星期了")
     await w.say("平望镇 庙头村")
     await w.say("没有")
     await w.say("跳过")
     assert await w.say("是") == w.t("form_submit_failed")
     assert await w.form() is not None
-    monkeypatch.setattr(tickets, "submit_report", real)
+    monkeypatch.setattr(tickets, "file_in", real)
     assert "#1001" in await w.say("是")
 
 

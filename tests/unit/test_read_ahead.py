@@ -40,17 +40,17 @@ async def test_reads_of_read_ahead_keys_cost_no_round_trip_and_writes_are_never_
     kv = ReadAheadKV(store)
 
     async def message() -> list[str | None]:
-        await kv.read_ahead(["a", "b"])
-        seen = [await kv.get("a"), *(await kv.get_many(["b", "a"]))]
-        await kv.set("a", "2")  # the handler's own write: its next read sees it
-        seen.append(await kv.get("a"))
-        await kv.batch(sets=[("b", "3", None)])
-        seen.append(await kv.get("b"))
-        kv.done()
+        async with kv.lock("user", read=["a", "b"]) as values:
+            seen = [*values, await kv.get("a"), *(await kv.get_many(["b", "a"]))]
+            await kv.set("a", "2")  # the handler's own write: its next read sees it
+            seen.append(await kv.get("a"))
+            await kv.batch(sets=[("b", "3", None)])
+            seen.append(await kv.get("b"))
+            kv.done()
         return seen
 
-    assert await asyncio.create_task(message()) == ["1", None, "1", "2", "3"]
-    assert store.reads == [("a", "b"), ("a",), ("b",)]  # one round trip, then the two written keys
+    assert await asyncio.create_task(message()) == ["1", None, "1", None, "1", "2", "3"]
+    assert store.reads == [("a", "b"), ("a",), ("b",)]  # with the lock, then the two written keys
 
 
 async def test_another_message_and_a_task_left_running_read_the_store() -> None:
@@ -64,9 +64,9 @@ async def test_another_message_and_a_task_left_running_read_the_store() -> None:
         seen.append(await kv.get("a"))
 
     async def message() -> asyncio.Task[None]:
-        await kv.read_ahead(["a"])
-        task = asyncio.create_task(left_running())
-        kv.done()
+        async with kv.lock("user", read=["a"]):
+            task = asyncio.create_task(left_running())
+            kv.done()
         return task
 
     task = await asyncio.create_task(message())

@@ -26,14 +26,15 @@ from fakes import (
 from handlers.citizens import filed_text
 from handlers.delivery import deliver_due, record_inbound
 from handlers.deputies import handle_deputy_message
-from handlers.tickets import submit_report
+from handlers.tickets import file_form, submit_report
 
 
 async def test_report_goes_to_the_on_duty_deputy_of_the_named_place() -> None:
     services = make_services()
     await seed(services)
 
-    ticket = await submit_report(services, draft())
+    filed = await file_form(services, draft(), "")
+    ticket = filed.ticket
 
     assert ticket.number == 1001
     assert ticket.station_code == "LL-DC"
@@ -47,7 +48,7 @@ async def test_report_goes_to_the_on_duty_deputy_of_the_named_place() -> None:
 
     messages = await outbox(services)
     assert [m.recipient_openid for m in messages] == [WANG_OPENID]  # the citizen hears it in the reply
-    told = await filed_text(services, ticket)
+    told = await filed_text(services, filed)
     assert "#1001" in told and "已转给值班代表" in told and "王晓梅" in told and "东村代表联络站" in told
     assert "受理" not in told  # only the deputy accepts
     notice = messages[0]
@@ -121,12 +122,13 @@ async def test_nobody_on_duty_queues_the_ticket_and_tells_the_station_staff() ->
     services = make_services()  # Monday 10:00: nobody on duty at LL-HOME (D003 works 14–17)
     await seed(services)
 
-    ticket = await submit_report(services, draft(place="黎里社区", category="其他"))
+    filed = await file_form(services, draft(place="黎里社区", category="其他"), "")
+    ticket = filed.ticket
 
     assert ticket.station_code == "LL-HOME"
     assert ticket.status is TicketStatus.FILED and ticket.deputy_code is None
     messages = await outbox(services)
-    told = await filed_text(services, ticket)
+    told = await filed_text(services, filed)
     assert "#1001" in told and "没有代表值班" in told and "排队" in told and "已转给" not in told
     staff = [m for m in messages if m.recipient_openid == ZHOU_OPENID]  # D003 belongs to LL-HOME
     assert len(staff) == 1 and "待分配工单 #1001" in staff[0].text
@@ -138,32 +140,35 @@ async def test_nobody_on_duty_queues_the_ticket_and_tells_the_station_staff() ->
 async def test_queue_without_bound_staff_pushes_nothing() -> None:
     services = make_services()
     await seed(services)
-    ticket = await submit_report(services, draft(place="盛泽镇舜湖路", category="其他"))  # D004 unbound
+    filed = await file_form(services, draft(place="盛泽镇舜湖路", category="其他"), "")
+    ticket = filed.ticket  # D004 unbound
     assert ticket.station_code == "SZ-HOME" and ticket.status is TicketStatus.FILED
     assert await outbox(services) == []
-    assert "盛泽镇代表之家现在没有代表值班" in await filed_text(services, ticket)
+    assert "盛泽镇代表之家现在没有代表值班" in await filed_text(services, filed)
 
 
 async def test_district_queue() -> None:
     services = make_services()
     await seed(services)
-    ticket = await submit_report(services, draft(place="火星", town=""))
+    filed = await file_form(services, draft(place="火星", town=""), "")
+    ticket = filed.ticket
     assert ticket.station_code == DISTRICT_QUEUE and ticket.status is TicketStatus.FILED
-    assert "区人大代表联络总站" in await filed_text(services, ticket)
+    assert "区人大代表联络总站" in await filed_text(services, filed)
 
 
 async def test_assignment_to_an_unbound_deputy_is_filed_undeliverable_for_staff() -> None:
     clock = FixedClock(MONDAY_10.replace(day=8))  # Tuesday 10:00: D004 on duty at 盛泽, not bound
     services = make_services(clock)
     await seed(services)
-    ticket = await submit_report(services, draft(place="盛泽镇舜湖路", category="其他"))
+    filed = await file_form(services, draft(place="盛泽镇舜湖路", category="其他"), "")
+    ticket = filed.ticket
     assert ticket.deputy_code == "D004"
     (notice,) = await outbox(services)
     assert (notice.recipient_openid, notice.status, notice.last_error) == ("deputy:D004", "failed", "unreachable: not bound")
     async with services.uow() as uow:  # the station's staff see it (console, 我的工单 of the next deputy on duty)
         (failure,) = await uow.outbox.failures("SZ-HOME")
     assert (failure.message_id, failure.ticket_number) == (notice.id, ticket.number)
-    reply = await filed_text(services, ticket)
+    reply = await filed_text(services, filed)
     texts = services.texts
     assert "陈卫东" in reply and texts.get("reach_unreachable", who=texts.get("reach_who_named", name="陈卫东")) in reply
 
