@@ -80,7 +80,7 @@ async def seed(bot: BotApp) -> list[tuple[str, str]]:
             identities.append({"openid": deputy_openid(deputy.code), "group": station_name,
                                "label": texts.get("demo_deputy_label", name=deputy.name, station=station_name)})
         await uow.commit()
-    await bot.services.kv.delete(keys.BOUND_DEPUTIES)  # the accounts just bound are deputies now
+    await bot.services.kv.batch(deletes=keys.all_bound_deputies())  # the accounts just bound are deputies now
     return identities
 
 

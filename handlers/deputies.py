@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 BIND_CODE_TTL = timedelta(hours=24)
 BIND_CODE_TRIES = 20  # fresh random codes drawn when the drawn one is still valid for someone
 NOT_A_DEPUTY_TTL = 300  # seconds
-BOUND_DEPUTIES_TTL = 60  # seconds: keys.BOUND_DEPUTIES
+BOUND_DEPUTIES_TTL = 60  # seconds: keys.bound_deputies
 # failed 绑定 attempts per WeChat account: a 6-digit code must not be guessable by trying
 BIND_FAILURES_MAX = 5
 BIND_FAILURE_WINDOW = timedelta(hours=1)
@@ -52,7 +52,7 @@ MY_TICKETS_MAX = 10  # lines in 我的工单: one chat bubble (2048 bytes), the 
 
 def bound_deputy_keys(openid: str) -> list[str]:
     """What bound_deputy reads first (one round trip)."""
-    return [keys.not_a_deputy(openid), keys.BOUND_DEPUTIES]
+    return [keys.not_a_deputy(openid), keys.bound_deputies(openid)]
 
 
 async def bound_deputy(services: Services, openid: str) -> Deputy | None:
@@ -69,8 +69,7 @@ async def bound_deputy(services: Services, openid: str) -> Deputy | None:
     if bound is None:
         async with services.uow() as uow:
             deputies = await uow.deputies.list()
-        await services.kv.set(keys.BOUND_DEPUTIES, json.dumps(sorted(d.openid for d in deputies if d.openid)),
-                              ttl=BOUND_DEPUTIES_TTL)
+        await _remember_bound_deputies(services, deputies)
         return next((d for d in deputies if d.openid == openid), None)
     try:
         if openid not in json.loads(bound):
@@ -78,6 +77,16 @@ async def bound_deputy(services: Services, openid: str) -> Deputy | None:
     except ValueError:
         pass  # unreadable: ask the database
     return await lookup_remembering_misses(services.kv, keys.not_a_deputy(openid), NOT_A_DEPUTY_TTL, load)
+
+async def _remember_bound_deputies(services: Services, deputies: Sequence[Deputy]) -> None:
+    """Every bucket of keys.bound_deputies, the empty ones too (a missing one means: ask again)."""
+    buckets: dict[str, list[str]] = {key: [] for key in keys.all_bound_deputies()}
+    for deputy in deputies:
+        if deputy.openid:
+            buckets[keys.bound_deputies(deputy.openid)].append(deputy.openid)
+    await services.kv.batch(sets=[(key, json.dumps(sorted(openids)), BOUND_DEPUTIES_TTL)
+                                  for key, openids in buckets.items()])
+
 
 _NUMBER = r"(\d{1,9})(?!\d)"  # a ticket number; a longer run of digits is no ticket at all
 _MARK = r"(?:#|编号)\s*#?\s*"
@@ -184,7 +193,7 @@ async def bind_deputy(services: Services, openid: str, code: str) -> str:
         open_count = len(await uow.tickets.list_open_for_deputy(deputy.code))
         station = await uow.stations.get(deputy.station_code)
         await uow.commit()
-    await services.kv.batch(deletes=[keys.not_a_deputy(openid), keys.BOUND_DEPUTIES, keys.bind_failures(openid)])
+    await services.kv.batch(deletes=[keys.not_a_deputy(openid), *keys.all_bound_deputies(), keys.bind_failures(openid)])
     log.info("deputy %s bound to %s", deputy.code, mask_openid(openid))
     return texts.get(
         "bind_ok",

@@ -24,6 +24,7 @@ from fakes import (
 )
 from handlers.deputies import (
     bind_deputy,
+    bound_deputy,
     create_bind_code,
     handle_deputy_message,
     is_deputy_command,
@@ -319,6 +320,25 @@ async def test_my_tickets_and_help(one_ticket: tuple[Services, int]) -> None:
     assert await handle_deputy_message(services, WANG, "我的工单") == services.texts.get("deputy_my_tickets_empty")
     help_text = await handle_deputy_message(services, WANG, "帮助")
     assert help_text is not None and "受理 #1024" in help_text and "办结" in help_text and "转 #1024" in help_text
+
+
+async def test_a_sender_is_looked_up_in_one_bucket_of_the_bound_accounts() -> None:
+    import json
+
+    from bot.core import keys
+
+    services = make_services()
+    await seed(services)  # WANG, LI and ZHOU are bound
+    assert await bound_deputy(services, CITIZEN) is None
+    buckets = {key: json.loads(await services.kv.get(key) or "null") for key in keys.all_bound_deputies()}
+    assert None not in buckets.values()  # every bucket kept, the empty ones too
+    assert sorted(o for openids in buckets.values() for o in openids) == sorted([WANG_OPENID, LI_OPENID, ZHOU_OPENID])
+    assert all(keys.bound_deputies(o) == key for key, openids in buckets.items() for o in openids)
+    assert (await bound_deputy(services, LI_OPENID)).code == LI.code
+
+    code = await create_bind_code(services, "D004")
+    await bind_deputy(services, "oChenNew000000000004", code)  # drops the buckets: known at once
+    assert (await bound_deputy(services, "oChenNew000000000004")).code == "D004"
 
 
 async def test_unused_openid_of_seeded_deputy() -> None:

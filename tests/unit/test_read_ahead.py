@@ -100,6 +100,6 @@ async def test_the_dispatcher_reads_a_citizens_keys_in_one_round_trip() -> None:
     assert reply
     read = [key for keys_read in store.reads for key in keys_read]
     first = set(store.reads[0])
-    assert {keys.scene("oCitizen1"), keys.not_a_deputy("oCitizen1"), keys.BOUND_DEPUTIES,
+    assert {keys.scene("oCitizen1"), keys.not_a_deputy("oCitizen1"), keys.bound_deputies("oCitizen1"),
             keys.LIVE_KEYWORDS} <= first
     assert len(read) == len(set(read)), f"a key read twice: {store.reads}"
