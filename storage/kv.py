@@ -223,6 +223,22 @@ def _reachable(method: F) -> F:
 
 
 # KEYS[1] keeps its value for ARGV[2] more milliseconds only if it still holds ARGV[1]
+# KeyValueStore.lock: KEYS: the lock, then the keys to read once it is taken; ARGV: token, lease ms.
+# Returns {1, values…} when taken (a missing value is nil), else nil.
+_LOCK_AND_READ = """
+if not redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  return nil
+end
+local taken = {1}
+if #KEYS > 1 then
+  local values = redis.call('mget', unpack(KEYS, 2))
+  for i = 1, #KEYS - 1 do
+    taken[i + 1] = values[i]
+  end
+end
+return taken
+"""
+
 _RELEASE_IF_HELD = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -266,6 +282,7 @@ class RedisKeyValueStore:
                                       socket_connect_timeout=REDIS_SOCKET_TIMEOUT)
         self._extend_if_held = self._client.register_script(_EXTEND_IF_HELD)
         self._release_if_held = self._client.register_script(_RELEASE_IF_HELD)
+        self._lock_and_read = self._client.register_script(_LOCK_AND_READ)
         self._claim = self._client.register_script(_CLAIM)
         self._prefix = prefix
         self._lock_lease = lock_lease
@@ -348,18 +365,13 @@ class RedisKeyValueStore:
 
     async def _acquire(self, name: str, token: str, lease: int, timeout: float, read: list[str],
                        key: str) -> list[str | None]:
-        """SET NX with the lease, polled until `timeout`; the `read` keys come in the same round trip."""
+        """The lease taken (SET NX), polled until `timeout`; the `read` keys come with it, in one
+        round trip."""
         deadline = time.monotonic() + timeout
         while True:
-            if read:
-                pipe = self._client.pipeline(transaction=False)
-                pipe.set(name, token, px=lease, nx=True)
-                pipe.mget(read)
-                taken, values = await _reachable(pipe.execute)()
-            else:
-                taken, values = await _reachable(self._client.set)(name, token, px=lease, nx=True), []
+            taken = await _reachable(self._lock_and_read)(keys=[name, *read], args=[token, lease])
             if taken:
-                return [None if v is None else str(v) for v in values]
+                return [None if v is None else str(v) for v in taken[1:]]
             if time.monotonic() >= deadline:
                 raise LockTimeout(printable_key(key))
             await asyncio.sleep(LOCK_POLL)
