@@ -48,4 +48,5 @@ test: install system-deps services rasa-up
 bench: install services
 	$(BIN)/python bench/bench_webhook.py
 	$(BIN)/python bench/bench_wrk.py
+	$(BIN)/python bench/bench_floor.py
 	$(BIN)/python bench/bench_nlu.py

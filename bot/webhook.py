@@ -343,9 +343,10 @@ def _label(inbound: Inbound) -> str:
 
 async def _read_bounded(request: web.Request, limit: int) -> bytes | None:
     """The body, or None as soon as it exceeds `limit` (Content-Length is only a first hint)."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    buf = bytearray()
+    if request.content_length is not None:
+        # the HTTP parser reads no more than Content-Length says
+        return None if request.content_length > limit else await request.read()
+    buf = bytearray()  # chunked: counted as it comes
     async for chunk in request.content.iter_chunked(_CHUNK):
         buf += chunk
         if len(buf) > limit:

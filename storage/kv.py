@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import secrets
 import time
@@ -63,9 +64,6 @@ async def _renewing(renew: Callable[[], Awaitable[bool]], every: float, key: str
         task.cancel()
 
 
-SWEEP_EVERY = 1000  # writes between sweeps of expired entries
-
-
 class _MemoryLease:
     """One key's lock in the memory store: who holds it until when, and how many want it."""
 
@@ -95,7 +93,10 @@ class MemoryKeyValueStore:
         self._lock_lease = lock_lease
         self._renew_every = lock_renew_every
         self._renewals: set[asyncio.Task[None]] = set()
-        self._writes = 0
+        # (expiry, key), at most one entry a key: what the sweep looks at (a key set again with a
+        # later expiry is put back when its old one comes up)
+        self._expiries: list[tuple[float, str]] = []
+        self._scheduled: set[str] = set()
 
     def _alive(self, key: str) -> tuple[str, float | None] | None:
         entry = self._data.get(key)
@@ -114,16 +115,30 @@ class MemoryKeyValueStore:
         return [await self.get(key) for key in keys]
 
     async def set(self, key: str, value: str, ttl: float | None = None) -> None:
-        self._data[key] = (value, time.monotonic() + ttl if ttl else None)
-        self._writes += 1
-        if self._writes % SWEEP_EVERY == 0:
-            self._sweep()
-
-    def _sweep(self) -> None:
-        """Keys written once and never read again (de-duplication keys) must not pile up."""
         now = time.monotonic()
-        for key in [k for k, (_, expires) in self._data.items() if expires is not None and expires <= now]:
-            del self._data[key]
+        self._data[key] = (value, now + ttl if ttl else None)
+        if ttl:
+            self._schedule(key, now + ttl)
+        self._sweep(now)
+
+    def _schedule(self, key: str, expires: float) -> None:
+        if key not in self._scheduled:
+            self._scheduled.add(key)
+            heapq.heappush(self._expiries, (expires, key))
+
+    def _sweep(self, now: float) -> None:
+        """Keys written once and never read again (de-duplication keys) must not pile up: every
+        write drops the entries that expired, in expiry order (no scan of the whole store)."""
+        while self._expiries and self._expiries[0][0] <= now:
+            _, key = heapq.heappop(self._expiries)
+            self._scheduled.discard(key)
+            entry = self._data.get(key)
+            if entry is None or entry[1] is None:
+                continue
+            if entry[1] <= now:
+                del self._data[key]
+            else:
+                self._schedule(key, entry[1])
 
     async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
         if self._alive(key) is not None:
@@ -136,6 +151,7 @@ class MemoryKeyValueStore:
         if entry is None or entry[0] != value:
             return False
         self._data[key] = (value, time.monotonic() + ttl)
+        self._schedule(key, time.monotonic() + ttl)
         return True
 
     async def delete(self, key: str) -> None:
@@ -204,6 +220,8 @@ class MemoryKeyValueStore:
         for task in list(self._renewals):
             task.cancel()
         self._data.clear()
+        self._expiries.clear()
+        self._scheduled.clear()
 
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])

@@ -346,11 +346,19 @@ async def test_memory_store_sweeps_keys_that_are_never_read_again(monkeypatch) -
     now = [1000.0]
     monkeypatch.setattr(kv.time, "monotonic", lambda: now[0])
     store = MemoryKeyValueStore()
-    for i in range(kv.SWEEP_EVERY - 1):
+    for i in range(1000):
         await store.set(f"wechat:dedupe:msg:{i}", "1", ttl=600)
-    now[0] += 601
-    await store.set("fresh", "1", ttl=600)  # the write that triggers a sweep
-    assert set(store._data) == {"fresh"}
+    await store.set("window", "1", ttl=600)
+    now[0] += 300
+    await store.set("window", "2", ttl=600)  # set again: it lives on past its first expiry
+    await store.set("forever", "1")
+    now[0] += 301
+    await store.set("fresh", "1", ttl=600)  # the write that sweeps
+    assert set(store._data) == {"window", "forever", "fresh"}
+    now[0] += 600
+    await store.set("later", "1", ttl=600)
+    assert set(store._data) == {"forever", "later"}
+    assert len(store._expiries) == 1  # one entry a key with an expiry, none left of the swept
 
 
 async def test_memory_store_drops_locks_nobody_holds_or_awaits() -> None:
