@@ -78,6 +78,7 @@ async def bound_deputy(services: Services, openid: str) -> Deputy | None:
         pass  # unreadable: ask the database
     return await lookup_remembering_misses(services.kv, keys.not_a_deputy(openid), NOT_A_DEPUTY_TTL, load)
 
+
 async def _remember_bound_deputies(services: Services, deputies: Sequence[Deputy]) -> None:
     """Every bucket of keys.bound_deputies, the empty ones too (a missing one means: ask again)."""
     buckets: dict[str, list[str]] = {key: [] for key in keys.all_bound_deputies()}

@@ -4,10 +4,9 @@ On Redis each read is a round trip (~0.1 ms of CPU in redis-py, more in wall tim
 citizen's message reads several keys: its scene, whether it is a deputy, the live keywords. The
 dispatcher reads them all with the user's lock, in the round trip that takes it (`lock(read=…)`,
 the keys the routers declare), and the handlers' own reads of those keys are answered from that,
-for the rest of the message. A write goes through
-to the store and drops the key from the read-ahead, so a handler never reads its own stale write;
-another worker's write within the few milliseconds of one message is not seen (as if it had come
-just after the read)."""
+for the rest of the message. A write goes through to the store and drops the key from the
+read-ahead, so a handler never reads its own stale write; another worker's write within the few
+milliseconds of one message is not seen (as if it had come just after the read)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence

@@ -240,7 +240,6 @@ def _reachable(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-# KEYS[1] keeps its value for ARGV[2] more milliseconds only if it still holds ARGV[1]
 # KeyValueStore.lock: KEYS: the lock, then the keys to read once it is taken; ARGV: token, lease ms.
 # Returns {1, values…} when taken (a missing value is nil), else nil.
 _LOCK_AND_READ = """
@@ -257,6 +256,7 @@ end
 return taken
 """
 
+# KEYS[1] is deleted only if it still holds ARGV[1] (a lease that ran out may be another's now)
 _RELEASE_IF_HELD = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
@@ -264,6 +264,7 @@ end
 return 0
 """
 
+# KEYS[1] keeps its value for ARGV[2] more milliseconds only if it still holds ARGV[1]
 _EXTEND_IF_HELD = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
