@@ -150,8 +150,9 @@ class MemoryKeyValueStore:
         entry = self._alive(key)
         if entry is None or entry[0] != value:
             return False
-        self._data[key] = (value, time.monotonic() + ttl)
-        self._schedule(key, time.monotonic() + ttl)
+        expires = time.monotonic() + ttl
+        self._data[key] = (value, expires)
+        self._schedule(key, expires)
         return True
 
     async def delete(self, key: str) -> None:

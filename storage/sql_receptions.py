@@ -225,10 +225,8 @@ class SqlBroadcastRepository:
     async def count_mass(self, openids: Sequence[str], month: str) -> None:
         if not openids:
             return
-        dialect_insert = insert_for(self._s)
-        statement = dialect_insert(MassBudgetRow)
         await self._s.execute(
-            statement.on_conflict_do_update(index_elements=[MassBudgetRow.openid, MassBudgetRow.month],
+            insert_for(self._s)(MassBudgetRow).on_conflict_do_update(index_elements=[MassBudgetRow.openid, MassBudgetRow.month],
                                             set_={"used": MassBudgetRow.used + 1}),
             [{"openid": openid, "month": month, "used": 1} for openid in openids])
 
@@ -238,10 +236,9 @@ class SqlReminderRepository:
         self._s = session
 
     async def claim(self, reception_id: int, kind: str, openids: Sequence[str], at: datetime) -> bool:
-        dialect_insert = insert_for(self._s)
         # ON CONFLICT: a second worker waits for the first's commit, then inserts nothing
         result = await self._s.execute(
-            dialect_insert(ReminderRow).values(reception_id=reception_id, kind=kind, openids=list(openids), at=at)
+            insert_for(self._s)(ReminderRow).values(reception_id=reception_id, kind=kind, openids=list(openids), at=at)
             .on_conflict_do_nothing(index_elements=[ReminderRow.reception_id, ReminderRow.kind])
             .returning(ReminderRow.kind))
         return result.scalar_one_or_none() is not None
